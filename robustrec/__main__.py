@@ -1,0 +1,3 @@
+from robustrec.cli.app import main
+
+main()
