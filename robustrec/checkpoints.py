@@ -1,0 +1,153 @@
+"""Checkpoints are data, not code: safetensors weights + JSON metadata, written atomically.
+
+Layout of ``<root>/<run-name>/``:
+  model.safetensors  learned weights (features and derived graphs are rebuilt from the data)
+  config.json        the full TrainConfig
+  metrics.json       best epoch, valid and test metrics at every K
+  history.json       one record per epoch
+  data.json          dataset summary and content fingerprint
+  meta.json          library versions, creation time
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from robustrec import __version__
+from robustrec.errors import CheckpointError, RobustRecError
+
+FILES = ("model.safetensors", "config.json", "metrics.json", "history.json", "data.json", "meta.json")
+
+
+@dataclass
+class Run:
+    """A saved run's metadata (weights are read separately by ``load_model``)."""
+
+    path: Path
+    config: dict
+    metrics: dict
+    history: list
+    data: dict
+    meta: dict
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False) -> Path:
+    """Write a run folder atomically: everything lands in a temp folder renamed into place."""
+    from safetensors.torch import save_file
+    import torch
+
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not overwrite:
+        raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    try:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        _write_json(tmp / "config.json", dataclasses.asdict(config))
+        _write_json(tmp / "metrics.json", {
+            "best_epoch": result.best_epoch,
+            "valid": result.valid.summary(),
+            "test": result.test.summary(),
+        })
+        _write_json(tmp / "history.json", [dataclasses.asdict(r) for r in result.history])
+        _write_json(tmp / "data.json", {**data.describe(), "data_dir": str(Path(config.data_dir).resolve())})
+        _write_json(tmp / "meta.json", {"robustrec": __version__, "torch": torch.__version__,
+                                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        _replace_dir(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_run(run_dir: str | Path) -> Run:
+    """Read a run's metadata; a missing or corrupt file is a CheckpointError."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {str(run_dir)!r} not found (expected a run folder)")
+    missing = [f for f in FILES if not (path / f).is_file()]
+    if missing:
+        raise CheckpointError(f"{path} is not a robustrec checkpoint: missing {', '.join(missing)}")
+    parts = {}
+    for key in ("config", "metrics", "history", "data", "meta"):
+        try:
+            parts[key] = json.loads((path / f"{key}.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path / (key + '.json')} is corrupt: {exc}") from None
+    return Run(path, **parts)
+
+
+def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
+    """(model, data, run): rebuild the run's model on its dataset and load its weights.
+
+    The dataset is reloaded from the config (``data_dir`` overrides where it lives) unless
+    ``data`` is given; its fingerprint must match the one stored at training time.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from robustrec.models import build_model
+    from robustrec.training import TrainConfig
+    from robustrec.config import from_dict
+
+    run = read_run(run_dir)
+    try:
+        config = from_dict(TrainConfig, run.config, what="checkpoint config")
+    except RobustRecError as exc:
+        raise CheckpointError(f"{run.path}/config.json: {exc}") from None
+    if data is None:
+        data = _load_run_data(run, config, data_dir)
+    if data.fingerprint() != run.data.get("fingerprint"):
+        raise CheckpointError(f"{run.path} was trained on data with fingerprint {run.data.get('fingerprint')}, "
+                              f"but {data.name} now has {data.fingerprint()}")
+    model = build_model(config.model, data, config.model_params, seed=config.seed)
+    try:
+        state = load_file(str(run.path / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{run.path}/model.safetensors is corrupt: {exc}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{run.path}/model.safetensors does not fit model {config.model}: "
+                              f"{str(exc).splitlines()[0]}") from None
+    model.eval()
+    return model, data, run
+
+
+def _load_run_data(run: Run, config, data_dir: str | None):
+    from robustrec.data import load_dataset
+
+    candidates = [data_dir] if data_dir else [config.data_dir, run.data.get("data_dir")]
+    error = None
+    for candidate in [c for c in candidates if c]:
+        try:
+            return load_dataset(config.dataset, candidate)
+        except RobustRecError as exc:
+            error = exc
+    raise CheckpointError(f"cannot load dataset {config.dataset!r} of {run.path}: {error}")

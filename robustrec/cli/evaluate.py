@@ -1,0 +1,34 @@
+"""``robustrec evaluate``: recompute a run's metrics from its saved weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from robustrec.cli.render import console, metrics_table
+
+
+def evaluate(
+    run: Path = typer.Argument(..., help="A run folder written by `robustrec train`."),
+    data_dir: str = typer.Option("", help="Where the run's dataset lives, if it moved."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
+) -> None:
+    """Reload RUN's weights and data, recompute valid and test metrics, compare with the stored ones."""
+    import torch
+
+    from robustrec.checkpoints import load_model
+    from robustrec.evaluation import full_ranking
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    model, data, saved = load_model(run, data_dir=data_dir or None)
+    batch = saved.config.get("eval_batch_size", 4096)
+    valid = full_ranking(model, data, "valid", batch_size=batch).summary()
+    test = full_ranking(model, data, "test", batch_size=batch).summary()
+    console.print(metrics_table(f"{saved.name}: {saved.config['model']} on {data.name}, "
+                                f"best epoch {saved.metrics['best_epoch']}",
+                                {"valid": valid, "test": test, "stored test": saved.metrics["test"]}))
+    same = all(abs(test[k] - saved.metrics["test"][k]) <= 1e-9 for k in test)
+    console.print("test metrics match the stored ones" if same
+                  else "[yellow]test metrics differ from the stored ones[/]")

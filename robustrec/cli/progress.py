@@ -1,0 +1,33 @@
+"""Rich progress for training, driven by the trainer's callbacks."""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from robustrec.training import TrainerCallback
+
+
+class RichTrainProgress(TrainerCallback):
+    """An epoch bar with the last loss, validation metric and best epoch."""
+
+    def __init__(self, progress: Progress, metric: str) -> None:
+        self.progress = progress
+        self.metric = metric
+        self.task = None
+        self.best = (0, float("nan"))
+
+    def on_train_start(self, max_epochs, batches_per_epoch):
+        self.task = self.progress.add_task("training", total=max_epochs, info="")
+
+    def on_epoch_end(self, record):
+        if record.best:
+            self.best = (record.epoch, record.valid)
+        info = (f"loss {record.loss:.4f}  valid {self.metric} {record.valid:.4f}  "
+                f"best {self.best[1]:.4f} @ {self.best[0]}  {record.seconds:.1f}s/epoch")
+        self.progress.update(self.task, advance=1, info=info)
+
+
+def train_progress(console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
+                    transient=False)

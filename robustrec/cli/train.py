@@ -1,0 +1,84 @@
+"""``robustrec train``: train one model, with or without Mirror Gradient, and save the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from robustrec.cli.render import console, metrics_table
+
+DEFAULT_CHECKPOINTS = "checkpoints"
+
+
+def train(
+    model: str = typer.Option("lightgcn", help="Model name (see `robustrec models`)."),
+    dataset: str = typer.Option("synthetic", help="Dataset name: 'synthetic' (built in) or a folder under --data-dir."),
+    data_dir: str = typer.Option("data", help="Folder holding <dataset>/<dataset>.inter (MMRec layout)."),
+    mg: bool = typer.Option(False, "--mg/--no-mg", help="Train with Mirror Gradient."),
+    mg_form: str = typer.Option("optimizer", help="MG form: 'optimizer' (authors' code) or 'literal' (Algorithm 1)."),
+    alpha1: float = typer.Option(1.0, help="MG α1 (first step scale)."),
+    alpha2: float = typer.Option(0.1, help="MG α2 (mirror step scale), 0 < α2 < α1."),
+    beta: int = typer.Option(3, help="MG interval β: batches 0, β, 2β, ... of each epoch are mirror steps."),
+    optimizer: str = typer.Option("adam", help="adam, sgd, rmsprop or adagrad."),
+    lr: float = typer.Option(1e-3, help="Learning rate."),
+    weight_decay: float = typer.Option(0.0, help="Optimizer weight decay."),
+    batch_size: int = typer.Option(2048, help="Training batch size."),
+    epochs: int = typer.Option(1000, help="Maximum number of epochs."),
+    patience: int = typer.Option(20, help="Stop after this many epochs without a better validation metric."),
+    seed: int = typer.Option(0, help="Seed for weights and negative sampling."),
+    sam_rho: float = typer.Option(0.0, help="If > 0, use SAM steps with this ρ (composes with --mg)."),
+    valid_metric: str = typer.Option("recall@20", help="Early-stopping metric on validation."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Model hyper-parameter key=value (repeatable)."),
+    checkpoint_dir: Path = typer.Option(Path(DEFAULT_CHECKPOINTS), help="Root folder for run folders."),
+    name: str = typer.Option("", help="Run folder name (default <model>-<dataset>[-mg])."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run folder of the same name."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a model and save weights, config, metrics and history under CHECKPOINT_DIR/NAME."""
+    from robustrec.config import parse_assignments
+    from robustrec.training import TrainConfig
+
+    config = TrainConfig(model=model, dataset=dataset, data_dir=data_dir, model_params=parse_assignments(param),
+                         optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+                         epochs=epochs, patience=patience, seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1,
+                         alpha2=alpha2, beta=beta, sam_rho=sam_rho, valid_metric=valid_metric).validate()
+    run_dir = checkpoint_dir / (name or default_run_name(config))
+    if run_dir.exists() and not overwrite:
+        from robustrec.errors import CheckpointError
+
+        raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
+    run_training(config, run_dir, overwrite, threads, quiet)
+
+
+def default_run_name(config) -> str:
+    return f"{config.model}-{config.dataset}" + ("-mg" if config.mg else "")
+
+
+def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bool) -> None:
+    import torch
+
+    from robustrec.checkpoints import save_run
+    from robustrec.cli.progress import RichTrainProgress, train_progress
+    from robustrec.data import load_dataset
+    from robustrec.models import build_model
+    from robustrec.training import Trainer
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    data = load_dataset(config.dataset, config.data_dir)
+    model = build_model(config.model, data, config.model_params, seed=config.seed)
+    strategy = "Mirror Gradient" if config.mg else "plain"
+    console.print(f"[bold]{config.model}[/] on [bold]{data.name}[/] ({data.n_users} users, {data.n_items} items, "
+                  f"{data.n_train} train interactions), {strategy} steps, {config.optimizer} lr {config.lr}")
+    if quiet:
+        result = Trainer(config).fit(model, data)
+    else:
+        with train_progress(console) as progress:
+            result = Trainer(config, [RichTrainProgress(progress, config.valid_metric)]).fit(model, data)
+    save_run(run_dir, model, config, data, result, overwrite=overwrite)
+    stop = "early stop" if result.stopped_early else "max epochs"
+    console.print(metrics_table(f"best epoch {result.best_epoch} of {len(result.history)} ({stop})",
+                                {"valid": result.valid.summary(), "test": result.test.summary()}))
+    console.print(f"saved [bold]{run_dir}[/]")

@@ -1,0 +1,81 @@
+"""Load a dataset folder in MMRec's layout: ``<name>.inter`` plus optional feature files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robustrec.data.dataset import InteractionData, interactions_matrix
+from robustrec.errors import DataError
+
+REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
+FEATURE_FILES = {"image": "image_feat.npy", "text": "text_feat.npy"}
+
+
+def load_mmrec(data_dir: str | Path, name: str) -> InteractionData:
+    """Read ``<data_dir>/<name>/<name>.inter`` (tab-separated, header ``userID itemID x_label``).
+
+    ``x_label`` is 0 for train, 1 for valid, 2 for test; extra columns are ignored.
+    ``image_feat.npy`` / ``text_feat.npy`` are loaded when present.
+    """
+    folder = Path(data_dir) / name
+    if not Path(data_dir).is_dir():
+        raise DataError(f"data directory {str(data_dir)!r} does not exist")
+    inter_path = folder / f"{name}.inter"
+    if not inter_path.is_file():
+        raise DataError(f"dataset file {inter_path} not found (expected MMRec layout <data-dir>/<name>/<name>.inter)")
+    users, items, labels = _read_inter(inter_path)
+    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
+    splits = [interactions_matrix(users[labels == k], items[labels == k], n_users, n_items) for k in (0, 1, 2)]
+    if splits[0].nnz == 0:
+        raise DataError(f"{inter_path} has no training rows (x_label 0)")
+    features = {m: _load_features(folder / f, m) for m, f in FEATURE_FILES.items() if (folder / f).is_file()}
+    return InteractionData(name, n_users, n_items, *splits, features=features, source=str(folder))
+
+
+def _read_inter(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        frame = pd.read_csv(path, sep="\t", usecols=lambda c: c in REQUIRED_COLUMNS)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} could not be parsed as tab-separated text: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path} is missing column(s) {', '.join(missing)} (header must hold userID itemID x_label)")
+    if frame.empty:
+        raise DataError(f"{path} has a header but no interactions")
+    columns = [_int_column(frame[c], c, path) for c in REQUIRED_COLUMNS]
+    users, items, labels = columns
+    if not np.isin(labels, (0, 1, 2)).all():
+        bad = labels[~np.isin(labels, (0, 1, 2))][0]
+        raise DataError(f"{path}: x_label must be 0 (train), 1 (valid) or 2 (test), found {bad}")
+    return users, items, labels
+
+
+def _int_column(series: pd.Series, column: str, path: Path) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(series.dtype):
+        numeric = series
+    else:
+        numeric = pd.to_numeric(series.astype(str).str.strip(), errors="coerce")
+    bad = numeric.isna() | (numeric != numeric.round())
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path}: column {column} row {row + 2} is not an integer: {series.iloc[row]!r}")
+    values = numeric.to_numpy().astype(np.int64)
+    if (values < 0).any():
+        row = int(np.flatnonzero(values < 0)[0])
+        raise DataError(f"{path}: column {column} row {row + 2} is negative ({values[row]}); ids must be 0-based")
+    return values
+
+
+def _load_features(path: Path, modality: str) -> np.ndarray:
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path} is not a readable .npy array: {exc}") from None
+    if not np.issubdtype(matrix.dtype, np.number):
+        raise DataError(f"{path} holds {matrix.dtype} values, expected numbers")
+    return np.ascontiguousarray(matrix, dtype=np.float32)

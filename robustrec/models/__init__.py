@@ -1,0 +1,27 @@
+"""Recommender models behind one contract (``Recommender``) and a registry."""
+
+from __future__ import annotations
+
+import importlib
+
+from robustrec.config import from_dict
+from robustrec.models.registry import available_models, get_model_class
+
+#: every model module; importing one registers its class
+ZOO = ("bprmf", "lightgcn")
+
+for _module in ZOO:
+    importlib.import_module(f"robustrec.models.{_module}")
+
+
+def build_model(name: str, data, params: dict | None = None, seed: int = 0):
+    """Instantiate model ``name`` on ``data`` with typed ``params``; weights seeded by ``seed``."""
+    import torch
+
+    cls = get_model_class(name)
+    typed = from_dict(cls.Params, dict(params or {}), what=cls.name)
+    torch.manual_seed(seed)
+    return cls(data, typed)
+
+
+__all__ = ["ZOO", "available_models", "build_model", "get_model_class"]

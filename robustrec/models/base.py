@@ -1,0 +1,113 @@
+"""The contract every recommender implements. Models score and compute losses, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from robustrec.data.dataset import InteractionData, check_features
+from robustrec.errors import DataError
+
+Ranker = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Recommender(nn.Module):
+    """Base class: subclasses set the class attributes and implement ``loss`` and scoring.
+
+    - ``loss(users, pos, neg)``: training loss of a batch of BPR triplets.
+    - ``ranker()``: precompute everything user-independent, return ``users -> scores``
+      (len(users) × n_items). The default uses ``final_embeddings()`` and a dot product.
+    - ``embedding_tables()``: the learnable ID embedding tables noise may target.
+    - ``set_item_features(features)``: take new item features and rebuild what derives
+      from them (kNN graphs, projections caches). Features are non-persistent buffers, so
+      checkpoints hold only learned weights.
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    #: modalities the model can consume ("image", "text"); empty for ID-only models
+    modalities: ClassVar[tuple[str, ...]] = ()
+    #: whether raw item features enter scoring at inference (caption tests rely on it)
+    features_at_inference: ClassVar[bool] = False
+    Params: ClassVar[type]
+
+    def __init__(self, data: InteractionData, params) -> None:
+        super().__init__()
+        self.n_users, self.n_items = data.n_users, data.n_items
+        self.params = params
+        self.feature_names: tuple[str, ...] = ()
+        if self.modalities:
+            self._register_features(data)
+
+    # --- the contract -------------------------------------------------------------------
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user, item) representations whose dot product is the score."""
+        raise NotImplementedError
+
+    def ranker(self) -> Ranker:
+        users_emb, items_emb = self.final_embeddings()
+        items_t = items_emb.t().contiguous()
+        return lambda users: users_emb[users] @ items_t
+
+    def full_scores(self, users: torch.Tensor) -> torch.Tensor:
+        return self.ranker()(users)
+
+    def embedding_tables(self) -> dict[str, nn.Parameter]:
+        raise NotImplementedError
+
+    def pre_epoch(self) -> None:
+        """Hook called by the trainer before every epoch (e.g. to resample dropped edges)."""
+
+    def set_item_features(self, features: dict[str, np.ndarray | torch.Tensor]) -> None:
+        """Replace item features (same modalities and shapes) and rebuild derived structures."""
+        if not self.modalities:
+            return
+        if set(features) != set(self.feature_names):
+            raise DataError(f"{self.name} was built with features {sorted(self.feature_names)}, "
+                            f"got {sorted(features)}")
+        for modality, matrix in features.items():
+            matrix = torch.as_tensor(np.asarray(matrix, dtype=np.float32))
+            old = getattr(self, f"feat_{modality}")
+            if matrix.shape != old.shape:
+                raise DataError(f"new {modality} features have shape {tuple(matrix.shape)}, "
+                                f"the model was built with {tuple(old.shape)}")
+            check_features(modality, matrix.numpy(), self.n_items)
+            setattr(self, f"feat_{modality}", matrix.to(old.device))
+        self.features_changed()
+
+    def features_changed(self) -> None:
+        """Rebuild anything derived from the feature buffers (override where needed)."""
+
+    # --- helpers ------------------------------------------------------------------------
+    def features(self) -> dict[str, torch.Tensor]:
+        return {m: getattr(self, f"feat_{m}") for m in self.feature_names}
+
+    def _register_features(self, data: InteractionData) -> None:
+        present = tuple(m for m in self.modalities if m in data.features)
+        if not present:
+            files = " or ".join(f"{m}_feat.npy" for m in self.modalities)
+            where = data.source or data.name
+            raise DataError(f"model {self.name!r} needs item features but {files} is missing in {where}")
+        self.feature_names = present
+        for modality in present:
+            tensor = torch.from_numpy(np.ascontiguousarray(data.features[modality], dtype=np.float32))
+            self.register_buffer(f"feat_{modality}", tensor, persistent=False)
+
+
+def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """Mean of −log σ(pos − neg), computed stably."""
+    return F.softplus(neg_scores - pos_scores).mean()
+
+
+def l2_penalty(*tensors: torch.Tensor) -> torch.Tensor:
+    """Σ ||t||² / (2 · batch size): the usual BPR regulariser on the batch's ego embeddings."""
+    batch = tensors[0].shape[0]
+    return sum(t.pow(2).sum() for t in tensors) / (2 * batch)
