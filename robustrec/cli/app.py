@@ -29,10 +29,10 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
         raise typer.Exit()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        app(args=argv, prog_name="robustrec", standalone_mode=False)
     except RobustRecError as exc:
         _fail(str(exc))
     except FloatingPointError as exc:

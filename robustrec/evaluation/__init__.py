@@ -1,6 +1,16 @@
-"""Full-ranking evaluation and top-K metrics."""
+"""Full-ranking evaluation and top-K metrics (ranking, which needs torch, loads lazily)."""
 
 from robustrec.evaluation.metrics import DEFAULT_KS, METRICS, all_metrics
-from robustrec.evaluation.ranking import EvalResult, full_ranking, top_k_items
+
+_LAZY = {"EvalResult", "full_ranking", "top_k_items"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from robustrec.evaluation import ranking
+
+        return getattr(ranking, name)
+    raise AttributeError(f"module 'robustrec.evaluation' has no attribute {name!r}")
+
 
 __all__ = ["DEFAULT_KS", "METRICS", "EvalResult", "all_metrics", "full_ranking", "top_k_items"]
