@@ -1,0 +1,23 @@
+# Two entry points for a fresh machine:
+#   make demo   set up .venv and run the main job on the built-in synthetic data
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test
+
+$(BIN)/robustrec: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[captions,test]'
+	touch $@
+
+setup: $(BIN)/robustrec
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	$(BIN)/python -m pytest
