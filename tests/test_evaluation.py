@@ -50,3 +50,16 @@ def test_matches_brute_force_on_random_scores():
         truth = set(data.test[user].indices)
         expected = sum(i in truth for i in top) / len(truth)
         assert result.per_user["recall@10"][row] == expected
+
+
+def test_one_pass_over_several_splits_equals_separate_passes():
+    from robustrec.evaluation import evaluate_splits
+
+    data = _data()
+    scores = np.random.default_rng(1).normal(size=(3, 60)).astype(np.float32)
+    model = FixedScores(scores)
+    both = evaluate_splits(model, data, ("valid", "test"))
+    for split in ("valid", "test"):
+        alone = full_ranking(model, data, split)
+        assert both[split].users.tolist() == alone.users.tolist()
+        assert both[split].summary() == alone.summary()

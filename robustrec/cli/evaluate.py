@@ -18,14 +18,14 @@ def evaluate(
     import torch
 
     from robustrec.checkpoints import load_model
-    from robustrec.evaluation import full_ranking
+    from robustrec.evaluation import evaluate_splits
 
     if threads > 0:
         torch.set_num_threads(threads)
     model, data, saved = load_model(run, data_dir=data_dir or None)
     batch = saved.config.get("eval_batch_size", 4096)
-    valid = full_ranking(model, data, "valid", batch_size=batch).summary()
-    test = full_ranking(model, data, "test", batch_size=batch).summary()
+    results = evaluate_splits(model, data, ("valid", "test"), batch_size=batch)
+    valid, test = results["valid"].summary(), results["test"].summary()
     console.print(metrics_table(f"{saved.name}: {saved.config['model']} on {data.name}, "
                                 f"best epoch {saved.metrics['best_epoch']}",
                                 {"valid": valid, "test": test, "stored test": saved.metrics["test"]}))

@@ -2,7 +2,7 @@
 
 from robustrec.evaluation.metrics import DEFAULT_KS, METRICS, all_metrics
 
-_LAZY = {"EvalResult", "full_ranking", "top_k_items"}
+_LAZY = {"EvalResult", "evaluate_splits", "full_ranking", "top_k_items"}
 
 
 def __getattr__(name):
@@ -13,4 +13,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'robustrec.evaluation' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_KS", "METRICS", "EvalResult", "all_metrics", "full_ranking", "top_k_items"]
+__all__ = ["DEFAULT_KS", "METRICS", "EvalResult", "all_metrics", "evaluate_splits", "full_ranking", "top_k_items"]

@@ -48,12 +48,26 @@ def top_k_items(model, data: InteractionData, users: np.ndarray, k: int, batch_s
 def full_ranking(model, data: InteractionData, split: str = "test", ks=DEFAULT_KS,
                  batch_size: int = 4096) -> EvalResult:
     """Evaluate ``model`` on ``split`` ("valid" or "test") the MMRec way; never trains."""
-    truth = data.split(split)
-    counts = np.diff(truth.indptr)
-    users = np.flatnonzero(counts > 0)
-    top = top_k_items(model, data, users, max(ks), batch_size)
-    hits = _hit_matrix(truth, users, top)
-    return EvalResult(split, users, all_metrics(hits, counts[users], ks), tuple(ks))
+    return evaluate_splits(model, data, (split,), ks, batch_size)[split]
+
+
+def evaluate_splits(model, data: InteractionData, splits=("valid", "test"), ks=DEFAULT_KS,
+                    batch_size: int = 4096) -> dict[str, EvalResult]:
+    """Evaluate several splits from one scoring + top-K pass over the union of their users."""
+    truths = {split: data.split(split) for split in splits}
+    has_truth = np.zeros(data.n_users, dtype=bool)
+    for truth in truths.values():
+        has_truth |= np.diff(truth.indptr) > 0
+    all_users = np.flatnonzero(has_truth)
+    top = top_k_items(model, data, all_users, max(ks), batch_size)
+    results = {}
+    for split, truth in truths.items():
+        counts = np.diff(truth.indptr)
+        users = np.flatnonzero(counts > 0)
+        rows = np.searchsorted(all_users, users)
+        hits = _hit_matrix(truth, users, top[rows])
+        results[split] = EvalResult(split, users, all_metrics(hits, counts[users], ks), tuple(ks))
+    return results
 
 
 def _mask_training(scores: torch.Tensor, data: InteractionData, users: np.ndarray) -> None:

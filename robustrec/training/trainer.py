@@ -9,7 +9,7 @@ import torch
 
 from robustrec.data.dataset import InteractionData
 from robustrec.data.sampler import BPRSampler
-from robustrec.evaluation import EvalResult, full_ranking
+from robustrec.evaluation import EvalResult, evaluate_splits, full_ranking
 from robustrec.training.config import TrainConfig
 from robustrec.training.optim import build_optimizer
 
@@ -72,9 +72,9 @@ class Trainer:
                 break
         model.load_state_dict(best_state)
         model.eval()
-        valid = full_ranking(model, data, "valid", batch_size=cfg.eval_batch_size)
-        test = full_ranking(model, data, "test", batch_size=cfg.eval_batch_size)
-        return TrainResult(best_epoch, valid, test, history, stopped_early=len(history) < cfg.epochs)
+        final = evaluate_splits(model, data, ("valid", "test"), batch_size=cfg.eval_batch_size)
+        return TrainResult(best_epoch, final["valid"], final["test"], history,
+                           stopped_early=len(history) < cfg.epochs)
 
     def _epoch(self, model, data, sampler, optimizer, epoch: int) -> EpochRecord:
         start = time.perf_counter()
