@@ -62,3 +62,91 @@ def spmm(adjacency: torch.Tensor, dense: torch.Tensor, adjacency_t: torch.Tensor
 
 def transpose_csr(adjacency: torch.Tensor) -> torch.Tensor:
     return adjacency.t().to_sparse_csr()
+
+
+def row_normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """D^-1 A: every non-empty row averages its neighbours (mean aggregation)."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    degree = np.asarray(matrix.sum(axis=1)).ravel()
+    inverse = np.zeros_like(degree)
+    inverse[degree > 0] = 1.0 / degree[degree > 0]
+    return sp.csr_matrix(sp.diags(inverse) @ matrix)
+
+
+class EdgePattern:
+    """The fixed sparsity pattern of a (rows × cols) bipartite relation, e.g. users × items.
+
+    Holds the pattern in row-major CSR order and its transpose, with ``to_transposed`` mapping
+    edge values from row-major to column-major order, so models can learn per-edge weights
+    (``weighted_spmm``) without rebuilding index structures every batch.
+    """
+
+    def __init__(self, matrix: sp.spmatrix) -> None:
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        matrix.sort_indices()
+        self.shape = matrix.shape
+        self.n_edges = int(matrix.nnz)
+        order = sp.csr_matrix((np.arange(1, self.n_edges + 1, dtype=np.float64), matrix.indices,
+                               matrix.indptr), shape=matrix.shape).T.tocsr()
+        order.sort_indices()
+        self.crow = torch.from_numpy(matrix.indptr.astype(np.int64))
+        self.col = torch.from_numpy(matrix.indices.astype(np.int64))
+        self.row = torch.repeat_interleave(torch.arange(self.shape[0]), torch.diff(self.crow))
+        self.crow_t = torch.from_numpy(order.indptr.astype(np.int64))
+        self.col_t = torch.from_numpy(order.indices.astype(np.int64))
+        self.row_t = torch.repeat_interleave(torch.arange(self.shape[1]), torch.diff(self.crow_t))
+        self.to_transposed = torch.from_numpy(order.data.astype(np.int64) - 1)
+
+    def csr(self, values: torch.Tensor, transposed: bool = False) -> torch.Tensor:
+        crow, col, shape = ((self.crow_t, self.col_t, self.shape[::-1]) if transposed
+                            else (self.crow, self.col, self.shape))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
+
+
+class _EdgeWeightedMatmul(torch.autograd.Function):
+    """y = A(w) x for a fixed pattern with learnable edge values w (row-major order)."""
+
+    @staticmethod
+    def forward(ctx, pattern: EdgePattern, transposed: bool, values, dense):  # noqa: D401
+        ctx.pattern, ctx.transposed = pattern, transposed
+        ctx.save_for_backward(values, dense)
+        return torch.sparse.mm(pattern.csr(values, transposed), dense)
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, dense = ctx.saved_tensors
+        pattern, transposed = ctx.pattern, ctx.transposed
+        rows, cols = (pattern.row_t, pattern.col_t) if transposed else (pattern.row, pattern.col)
+        grad_values = grad_dense = None
+        if ctx.needs_input_grad[2]:
+            grad_values = (grad.index_select(0, rows) * dense.index_select(0, cols)).sum(1)
+        if ctx.needs_input_grad[3]:
+            # the transpose's values: reorder row-major ↔ column-major
+            if transposed:
+                reordered = torch.empty_like(values)
+                reordered[pattern.to_transposed] = values
+            else:
+                reordered = values[pattern.to_transposed]
+            grad_dense = torch.sparse.mm(pattern.csr(reordered, not transposed), grad)
+        return None, None, grad_values, grad_dense
+
+
+def weighted_spmm(pattern: EdgePattern, values: torch.Tensor, dense: torch.Tensor,
+                  transposed: bool = False) -> torch.Tensor:
+    """A(values) @ dense, differentiable in both the edge values and ``dense``.
+
+    ``values`` are in the order of the product's own rows: row-major order of ``pattern`` when
+    ``transposed`` is False, column-major order (``pattern.to_transposed``) when it is True.
+    """
+    return _EdgeWeightedMatmul.apply(pattern, transposed, values, dense)
+
+
+def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Softmax of ``logits`` within each group of equal ``segments`` id (e.g. a node's edges)."""
+    peak = torch.full((n_segments,), -torch.inf, dtype=logits.dtype)
+    peak = peak.scatter_reduce(0, segments, logits.detach(), "amax", include_self=True)
+    shifted = torch.exp(logits - peak[segments])
+    total = torch.zeros(n_segments, dtype=logits.dtype).index_add(0, segments, shifted)
+    return shifted / total[segments]
