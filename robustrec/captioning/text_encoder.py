@@ -66,7 +66,9 @@ class SentenceTextEncoder:
     @property
     def dim(self) -> int:
         """Embedding dimension (384 for MiniLM)."""
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
 
     def _load(self) -> Any:
         if self._model is None:
