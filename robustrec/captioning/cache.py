@@ -136,6 +136,13 @@ class CaptionCache:
         cache._captions, cache._skipped = _read_entries(path, payload)
         return cache
 
+    def reload(self) -> None:
+        """Re-read the file (e.g. after another process wrote it); the header must still match."""
+        payload = _read_payload(self.path)
+        _check_header(self.path, payload, self.captioner_id, self.dataset, self.fingerprint)
+        self._captions, self._skipped = _read_entries(self.path, payload)
+        self._unsaved = 0
+
     # -- reading ------------------------------------------------------------------------------
 
     @property
