@@ -102,8 +102,8 @@ def emit(event: str, **fields: Any) -> None:
 
 
 def load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    from lavis.models import load_model_and_preprocess  # first: fail fast without LAVIS
     import torch
-    from lavis.models import load_model_and_preprocess
 
     device = args.device
     if device == "auto":

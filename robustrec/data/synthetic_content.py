@@ -169,8 +169,21 @@ def write_synthetic_content(
     image_dir.mkdir(parents=True, exist_ok=True)
     for item_id, item in enumerate(items):
         (image_dir / f"{item_id}.png").write_bytes(encode_png(draw_item_image(item)))
-    cache_path = folder / "captions" / cache_file_name(REFERENCE_CAPTIONER)
-    cache = CaptionCache(cache_path, REFERENCE_CAPTIONER, name, fingerprint, flush_every=len(items) + 1)
+    write_reference_captions(folder, name, item_factors, seed, fingerprint)
+    return {i: build_item_text(r) for i, r in enumerate(records)}
+
+
+def write_reference_captions(
+    folder: Path, name: str, item_factors: np.ndarray, seed: int, fingerprint: str
+) -> Path:
+    """Write (or rewrite) `<folder>/captions/synthetic-reference.json`; returns its path.
+
+    Separate from `write_synthetic_content` so a generator whose fingerprint depends on the text
+    features (made from the texts) can write the cache once the fingerprint is known.
+    """
+    items = synthetic_items(item_factors, seed)
+    path = Path(folder) / "captions" / cache_file_name(REFERENCE_CAPTIONER)
+    cache = CaptionCache(path, REFERENCE_CAPTIONER, name, fingerprint, flush_every=len(items) + 1)
     cache.update({i: reference_caption(it) for i, it in enumerate(items)})
     cache.flush()
-    return {i: build_item_text(r) for i, r in enumerate(records)}
+    return path
