@@ -33,7 +33,10 @@ def tiny_dataset(tmp_path: Path) -> Path:
     """`<tmp>/data/tiny/` with tiny.inter, 5 PNG images and 1 unreadable image file."""
     folder = tmp_path / "data" / "tiny"
     (folder / "images").mkdir(parents=True)
-    rows = ["userID\titemID\tx_label"] + [f"{u}\t{i}\t0" for u in range(3) for i in range(6)]
+    labels = [0, 0, 0, 0, 1, 2]  # per user: 4 train, 1 valid, 1 test (a loadable MMRec split)
+    rows = ["userID\titemID\tx_label"] + [
+        f"{u}\t{(i + u) % 6}\t{labels[i]}" for u in range(3) for i in range(6)
+    ]
     (folder / "tiny.inter").write_text("\n".join(rows) + "\n")
     for item_id in range(5):
         write_png(folder / "images" / f"{item_id}.png", (40 * item_id, 100, 200))
