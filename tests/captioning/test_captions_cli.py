@@ -1,0 +1,67 @@
+"""`robustrec captions generate` end to end with a tiny BLIP-2 (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from robustrec.captioning.cache import CaptionCache
+from robustrec.cli import captions
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(captions.app, ["generate", *args])
+
+
+def test_generate_captions_skips_bad_image(tiny_blip2_dir: Path, tiny_dataset: Path) -> None:
+    data_dir = tiny_dataset.parent
+    args = ["--dataset", "tiny", "--data-dir", str(data_dir), "--checkpoint", str(tiny_blip2_dir),
+            "--device", "cpu", "--batch-size", "2", "--max-new-tokens", "3"]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert "captioned 5, skipped 1, already cached 0" in result.output
+    assert "skipped item 5: unreadable" in result.output
+    path = data_dir / "tiny" / "captions" / f"blip2_{tiny_blip2_dir.name}.json"
+    cache = CaptionCache.load(path, captioner_id=f"blip2:{tiny_blip2_dir.name}", dataset="tiny")
+    assert sorted(cache.captions) == [0, 1, 2, 3, 4] and list(cache.skipped) == [5]
+    assert cache.fingerprint == captions._dataset_fingerprint("tiny", data_dir)
+    again = _run(*args)
+    assert again.exit_code == 0 and "captioned 0, skipped 0, already cached 6" in again.output
+
+
+def test_limit_and_explicit_cache(tiny_blip2_dir: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mine.json"
+    result = _run("--dataset", "tiny", "--data-dir", str(tiny_dataset.parent), "--checkpoint",
+                  str(tiny_blip2_dir), "--device", "cpu", "--limit", "2", "--cache", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(out.read_text())["captions"]) == ["0", "1"]
+
+
+def test_cache_of_other_dataset_is_rejected(tiny_blip2_dir: Path, tiny_dataset: Path) -> None:
+    path = tiny_dataset / "c.json"
+    CaptionCache(path, f"blip2:{tiny_blip2_dir.name}", "other", "x").flush()
+    before = path.read_bytes()
+    result = _run("--dataset", "tiny", "--data-dir", str(tiny_dataset.parent), "--checkpoint",
+                  str(tiny_blip2_dir), "--cache", str(path))
+    assert result.exit_code == 2
+    assert "is for dataset 'other'" in result.output
+    assert path.read_bytes() == before
+
+
+def test_missing_dataset_and_images(tmp_path: Path, tiny_dataset: Path) -> None:
+    result = _run("--dataset", "nope", "--data-dir", str(tmp_path))
+    assert result.exit_code == 2 and "dataset folder not found" in result.output
+    for image in (tiny_dataset / "images").iterdir():
+        image.unlink()
+    (tiny_dataset / "images").rmdir()
+    result = _run("--dataset", "tiny", "--data-dir", str(tiny_dataset.parent))
+    assert result.exit_code == 2 and "has no item images" in result.output
+
+
+def test_lavis_needs_python(tiny_dataset: Path) -> None:
+    result = _run("--dataset", "tiny", "--data-dir", str(tiny_dataset.parent), "--captioner", "lavis")
+    assert result.exit_code == 2 and "--lavis-python" in result.output
