@@ -7,7 +7,6 @@ oversized images are skipped and reported.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -34,24 +33,10 @@ class CaptionerKind(str, Enum):
 
 
 def _dataset_fingerprint(name: str, data_dir: Path) -> str:
-    """The dataset fingerprint stored in caption caches.
+    """The dataset fingerprint stored in caption caches (the core's content hash)."""
+    from robustrec.data import load_dataset
 
-    Uses `robustrec.data.load_dataset(name, data_dir).fingerprint()` when the core provides it,
-    otherwise the sha256 of the `<name>.inter` file bytes.
-    """
-    import robustrec.data as data
-
-    load_dataset = getattr(data, "load_dataset", None)
-    if load_dataset is not None:
-        return str(load_dataset(name, data_dir).fingerprint())
-    inter = Path(data_dir) / name / f"{name}.inter"
-    if not inter.is_file():
-        raise DataError(f"dataset {name!r} not found: {inter} does not exist")
-    digest = hashlib.sha256()
-    with inter.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
+    return load_dataset(name, data_dir).fingerprint()
 
 
 def _make_captioner(kind: CaptionerKind, checkpoint: str | None, prompt: str | None, device: str,
