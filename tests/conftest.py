@@ -29,3 +29,13 @@ def baby_dir():
     if not os.path.isfile(os.path.join(path, "baby", "baby.inter")):
         pytest.fail(f"shared Baby data missing at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    """A data dir holding the built-in synthetic dataset, materialised once per test session."""
+    from robustrec.data.synthetic_folder import ensure_synthetic
+
+    root = tmp_path_factory.mktemp("data")
+    ensure_synthetic(root)
+    return root

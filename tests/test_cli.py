@@ -27,9 +27,9 @@ def test_models_lists_registry(capsys):
     assert code == 0 and "lightgcn" in out and "bprmf" in out
 
 
-def test_train_then_evaluate_reproduces_metrics(capsys, tmp_path):
+def test_train_then_evaluate_reproduces_metrics(capsys, tmp_path, synthetic_dir):
     args = ["train", "--model", "bprmf", "--epochs", "3", "--checkpoint-dir", tmp_path, "-q",
-            "--batch-size", "1024"]
+            "--batch-size", "1024", "--data-dir", synthetic_dir]
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     run = tmp_path / "bprmf-synthetic"
@@ -41,9 +41,9 @@ def test_train_then_evaluate_reproduces_metrics(capsys, tmp_path):
     assert f"{metrics['test']['recall@5']:.4f}" in out
 
 
-def test_mg_run_name_and_config(capsys, tmp_path):
+def test_mg_run_name_and_config(capsys, tmp_path, synthetic_dir):
     code, _, err = run_cli(capsys, "train", "--model", "bprmf", "--mg", "--alpha2", "0.2", "--beta", "2",
-                           "--epochs", "1", "--checkpoint-dir", tmp_path, "-q")
+                           "--epochs", "1", "--checkpoint-dir", tmp_path, "-q", "--data-dir", synthetic_dir)
     assert code == 0, err
     config = json.loads((tmp_path / "bprmf-synthetic-mg" / "config.json").read_text())
     assert (config["mg"], config["alpha2"], config["beta"]) == (True, 0.2, 2)
@@ -64,12 +64,14 @@ def _inter(tmp_path, text, name="toy"):
     (["--epochs", "0"], "epochs"),
     (["--lr", "-1"], "lr"),
     (["--dataset", "nope", "--data-dir", "/definitely/missing"], "does not exist"),
+    (["--dataset", "nope"], "nope.inter not found"),
     (["--param", "n_layers"], "key=value"),
     (["--param", "bogus=1"], "unknown lightgcn parameter"),
 ])
-def test_bad_input_is_one_line_error_and_writes_nothing(capsys, tmp_path, extra, fragment):
+def test_bad_input_is_one_line_error_and_writes_nothing(capsys, tmp_path, synthetic_dir, extra, fragment):
     ckpt = tmp_path / "ckpt"
-    code, out, err = run_cli(capsys, "train", "--epochs", "1", "--checkpoint-dir", ckpt, *extra)
+    code, out, err = run_cli(capsys, "train", "--epochs", "1", "--checkpoint-dir", ckpt,
+                             "--data-dir", synthetic_dir, *extra)
     assert code == 2
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
     assert not ckpt.exists()
@@ -106,8 +108,9 @@ def test_feature_rows_mismatch_via_cli(capsys, tmp_path):
     assert code == 2 and "5 rows but the dataset has 2 items" in err
 
 
-def test_existing_run_is_not_overwritten(capsys, tmp_path):
-    args = ["train", "--model", "bprmf", "--epochs", "1", "--checkpoint-dir", tmp_path, "-q"]
+def test_existing_run_is_not_overwritten(capsys, tmp_path, synthetic_dir):
+    args = ["train", "--model", "bprmf", "--epochs", "1", "--checkpoint-dir", tmp_path, "-q",
+            "--data-dir", synthetic_dir]
     assert run_cli(capsys, *args)[0] == 0
     before = (tmp_path / "bprmf-synthetic" / "model.safetensors").read_bytes()
     code, _, err = run_cli(capsys, *args, "--seed", "5")
@@ -127,6 +130,8 @@ def test_evaluate_bad_checkpoints(capsys, tmp_path):
 
 def test_console_script_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "robustrec", "train", "--optimizer", "nope",
-                           "--checkpoint-dir", str(tmp_path)], capture_output=True, text=True)
+                           "--checkpoint-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d")],
+                          capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "Error: unknown optimizer 'nope'; choose one of adam, sgd, rmsprop, adagrad"
+    assert list(tmp_path.iterdir()) == []  # rejected before any data or checkpoint is written

@@ -11,14 +11,15 @@ SYNTHETIC = "synthetic"
 
 
 def load_dataset(name: str, data_dir: str | Path = "data") -> InteractionData:
-    """The dataset called ``name``: the built-in synthetic set, or ``<data_dir>/<name>/``."""
+    """The dataset ``<data_dir>/<name>/``; the built-in ``synthetic`` one is written there on first use."""
     if not name or "/" in name or name.startswith("."):
         raise DataError(f"invalid dataset name {name!r}")
-    if name == SYNTHETIC and not (Path(data_dir) / name / f"{name}.inter").is_file():
-        from robustrec.data.synthetic import make_synthetic
-
-        return make_synthetic().data
     from robustrec.data.mmrec import load_mmrec
+
+    if name == SYNTHETIC:
+        from robustrec.data.synthetic_folder import ensure_synthetic
+
+        ensure_synthetic(data_dir)
 
     return load_mmrec(data_dir, name)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from robustrec.errors import ConfigError
 from robustrec.training.strategies import validate_mirror
 
+OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop", "adagrad")
+
 
 @dataclass
 class TrainConfig:
@@ -47,6 +49,8 @@ class TrainConfig:
         if metric not in ("recall", "precision", "map", "ndcg") or k not in ("5", "10", "20", "50"):
             raise ConfigError(f"--valid-metric must look like recall@20 (metric@K, K in 5/10/20/50), "
                               f"got {self.valid_metric!r}")
+        if self.optimizer.lower() not in OPTIMIZER_NAMES:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
         if self.mg:
             validate_mirror(self.alpha1, self.alpha2, self.beta, self.mg_form)
         return self

@@ -16,7 +16,7 @@ OPTIMIZERS = {
 
 def build_optimizer(name: str, parameters, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     key = name.lower()
-    if key not in OPTIMIZERS:
+    if key not in OPTIMIZERS:  # also checked by TrainConfig.validate, before any data is loaded
         raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     if lr <= 0:
         raise ConfigError(f"learning rate must be > 0, got {lr}")
