@@ -116,6 +116,7 @@ def test_study_report_contents(study):
                                      for k in (5, 10, 20, 50)}
     assert [t["seed"] for t in noisy["trials"]] == study["settings"]["trial_seeds"]
     assert noisy["flatness"]["loss_rise"]["values"] and noisy["flatness"]["rho"] > 0
+    assert noisy["tables"] == ["item", "user"]
     assert {row["baseline"] for row in study["mg_gains"]} == {"lightgcn"}
 
 

@@ -41,5 +41,10 @@ def run_noise_study(checkpoints, data, sigmas: list[float], target: str, setting
                                 "parameters, same seeds as the trials; rho-sharpness with rho = sigma*sqrt(d)",
                      "samples": FLATNESS_SAMPLES if flatness else 0, "sample_seed": settings.seed},
     } if flatness else {"target": target, "flatness": None}
-    extra = noise_flatness(data, FLATNESS_SAMPLES, settings.seed) if flatness else None
+    flat = noise_flatness(data, FLATNESS_SAMPLES, settings.seed) if flatness else None
+
+    def extra(model, perturbation, seeds):  # name the tables actually perturbed
+        out = {"tables": sorted(perturbation.tables(model))}
+        return {**out, **flat(model, perturbation, seeds)} if flat else out
+
     return run_study(checkpoints, data, perturbations, settings, callbacks, extra)
