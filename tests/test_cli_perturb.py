@@ -127,3 +127,8 @@ def test_compare_errors(report, tmp_path, capsys, monkeypatch):
     elsewhere.write_text(json.dumps(changed))
     code, out, err = run_cli(capsys, monkeypatch, "compare", report, elsewhere)
     assert code != 0 and "different data" in err and err.count("\n") == 1
+
+
+def test_compare_unknown_metric_or_k(report, tmp_path, capsys, monkeypatch):
+    _assert_one_line_error(*run_cli(capsys, monkeypatch, "compare", report, "--metric", "hits"), "--metric", tmp_path)
+    _assert_one_line_error(*run_cli(capsys, monkeypatch, "compare", report, "--k", "7"), "recall@7", tmp_path)

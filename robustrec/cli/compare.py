@@ -17,19 +17,17 @@ def compare(
     """Side-by-side tables of REPORTS (they must have been made on the same data)."""
     from robustrec.errors import ConfigError
     from robustrec.evaluation import METRICS
-    from robustrec.reports import load_report
     from robustrec.reports.compare import load_comparison
 
-    dataset, groups = load_comparison(reports)
-    first = load_report(reports[0])["settings"]
-    metric, k = metric or first["metric"], k or first["k"]
-    if metric not in METRICS:
+    if metric and metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    dataset, groups = load_comparison(reports)
     for group in groups:
-        missing = [e["name"] for e in group.entries if f"{metric}@{k}" not in e["clean"]]
+        shown_metric, shown_k = metric or group.metric, k or group.k
+        missing = [e["name"] for e in group.entries if f"{shown_metric}@{shown_k}" not in e["clean"]]
         if missing:
-            raise ConfigError(f"{metric}@{k} is not in the report(s) of {', '.join(missing)}")
-        print_tables(dataset, group.kind, group.strength_name, group.entries, metric, k,
+            raise ConfigError(f"{shown_metric}@{shown_k} is not in the report(s) of {', '.join(missing)}")
+        print_tables(dataset, group.kind, group.strength_name, group.entries, shown_metric, shown_k,
                      extra=f"{len(reports)} report(s)")
 
 
