@@ -97,3 +97,18 @@ def test_flatness_measures_do_not_touch_the_model(trained, small_data):
     assert sharp > rises.mean()
     assert rho_sharpness(trained, triplets, 0.0) == 0.0
     assert training_loss(trained, triplets) > 0
+
+
+@pytest.mark.parametrize("name", list(__import__("robustrec.models", fromlist=["x"]).available_models()))
+def test_every_model_noise_changes_scores_and_not_the_model(name, small_data):
+    """A model that caches scores must not hide the noise; σ = 0 must give identical scores."""
+    model = build_model(name, small_data, seed=0).eval()
+    users = torch.arange(20)
+    before = _state(model)
+    with torch.no_grad():
+        clean = model.full_scores(users)
+        noisy = GaussianEmbeddingNoise(0.1).apply(model, 1).full_scores(users)
+        same = GaussianEmbeddingNoise(0.0).apply(model, 1).full_scores(users)
+    assert not torch.allclose(clean, noisy)
+    assert torch.equal(clean, same)
+    assert _bitwise_equal(before, _state(model))
