@@ -7,7 +7,7 @@ import sys
 import typer
 
 from robustrec import __version__
-from robustrec.cli import captions, evaluate, models, train
+from robustrec.cli import captions, compare, evaluate, models, perturb, train
 from robustrec.errors import RobustRecError
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("models")(models.list_models)
+app.command("compare")(compare.compare)
+app.add_typer(perturb.app, name="perturb")
 app.add_typer(captions.app, name="captions")
 
 

@@ -31,3 +31,22 @@ def train_progress(console) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
                     transient=False)
+
+
+class RichStudyProgress:
+    """One bar over every evaluation of a robustness study (clean + perturbed trials)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def on_study_start(self, total_evaluations: int) -> None:
+        self.task = self.progress.add_task("evaluating", total=total_evaluations, info="")
+
+    def on_evaluation_end(self, checkpoint: str, strength, trial) -> None:
+        info = f"{checkpoint} clean" if strength is None else f"{checkpoint} {strength:g} #{trial + 1}"
+        self.progress.update(self.task, advance=1, info=info)
+
+
+def study_progress(console) -> Progress:
+    return train_progress(console)

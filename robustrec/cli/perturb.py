@@ -1,0 +1,93 @@
+"""``robustrec perturb``: inference-time stress tests of trained checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from robustrec.cli.render import console
+
+app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
+
+
+def parse_levels(text: str, flag: str) -> list[float]:
+    """'1e-4,1e-3' -> [1e-4, 1e-3]; anything else is a one-line ConfigError."""
+    from robustrec.errors import ConfigError
+
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} must be a number or a comma-separated list of numbers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{flag} needs at least one value")
+    return values
+
+
+@app.command("noise")
+def noise(
+    checkpoints: list[Path] = typer.Argument(..., help="Run folders written by `robustrec train` (same data)."),
+    sigma: str = typer.Option("1e-3", help="Noise std σ, or a comma list for a severity sweep (paper: 1e-3)."),
+    repeats: int = typer.Option(10, help="Noise draws per σ (paper: 10)."),
+    target: str = typer.Option("all", help="Embedding tables to perturb: all, user or item."),
+    seed: int = typer.Option(0, help="Root seed; repeat seeds are derived from it."),
+    metric: str = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg."),
+    k: int = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report)."),
+    split: str = typer.Option("test", help="Split to evaluate: test or valid."),
+    flatness: bool = typer.Option(True, "--flatness/--no-flatness", help="Measure training-loss flatness."),
+    report_dir: Path = typer.Option(Path("reports"), help="Where the JSON report (and CSV/PNG) go."),
+    csv: bool = typer.Option(False, "--csv", help="Also write a CSV next to the report."),
+    plot: bool = typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report."),
+    data_dir: str = typer.Option("", help="Where the checkpoints' dataset lives, if it moved."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
+    import torch
+
+    from robustrec.perturbations import GaussianEmbeddingNoise
+    from robustrec.perturbations.noise_study import run_noise_study
+    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+
+    sigmas = parse_levels(sigma, "--sigma")
+    for value in sigmas:
+        GaussianEmbeddingNoise(value, target)  # validates σ and target before any loading
+    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    report = _with_progress(lambda cbs: run_noise_study(loaded, data, sigmas, target, settings, cbs, flatness),
+                            quiet)
+    finish_report(report, report_dir, csv, plot)
+
+
+def _with_progress(run, quiet: bool):
+    from robustrec.cli.progress import RichStudyProgress, study_progress
+
+    if quiet:
+        return run([])
+    with study_progress(console) as progress:
+        return run([RichStudyProgress(progress)])
+
+
+def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None:
+    """Print the tables, then write the report (and exports) atomically, last."""
+    import time
+
+    from robustrec.cli.compare import print_tables
+    from robustrec.reports import report_path, save_report
+    from robustrec.reports.export import write_csv, write_severity_plot
+
+    settings = report["settings"]
+    print_tables(report["dataset"], report["kind"], settings["strength_name"], report["checkpoints"],
+                 settings["metric"], settings["k"], extra=f"{settings['repeats']} repeats, seed {settings['seed']}, "
+                                                          f"target {settings.get('target', '-')}")
+    path = report_path(report_dir, report["kind"], report["dataset"]["name"], time.strftime("%Y%m%d-%H%M%S"))
+    save_report(report, path)
+    written = [path]
+    if csv:
+        written.append(write_csv(report, path.with_suffix(".csv")))
+    if plot:
+        written.append(write_severity_plot(report, path.with_suffix(".png"), settings["metric"], settings["k"]))
+    for item in written:
+        console.print(f"wrote [bold]{item}[/]")

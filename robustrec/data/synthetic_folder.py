@@ -1,0 +1,86 @@
+"""The built-in synthetic dataset on disk: ``<data-dir>/synthetic/`` in MMRec layout plus content.
+
+Made once, on first use, from ``make_synthetic``'s interactions and image features. Its item
+texts, images and reference captions come from ``synthetic_content``; its ``text_feat.npy`` is
+the real text encoder (all-MiniLM-L6-v2, as MMRec) applied to those texts, so the caption stress
+test re-encodes edited texts with the very encoder that made the clean features. The folder is
+written to a temporary sibling and renamed into place, so a half-made dataset is never seen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from robustrec.data.synthetic import SyntheticSpec, make_synthetic
+from robustrec.errors import DataError
+
+NAME = "synthetic"
+
+
+def ensure_synthetic(data_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> Path:
+    """The synthetic dataset folder under ``data_dir``, created if it does not exist yet."""
+    folder = Path(data_dir) / NAME
+    if not (folder / f"{NAME}.inter").is_file():
+        write_synthetic(folder, spec)
+    return folder
+
+
+def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> None:
+    """Generate the dataset and its content into ``folder`` atomically."""
+    from robustrec.data.synthetic_content import write_reference_captions, write_synthetic_content
+
+    encoder = _text_encoder()
+    world = make_synthetic(spec, NAME)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.", dir=folder.parent))
+    try:
+        _write_inter(tmp / f"{NAME}.inter", world.data)
+        np.save(tmp / "image_feat.npy", world.data.features["image"])
+        texts = write_synthetic_content(tmp, NAME, world.item_factors, spec.seed, fingerprint="pending")
+        np.save(tmp / "text_feat.npy", encoder.encode([texts[i] for i in range(spec.n_items)]))
+        fingerprint = _fingerprint(tmp)
+        write_reference_captions(tmp, NAME, world.item_factors, spec.seed, fingerprint)
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _fingerprint(tmp: Path) -> str:
+    """Fingerprint of the dataset written in ``tmp`` (named like the final folder's dataset)."""
+    from robustrec.data.mmrec import load_mmrec
+
+    staging = tmp / NAME
+    staging.mkdir()
+    try:
+        for file in (f"{NAME}.inter", "image_feat.npy", "text_feat.npy"):
+            os.link(tmp / file, staging / file)
+        return load_mmrec(tmp, NAME).fingerprint()
+    finally:
+        shutil.rmtree(staging)
+
+
+def _write_inter(path: Path, data) -> None:
+    rows = []
+    for label, matrix in enumerate((data.train, data.valid, data.test)):
+        users = np.repeat(np.arange(data.n_users), np.diff(matrix.indptr))
+        rows.append(np.column_stack([users, matrix.indices, np.full(len(users), label)]))
+    table = np.concatenate(rows)
+    table = table[np.lexsort((table[:, 1], table[:, 0]))]
+    np.savetxt(path, table, fmt="%d", delimiter="\t", header="userID\titemID\tx_label", comments="")
+
+
+def _text_encoder():
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        raise DataError("the synthetic dataset encodes its item texts with sentence-transformers; "
+                        "install it with: pip install 'robustrec[captions]'") from None
+    from robustrec.captioning.text_encoder import SentenceTextEncoder
+
+    return SentenceTextEncoder()

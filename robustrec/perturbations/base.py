@@ -1,0 +1,72 @@
+"""The perturbation contract: seeded objects that return perturbed copies of a model.
+
+A ``Perturbation`` is a small, typed, immutable description of one stress (a kind plus its
+parameters, e.g. Gaussian embedding noise with σ = 1e-3). ``apply(model, seed)`` returns a
+perturbed *copy*; the input model is never modified, equal seeds give equal copies, and zero
+strength (σ = 0, rate = 0) is the identity. Runners, reports and ``compare`` only rely on
+``kind``, ``strength``, ``parameters()`` and ``apply``, so new kinds (caption injection, ...)
+plug in without touching them.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+
+class Perturbation(ABC):
+    """Base class of inference-time perturbations (DESIGN §2, §4)."""
+
+    #: short name used in reports and file names ("noise", "caption", ...)
+    kind: ClassVar[str] = ""
+    #: name of the severity parameter ("sigma", "rate", ...), the x axis of severity curves
+    strength_name: ClassVar[str] = "strength"
+
+    @property
+    @abstractmethod
+    def strength(self) -> float:
+        """The severity of this perturbation; 0 means identity."""
+
+    @abstractmethod
+    def parameters(self) -> dict[str, object]:
+        """Every parameter needed to reproduce the perturbation (stored in reports)."""
+
+    @abstractmethod
+    def _perturb_copy(self, model, seed: int) -> None:
+        """Perturb ``model`` (already a private copy) in place using ``seed``."""
+
+    def apply(self, model, seed: int):
+        """A perturbed copy of ``model``; ``model`` itself is left untouched."""
+        perturbed = copy_model(model)
+        if self.strength != 0:
+            self._perturb_copy(perturbed, int(seed))
+        perturbed.eval()
+        return perturbed
+
+    def describe(self) -> str:
+        return ", ".join(f"{key}={value}" for key, value in self.parameters().items())
+
+
+def copy_model(model):
+    """Deep copy of ``model`` whose learnable parameters are independent of the original.
+
+    Non-learnable tensors (feature buffers, propagation graphs) are shared with the original
+    to save memory: a perturbation must replace them (``set_item_features``), never write
+    into them in place.
+    """
+    shared: dict[int, object] = {}
+    for module in model.modules():
+        for value in list(module._buffers.values()) + list(vars(module).values()):
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                shared[id(value)] = value
+    return copy.deepcopy(model, shared)
+
+
+def trial_seeds(seed: int, repeats: int) -> list[int]:
+    """``repeats`` independent 32-bit seeds derived from one root ``seed`` (NumPy SeedSequence)."""
+    children = np.random.SeedSequence(seed).spawn(repeats)
+    return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]

@@ -1,0 +1,152 @@
+"""Run a robustness study: clean + R perturbed evaluations of several checkpoints, as a report.
+
+The runner is kind-agnostic: it takes any ``Perturbation`` objects (one per severity level)
+and an optional per-level extra (the flatness figure for noise). Progress goes to callbacks;
+the library never prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from robustrec.errors import CheckpointError, ConfigError
+from robustrec.evaluation import DEFAULT_KS, METRICS, full_ranking
+from robustrec.perturbations.base import Perturbation, trial_seeds
+from robustrec.reports.gains import all_mg_gains, metric_key, summarize_level
+from robustrec.reports.schema import FORMAT, SCHEMA_VERSION, library_versions
+from robustrec.reports.stats import paired_user_test
+
+#: (model, perturbation, seeds) -> extra numbers stored with the level (e.g. flatness)
+LevelExtra = Callable[[object, Perturbation, list[int]], dict]
+
+
+class StudyCallback:
+    """Progress hooks of ``run_study``."""
+
+    def on_study_start(self, total_evaluations: int) -> None: ...
+
+    def on_evaluation_end(self, checkpoint: str, strength: float | None, trial: int | None) -> None:
+        """One evaluation finished; ``strength``/``trial`` are None for the clean one."""
+
+
+@dataclass
+class StudySettings:
+    """What every checkpoint goes through; ``metric``/``k`` only choose what tables show first."""
+
+    repeats: int = 10
+    seed: int = 0
+    split: str = "test"
+    ks: tuple[int, ...] = DEFAULT_KS
+    metric: str = "recall"
+    k: int = 5
+    batch_size: int = 4096
+    extra_settings: dict = field(default_factory=dict)
+
+    def validate(self) -> "StudySettings":
+        if self.repeats < 1:
+            raise ConfigError(f"--repeats must be >= 1, got {self.repeats}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.k not in self.ks:
+            raise ConfigError(f"--k must be one of {', '.join(map(str, self.ks))}, got {self.k}")
+        if self.split not in ("valid", "test"):
+            raise ConfigError(f"--split must be valid or test, got {self.split!r}")
+        return self
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: object
+    run: object
+
+
+def load_checkpoints(paths: list[str | Path], data_dir: str | None = None):
+    """(checkpoints, data): every run read first, refused unless all share one data fingerprint."""
+    from robustrec.checkpoints import load_model, read_run
+
+    if not paths:
+        raise CheckpointError("no checkpoint given")
+    runs = [read_run(path) for path in paths]
+    prints = {run.data.get("fingerprint") for run in runs}
+    if len(prints) > 1:
+        listing = ", ".join(f"{run.name} ({run.data.get('name')}, {run.data.get('fingerprint')})" for run in runs)
+        raise CheckpointError(f"checkpoints were trained on different data: {listing}")
+    names = [run.name for run in runs]
+    if len(set(names)) < len(names):
+        raise CheckpointError(f"checkpoint folder names must be distinct, got {', '.join(names)}")
+    loaded, data = [], None
+    for path in paths:
+        model, data, run = load_model(path, data=data, data_dir=data_dir)
+        loaded.append(LoadedCheckpoint(model, run))
+    return loaded, data
+
+
+def run_study(checkpoints: list[LoadedCheckpoint], data, perturbations: list[Perturbation],
+              settings: StudySettings, callbacks: list[StudyCallback] | None = None,
+              level_extra: LevelExtra | None = None) -> dict:
+    """Evaluate every checkpoint clean and under every perturbation R times; return the report."""
+    settings.validate()
+    kinds = {p.kind for p in perturbations}
+    if not perturbations or len(kinds) != 1:
+        raise ConfigError("a study needs at least one perturbation, all of one kind")
+    callbacks = callbacks or []
+    seeds = trial_seeds(settings.seed, settings.repeats)
+    for cb in callbacks:
+        cb.on_study_start(len(checkpoints) * (1 + len(perturbations) * settings.repeats))
+    entries = [_study_checkpoint(c, data, perturbations, seeds, settings, callbacks, level_extra)
+               for c in checkpoints]
+    keys = [metric_key(m, k) for k in settings.ks for m in METRICS]
+    first = perturbations[0]
+    return {
+        "format": FORMAT, "schema_version": SCHEMA_VERSION, "kind": first.kind,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(),
+        "dataset": data.describe(),
+        "settings": {"perturbation": first.kind, "strength_name": first.strength_name,
+                     "levels": [p.strength for p in perturbations],
+                     "parameters": [p.parameters() for p in perturbations],
+                     "repeats": settings.repeats, "seed": settings.seed, "trial_seeds": seeds,
+                     "seed_derivation": "numpy SeedSequence(seed).spawn(repeats), first uint32 of each",
+                     "split": settings.split, "ks": list(settings.ks), "metric": settings.metric,
+                     "k": settings.k, **settings.extra_settings},
+        "checkpoints": entries,
+        "mg_gains": all_mg_gains(entries, keys),
+    }
+
+
+def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, settings, callbacks,
+                      level_extra) -> dict:
+    run, model = checkpoint.run, checkpoint.model
+    clean = _evaluate(model, data, settings)
+    _notify(callbacks, run.name, None, None)
+    levels = []
+    for perturbation in perturbations:
+        trials, per_user = [], []
+        for index, seed in enumerate(seeds):
+            result = _evaluate(perturbation.apply(model, seed), data, settings)
+            trials.append({"seed": seed, "metrics": result.summary()})
+            per_user.append(result.per_user)
+            _notify(callbacks, run.name, perturbation.strength, index)
+        level = {"strength": perturbation.strength, "parameters": perturbation.parameters(), "trials": trials}
+        level["summary"] = summarize_level(clean.summary(), level)
+        level["user_test"] = {key: paired_user_test(values, np.stack([trial[key] for trial in per_user]))
+                              for key, values in clean.per_user.items()}
+        if level_extra is not None:
+            level.update(level_extra(model, perturbation, seeds))
+        levels.append(level)
+    return {"name": run.name, "path": str(Path(run.path).resolve()), "model": run.config.get("model"),
+            "mg": bool(run.config.get("mg")), "config": run.config, "trained": run.metrics,
+            "clean": clean.summary(), "levels": levels}
+
+
+def _evaluate(model, data, settings: StudySettings):
+    return full_ranking(model, data, settings.split, ks=settings.ks, batch_size=settings.batch_size)
+
+
+def _notify(callbacks, name, strength, trial) -> None:
+    for cb in callbacks:
+        cb.on_evaluation_end(name, strength, trial)
