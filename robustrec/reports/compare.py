@@ -1,0 +1,43 @@
+"""Put checkpoints of several reports side by side (``robustrec compare``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from robustrec.reports.schema import ReportError, load_report
+
+
+@dataclass
+class ComparisonGroup:
+    """Checkpoint entries of one perturbation kind, gathered from one or more reports."""
+
+    kind: str
+    strength_name: str
+    entries: list[dict]
+    #: the default metric and K of the first report of this kind
+    metric: str = "recall"
+    k: int = 5
+
+
+def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup]]:
+    """(dataset, groups): every report validated; reports on different data are refused."""
+    if not paths:
+        raise ReportError("no report given")
+    reports = [(Path(path), load_report(path)) for path in paths]
+    prints = {report["dataset"]["fingerprint"] for _, report in reports}
+    if len(prints) > 1:
+        listing = ", ".join(f"{path.name} ({report['dataset'].get('name')}, {report['dataset']['fingerprint']})"
+                            for path, report in reports)
+        raise ReportError(f"reports were made on different data: {listing}")
+    groups: dict[str, ComparisonGroup] = {}
+    seen: set[str] = set()
+    for path, report in reports:
+        settings = report["settings"]
+        group = groups.setdefault(report["kind"], ComparisonGroup(report["kind"], settings["strength_name"], [],
+                                                                  settings["metric"], settings["k"]))
+        for entry in report["checkpoints"]:
+            name = entry["name"] if entry["name"] not in seen else f"{entry['name']} ({path.stem})"
+            seen.add(name)
+            group.entries.append({**entry, "name": name})
+    return reports[0][1]["dataset"], list(groups.values())

@@ -1,0 +1,126 @@
+"""The robustness report: a versioned JSON document, written atomically, validated on load.
+
+Top level (schema version 1)::
+
+  format          "robustrec-report" (marks the file as ours)
+  schema_version  1
+  kind            perturbation kind ("noise", later "caption", ...)
+  created         ISO time
+  versions        robustrec, python, torch, numpy, scipy
+  dataset         name, users, items, fingerprint (all checkpoints share it)
+  settings        perturbation parameters, strength_name, levels, repeats, seed, trial_seeds,
+                  split, ks, default metric and k, flatness settings
+  checkpoints     one entry per checkpoint: name, path, model, mg, config (the full TrainConfig),
+                  clean {metric@K: value}, levels [ {strength, parameters,
+                  trials [{seed, metrics {metric@K}}], summary {metric@K: {mean, std, drop_pct}},
+                  user_test {metric@K: paired per-user test}, flatness {...} } ]
+  mg_gains        MG-vs-baseline pairs at every level and metric@K (see ``reports.gains``)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from robustrec.errors import RobustRecError
+
+FORMAT = "robustrec-report"
+SCHEMA_VERSION = 1
+KINDS = ("noise", "caption")
+TOP_KEYS = ("kind", "created", "versions", "dataset", "settings", "checkpoints")
+SETTINGS_KEYS = ("strength_name", "levels", "repeats", "seed", "trial_seeds", "ks", "metric", "k")
+CHECKPOINT_KEYS = ("name", "model", "mg", "config", "clean", "levels")
+LEVEL_KEYS = ("strength", "trials", "summary")
+
+
+class ReportError(RobustRecError):
+    """A file is not a (valid) robustrec report."""
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+
+    import numpy
+    import scipy
+    import torch
+
+    from robustrec import __version__
+
+    return {"robustrec": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "scipy": scipy.__version__}
+
+
+def validate(report: object, source: str = "report") -> dict:
+    """Return ``report`` if it is a robustrec report this version understands, else ReportError."""
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        raise ReportError(f"{source} is not a robustrec report (no \"format\": \"{FORMAT}\" field)")
+    version = report.get("schema_version")
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise ReportError(f"{source} has report schema version {version!r}; this robustrec reads "
+                          f"versions 1 to {SCHEMA_VERSION}")
+    _require(report, TOP_KEYS, source)
+    if report["kind"] not in KINDS:
+        raise ReportError(f"{source}: unknown report kind {report['kind']!r}")
+    _require(report["settings"], SETTINGS_KEYS, f"{source} settings")
+    if not isinstance(report["dataset"], dict) or "fingerprint" not in report["dataset"]:
+        raise ReportError(f"{source}: dataset fingerprint missing")
+    if not isinstance(report["checkpoints"], list) or not report["checkpoints"]:
+        raise ReportError(f"{source}: no checkpoints")
+    for entry in report["checkpoints"]:
+        _require(entry, CHECKPOINT_KEYS, f"{source} checkpoint")
+        for level in entry["levels"]:
+            _require(level, LEVEL_KEYS, f"{source} checkpoint {entry['name']!r} level")
+    return report
+
+
+def _require(obj: object, keys: tuple[str, ...], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ReportError(f"{where} is malformed (expected an object)")
+    missing = [key for key in keys if key not in obj]
+    if missing:
+        raise ReportError(f"{where} is malformed: missing {', '.join(missing)}")
+
+
+def load_report(path: str | Path) -> dict:
+    """Read and validate a report file; anything else is a one-line ReportError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"report {str(path)!r} not found")
+    try:
+        report = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not a robustrec report (not valid JSON: {exc})") from None
+    return validate(report, str(path))
+
+
+def report_path(report_dir: str | Path, kind: str, dataset: str, stamp: str) -> Path:
+    """``<dir>/<kind>-<dataset>-<stamp>.json``, with -2, -3, ... if that name is taken."""
+    base = Path(report_dir) / f"{kind}-{dataset}-{stamp}"
+    path, n = base.with_suffix(".json"), 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}.json")
+    return path
+
+
+def write_atomic(path: str | Path, write) -> Path:
+    """Call ``write(tmp_path)`` then rename the temp file onto ``path`` (same folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_report(report: dict, path: str | Path) -> Path:
+    validate(report, "report to write")
+    text = json.dumps(report, indent=1, allow_nan=False) + "\n"
+    return write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -1,0 +1,105 @@
+"""Significance tests and 95% intervals for robustness reports.
+
+Two questions, two tests (all intervals are 95%, t-based: mean ± t₀.₉₇₅,ₙ₋₁ · s/√n):
+
+- *Does the perturbation hurt?* ``paired_user_test``: per evaluated user, the clean metric
+  minus the user's perturbed metric averaged over the R repeats; paired t-test over users
+  (two-sided; the mean difference is what the drop reports, and with thousands of users the
+  t-test is valid by the CLT), with the t-interval on the mean difference. The Wilcoxon
+  signed-rank p-value (zero differences dropped) is stored as well: it tests a shift of the
+  median, so it can be small while the mean's interval covers 0.
+- *Does model B drop less than model A?* ``drop_difference_test``: the relative drop of each
+  repeat, compared across repeats. When both used the same trial seeds (same noise draws,
+  a common-random-numbers design) it is a paired t-test by repeat; otherwise Welch's t-test.
+  This measures the effect against noise-seed variability for *these two trained models*;
+  it says nothing about variability across training seeds.
+
+Undefined values (fewer than two observations, zero variance with a non-zero mean, ...) are
+``None`` so that reports stay valid JSON.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def finite_or_none(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def t_interval(values: np.ndarray) -> tuple[float | None, float | None]:
+    """95% t-interval of the mean of ``values`` (None when n < 2)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return None, None
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return finite_or_none(values.mean() - half), finite_or_none(values.mean() + half)
+
+
+def paired_user_test(clean: np.ndarray, perturbed: np.ndarray) -> dict:
+    """Clean vs perturbed per user; ``perturbed`` is (repeats × users), ``clean`` is (users,)."""
+    from scipy import stats
+
+    diff = np.asarray(clean, dtype=np.float64) - np.asarray(perturbed, dtype=np.float64).mean(axis=0)
+    low, high = t_interval(diff)
+    p_value, wilcoxon_p = None, None
+    if len(diff) >= 2:
+        p_value = _p_or_degenerate(diff.std(ddof=1), float(diff.mean()),
+                                   lambda: stats.ttest_1samp(diff, 0.0).pvalue)
+        nonzero = np.any(diff != 0)
+        wilcoxon_p = finite_or_none(stats.wilcoxon(diff, zero_method="wilcox").pvalue) if nonzero else 1.0
+    return {"test": "paired t-test over users", "n": int(len(diff)),
+            "mean_difference": finite_or_none(diff.mean()) if len(diff) else None,
+            "ci95": [low, high], "p_value": p_value, "wilcoxon_p_value": wilcoxon_p}
+
+
+def relative_drops(clean: float, perturbed: np.ndarray) -> np.ndarray | None:
+    """(clean − perturbed)/clean in % for each repeat; None when the clean value is 0."""
+    if clean == 0:
+        return None
+    return (clean - np.asarray(perturbed, dtype=np.float64)) / clean * 100.0
+
+
+def drop_difference_test(drops_a: np.ndarray, drops_b: np.ndarray, paired: bool) -> dict:
+    """Mean of drops_a − drops_b (percentage points) with a 95% interval and a two-sided p-value."""
+    from scipy import stats
+
+    a, b = np.asarray(drops_a, dtype=np.float64), np.asarray(drops_b, dtype=np.float64)
+    paired = paired and len(a) == len(b)
+    difference = float(a.mean() - b.mean())
+    out = {"test": "paired t-test by repeat seed" if paired else "Welch t-test",
+           "n": [int(len(a)), int(len(b))], "mean_difference": finite_or_none(difference),
+           "ci95": [None, None], "p_value": None}
+    if paired:
+        diff = a - b
+        out["ci95"] = list(t_interval(diff))
+        if len(diff) >= 2:
+            out["p_value"] = _p_or_degenerate(diff.std(ddof=1), difference,
+                                              lambda: stats.ttest_rel(a, b).pvalue)
+        return out
+    if len(a) >= 2 and len(b) >= 2:
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        se = math.sqrt(va + vb)
+        if se > 0:
+            dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+            half = stats.t.ppf(0.975, dof) * se
+            out["ci95"] = [finite_or_none(difference - half), finite_or_none(difference + half)]
+        out["p_value"] = _p_or_degenerate(se, difference,
+                                          lambda: stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return out
+
+
+def _p_or_degenerate(spread: float, difference: float, compute) -> float | None:
+    """Zero spread: p = 1 for no difference, None (undefined) otherwise."""
+    import warnings
+
+    if spread == 0:
+        return 1.0 if difference == 0 else None
+    with warnings.catch_warnings():  # scipy warns on near-constant samples; the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return finite_or_none(compute())
