@@ -30,7 +30,12 @@ def test_paired_user_test_by_hand():
     perturbed = np.stack([clean - np.array([0.1, 0.2, 0.05, 0.1, 0.15, 0.3, 0.25, 0.12])] * 2)
     result = paired_user_test(clean, perturbed)
     # every user drops: exact two-sided Wilcoxon p for n = 8, all signs equal, is 2 / 2**8
-    assert result["p_value"] == pytest.approx(2 / 2 ** 8)
+    assert result["wilcoxon_p_value"] == pytest.approx(2 / 2 ** 8)
+    diff = np.array([0.1, 0.2, 0.05, 0.1, 0.15, 0.3, 0.25, 0.12])
+    t = diff.mean() / (diff.std(ddof=1) / np.sqrt(8))
+    from scipy import stats
+
+    assert result["p_value"] == pytest.approx(2 * stats.t.sf(t, 7))
     assert result["mean_difference"] == pytest.approx(0.15875)
     assert result["ci95"][0] < 0.15875 < result["ci95"][1]
     assert paired_user_test(clean, np.stack([clean, clean]))["p_value"] == 1.0

@@ -43,8 +43,8 @@ def write_csv(report: dict, path: str | Path) -> Path:
 
 
 def write_severity_plot(report: dict, path: str | Path, metric: str, k: int) -> Path:
-    """Metric vs strength (log x; σ = 0 is drawn at the clean value's own marker), one line per
-    checkpoint, error bars = std over repeats, dashed line = clean value."""
+    """Metric vs strength on a log x axis (zero strengths are left out), one line per checkpoint,
+    error bars = std over repeats, dashed line in the same colour = that checkpoint's clean value."""
     import matplotlib
 
     matplotlib.use("Agg")

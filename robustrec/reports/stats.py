@@ -3,8 +3,11 @@
 Two questions, two tests (all intervals are 95%, t-based: mean ± t₀.₉₇₅,ₙ₋₁ · s/√n):
 
 - *Does the perturbation hurt?* ``paired_user_test``: per evaluated user, the clean metric
-  minus the user's perturbed metric averaged over the R repeats; Wilcoxon signed-rank test
-  over users (two-sided, zero differences dropped, scipy), interval on the mean difference.
+  minus the user's perturbed metric averaged over the R repeats; paired t-test over users
+  (two-sided; the mean difference is what the drop reports, and with thousands of users the
+  t-test is valid by the CLT), with the t-interval on the mean difference. The Wilcoxon
+  signed-rank p-value (zero differences dropped) is stored as well: it tests a shift of the
+  median, so it can be small while the mean's interval covers 0.
 - *Does model B drop less than model A?* ``drop_difference_test``: the relative drop of each
   repeat, compared across repeats. When both used the same trial seeds (same noise draws,
   a common-random-numbers design) it is a paired t-test by repeat; otherwise Welch's t-test.
@@ -44,13 +47,15 @@ def paired_user_test(clean: np.ndarray, perturbed: np.ndarray) -> dict:
 
     diff = np.asarray(clean, dtype=np.float64) - np.asarray(perturbed, dtype=np.float64).mean(axis=0)
     low, high = t_interval(diff)
-    if not np.any(diff != 0):
-        p_value = 1.0
-    else:
-        p_value = finite_or_none(stats.wilcoxon(diff, zero_method="wilcox").pvalue)
-    return {"test": "wilcoxon signed-rank over users", "n": int(len(diff)),
+    p_value, wilcoxon_p = None, None
+    if len(diff) >= 2:
+        p_value = _p_or_degenerate(diff.std(ddof=1), float(diff.mean()),
+                                   lambda: stats.ttest_1samp(diff, 0.0).pvalue)
+        nonzero = np.any(diff != 0)
+        wilcoxon_p = finite_or_none(stats.wilcoxon(diff, zero_method="wilcox").pvalue) if nonzero else 1.0
+    return {"test": "paired t-test over users", "n": int(len(diff)),
             "mean_difference": finite_or_none(diff.mean()) if len(diff) else None,
-            "ci95": [low, high], "p_value": p_value}
+            "ci95": [low, high], "p_value": p_value, "wilcoxon_p_value": wilcoxon_p}
 
 
 def relative_drops(clean: float, perturbed: np.ndarray) -> np.ndarray | None:

@@ -33,7 +33,7 @@ def results_table(entries: list[dict], metric: str, k: int, strength_name: str, 
     """One row per checkpoint and level: clean, perturbed mean ± std, drop %, test, flatness.
 
     drop % [95% CI]: relative drop of the mean, with the t-interval of the per-user paired
-    difference scaled by the clean value; p (users): Wilcoxon signed-rank over users; loss rise:
+    difference scaled by the clean value; p (users): paired t-test over users; loss rise:
     mean ± std training-loss increase under weight noise of the same σ; ρ-sharp: one-step
     ρ-sharpness (see ``robustrec.flatness``).
     """
