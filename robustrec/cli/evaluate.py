@@ -23,7 +23,7 @@ def evaluate(
     if threads > 0:
         torch.set_num_threads(threads)
     model, data, saved = load_model(run, data_dir=data_dir or None)
-    batch = saved.config.get("eval_batch_size", 4096)
+    batch = saved.config.get("eval_batch_size", 0)
     results = evaluate_splits(model, data, ("valid", "test"), batch_size=batch)
     valid, test = results["valid"].summary(), results["test"].summary()
     console.print(metrics_table(f"{saved.name}: {saved.config['model']} on {data.name}, "

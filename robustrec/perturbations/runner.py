@@ -44,7 +44,7 @@ class StudySettings:
     ks: tuple[int, ...] = DEFAULT_KS
     metric: str = "recall"
     k: int = 5
-    #: users scored per block; 0 = keep each score block under 24 MiB (see ``score_block_users``)
+    #: users scored per block; 0 = automatic (``evaluation.ranking.score_block_users``)
     batch_size: int = 0
     extra_settings: dict = field(default_factory=dict)
 
@@ -144,19 +144,8 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
             "clean": clean.summary(), "levels": levels}
 
 
-def score_block_users(n_items: int, budget_bytes: int = 24 * 2 ** 20) -> int:
-    """Users per scoring block so that a float32 block stays under ``budget_bytes``.
-
-    Blocks below glibc's 32 MiB mmap threshold are recycled by the allocator instead of being
-    mapped and page-faulted afresh for every block: ~20-25% less CPU per full ranking on Baby
-    (7,050 items: 892 users per block) than blocks of 4,096 users.
-    """
-    return int(min(4096, max(64, budget_bytes // (4 * max(n_items, 1)))))
-
-
 def _evaluate(model, data, settings: StudySettings):
-    batch = settings.batch_size or score_block_users(data.n_items)
-    return full_ranking(model, data, settings.split, ks=settings.ks, batch_size=batch)
+    return full_ranking(model, data, settings.split, ks=settings.ks, batch_size=settings.batch_size)
 
 
 def _notify(callbacks, name, strength, trial) -> None:

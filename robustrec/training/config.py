@@ -30,14 +30,14 @@ class TrainConfig:
     beta: int = 3
     sam_rho: float = 0.0
     valid_metric: str = "recall@20"
-    eval_batch_size: int = 4096
+    eval_batch_size: int = 0
 
     def validate(self) -> "TrainConfig":
         checks = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.patience >= 1, f"--patience must be >= 1, got {self.patience}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {self.eval_batch_size}"),
+            (self.eval_batch_size >= 0, f"eval_batch_size must be >= 0 (0 = automatic), got {self.eval_batch_size}"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (self.sam_rho >= 0, f"--sam-rho must be >= 0, got {self.sam_rho}"),
