@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         plain, mirror = spawn(args, name, "plain"), spawn(args, name, "mg")
         rows.append(summarise(name, plain, mirror))
-        print(f"done {name}", file=sys.stderr, flush=True)
+        print(f"done {name}: " + json.dumps({"plain": plain, "mg": mirror}), file=sys.stderr, flush=True)
     print(render(rows, args))
     if args.json_path:
         meta = {"args": {k: v for k, v in vars(args).items() if k != "worker"},
