@@ -11,6 +11,8 @@ from robustrec.models.registry import available_models, get_model_class
 ZOO = (
     "bprmf",
     "lightgcn",
+    "layergcn",
+    "selfcf",
     "vbpr",
     "freedom",
     "mmgcn",
