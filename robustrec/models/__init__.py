@@ -8,7 +8,11 @@ from robustrec.config import from_dict
 from robustrec.models.registry import available_models, get_model_class
 
 #: every model module; importing one registers its class
-ZOO = ("bprmf", "lightgcn")
+ZOO = (
+    "bprmf",
+    "lightgcn",
+    "dualgnn",
+)
 
 for _module in ZOO:
     importlib.import_module(f"robustrec.models.{_module}")
