@@ -12,6 +12,7 @@ ZOO = (
     "bprmf",
     "lightgcn",
     "dualgnn",
+    "dragon",
 )
 
 for _module in ZOO:
