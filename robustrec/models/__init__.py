@@ -13,6 +13,7 @@ ZOO = (
     "lightgcn",
     "dualgnn",
     "dragon",
+    "bm3",
 )
 
 for _module in ZOO:
