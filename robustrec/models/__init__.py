@@ -14,6 +14,7 @@ ZOO = (
     "dualgnn",
     "dragon",
     "bm3",
+    "slmrec",
 )
 
 for _module in ZOO:
