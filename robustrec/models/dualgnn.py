@@ -55,7 +55,9 @@ class DualGNN(Recommender):
     log₂-BPR loss, reg_weight 1e-3 (middle of MMRec's grid 1e-1…1e-5; tune on validation) on the
     batch users' preference vectors and the modality weights. Deviations: the user graph is
     built in the library and deterministic (see ``user_graph``); MMRec's unused drop-edge lists
-    and unused ``weight_i`` are left out.
+    and unused ``weight_i`` are left out; MMRec adds the text output to the image output in
+    place before weighting (users get w_v·(v+t) + w_t·t), here users get w_v·v + w_t·t as in
+    the paper.
     """
 
     name = "dualgnn"
