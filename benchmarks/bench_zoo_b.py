@@ -1,7 +1,7 @@
 """Seconds per epoch (plain and Mirror Gradient) and one-off setup for DualGNN, SLMRec, BM3, DRAGON.
 
 Real Baby interactions; the item features are *random* arrays of Baby's shapes (7050×4096 image,
-7050×384 text) — timing only, never a quality result. ``torch.set_num_threads(2)``.
+7050×384 text) — timing only, never a quality result. ``torch.set_num_threads(2)`` by default.
 
     PYTHONPATH=$PWD python benchmarks/bench_zoo_b.py --data-dir /work/shared/datasets [--models bm3,dragon]
 """
@@ -56,9 +56,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--params", default="{}", help="JSON {model: {param: value}}")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (2 is the PERF.md reference; on an oversubscribed machine "
+                             "OpenMP barriers make 2 threads far slower than 1)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     os.environ["ROBUSTREC_CACHE"] = tempfile.mkdtemp(prefix="robustrec-bench-")
 
     from robustrec.data import load_dataset
@@ -77,6 +80,7 @@ def main() -> None:
                    plain_epoch_s=plain, mg_epoch_s=mirror, valid_eval_s=plain_eval,
                    plain_mean=round(float(np.mean(plain)), 2), mg_mean=round(float(np.mean(mirror)), 2))
         row["mg_ratio"] = round(row["mg_mean"] / row["plain_mean"], 2)
+        row["threads"] = args.threads
         print(json.dumps(row), flush=True)
         rows.append(row)
     if args.out:
