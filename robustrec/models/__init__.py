@@ -17,6 +17,10 @@ ZOO = (
     "freedom",
     "mmgcn",
     "grcn",
+    "dualgnn",
+    "dragon",
+    "bm3",
+    "slmrec",
 )
 
 for _module in ZOO:

@@ -1,0 +1,85 @@
+"""A small two-level cache (memory, then ``.npz`` on disk) for arrays derived from data.
+
+Graphs that are expensive to build but fully determined by the data and a few parameters
+(user–user co-occurrence graphs, item kNN graphs) are stored under a key built from those
+inputs, e.g. ``cache_key("user-cooccurrence", 1, data.fingerprint(), k)``. Files live in
+``$ROBUSTREC_CACHE/<namespace>/<key>.npz`` (default root ``~/.cache/robustrec``), are written
+atomically (temporary file + ``os.replace``) and loaded with ``allow_pickle=False``. An
+unwritable cache directory or a corrupt file only costs a rebuild, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+_MEMORY: dict[tuple[str, str], Arrays] = {}
+
+
+def cache_root() -> Path:
+    """``$ROBUSTREC_CACHE`` if set, else ``~/.cache/robustrec``."""
+    return Path(os.environ.get("ROBUSTREC_CACHE") or Path.home() / ".cache" / "robustrec")
+
+
+def cache_key(*parts: object) -> str:
+    """A short stable hash of JSON-serialisable parts (names, versions, fingerprints, params)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cached_arrays(namespace: str, key: str, build: Callable[[], Arrays]) -> Arrays:
+    """The arrays stored under ``(namespace, key)``, calling ``build()`` only on a miss.
+
+    Returned arrays are read-only and shared between callers.
+    """
+    slot = (namespace, key)
+    if slot in _MEMORY:
+        return _MEMORY[slot]
+    path = cache_root() / namespace / f"{key}.npz"
+    arrays = _read(path)
+    if arrays is None:
+        arrays = {name: np.ascontiguousarray(a) for name, a in build().items()}
+        _write(path, arrays)
+    for array in arrays.values():
+        array.setflags(write=False)
+    _MEMORY[slot] = arrays
+    return arrays
+
+
+def clear_memory() -> None:
+    """Forget the in-memory level (disk files stay); used by tests and long sessions."""
+    _MEMORY.clear()
+
+
+def _read(path: Path) -> Arrays | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def _write(path: Path, arrays: Arrays) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        pass  # a read-only or full cache directory only means rebuilding next time
