@@ -1,9 +1,12 @@
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# graph caches of the test run go to a private folder, never the user's ~/.cache
+os.environ["ROBUSTREC_CACHE"] = tempfile.mkdtemp(prefix="robustrec-test-cache-")
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets")
 

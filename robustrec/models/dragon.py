@@ -2,51 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from robustrec.models.base import Recommender
-from robustrec.models.cache import cache_key, cached_arrays
+from robustrec.models.knn import multimodal_knn_adjacency
 from robustrec.models.dualgnn import ModalityGCN, init_modality_weights, log2_bpr_loss
 from robustrec.models.graph import normalized_bipartite, spmm, to_torch_csr
 from robustrec.models.registry import register
 from robustrec.models.user_graph import cached_neighbours, user_graph_operator
-
-KNN_VERSION = 1
-
-
-def knn_neighbours(features: torch.Tensor, k: int, chunk: int = 2048) -> np.ndarray:
-    """(n_items × k) indices of each item's k most cosine-similar items (itself included)."""
-    normed = F.normalize(features.float(), dim=1)
-    k = min(k, normed.shape[0])
-    parts = [torch.topk(normed[s:s + chunk] @ normed.t(), k, dim=1).indices
-             for s in range(0, normed.shape[0], chunk)]
-    return torch.cat(parts).numpy().astype(np.int64)
-
-
-def cached_knn(features: torch.Tensor, k: int) -> np.ndarray:
-    """``knn_neighbours`` cached by the feature content and k."""
-    array = np.ascontiguousarray(features.detach().cpu().numpy(), dtype=np.float32)
-    digest = hashlib.sha256(array.tobytes()).hexdigest()[:24]
-    key = cache_key("item-knn", KNN_VERSION, list(array.shape), digest, k)
-    return cached_arrays("item_knn", key, lambda: {"indices": knn_neighbours(features, k)})["indices"]
-
-
-def knn_adjacency(neighbours: np.ndarray) -> sp.csr_matrix:
-    """Binary kNN graph normalised as MMRec does: value r(i)^-½ r(j)^-½ with r the row degree."""
-    n, k = neighbours.shape
-    rows = np.repeat(np.arange(n), k)
-    graph = sp.csr_matrix((np.ones(n * k, np.float32), (rows, neighbours.ravel())), shape=(n, n))
-    graph.sum_duplicates()
-    inv_sqrt = np.asarray(graph.sum(axis=1)).ravel().astype(np.float32) ** -0.5
-    return sp.csr_matrix(sp.diags(inv_sqrt) @ graph @ sp.diags(inv_sqrt))
-
 
 @register
 class DRAGON(Recommender):
@@ -93,12 +60,7 @@ class DRAGON(Recommender):
         self.features_changed()
 
     def features_changed(self) -> None:
-        weights = {"image": self.params.mm_image_weight, "text": 1.0 - self.params.mm_image_weight}
-        if len(self.feature_names) == 1:
-            weights = {self.feature_names[0]: 1.0}
-        graph = sum(weights[m] * knn_adjacency(cached_knn(getattr(self, f"feat_{m}"), self.params.knn_k))
-                    for m in self.feature_names)
-        graph = sp.csr_matrix(graph)
+        graph = multimodal_knn_adjacency(self.features(), self.params.knn_k, self.params.mm_image_weight)
         self.item_graph, self.item_graph_t = to_torch_csr(graph), to_torch_csr(graph.T)
 
     def final_embeddings(self):

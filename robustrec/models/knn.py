@@ -1,15 +1,23 @@
-"""Item–item kNN graphs from item features (cosine similarity), built in memory.
+"""Item–item kNN graphs from item features (cosine similarity).
 
-The graph depends only on the feature values passed in: nothing is cached on disk, so new
-(e.g. perturbed) features always give their own graph.
+Neighbour lists are cached (memory, then ``robustrec.models.cache`` on disk) under a key made
+of a hash of the feature *content* and k, so new (e.g. perturbed) features always get their own
+graph, while unchanged ones (the image side of a caption perturbation, a reloaded checkpoint)
+are not recomputed.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+
+from robustrec.models.cache import cache_key, cached_arrays
+
+KNN_VERSION = 1
 
 
 @torch.no_grad()
@@ -46,13 +54,21 @@ def _merge(best_values, best_index, rows: slice, sim: torch.Tensor, offset: int,
     best_index[rows] = torch.gather(index, 1, keep.indices)
 
 
+def cached_top_k(features: torch.Tensor, k: int) -> np.ndarray:
+    """``cosine_top_k`` cached by a hash of the feature values and k."""
+    array = np.ascontiguousarray(features.detach().cpu().numpy(), dtype=np.float32)
+    digest = hashlib.sha256(array.tobytes()).hexdigest()[:24]
+    key = cache_key("item-knn", KNN_VERSION, list(array.shape), digest, k)
+    return cached_arrays("item_knn", key, lambda: {"indices": cosine_top_k(features, k).numpy()})["indices"]
+
+
 def knn_adjacency(features: torch.Tensor, k: int) -> sp.csr_matrix:
     """The kNN graph normalised as in FREEDOM/MMRec: value r_i^-1/2 · r_i^-1/2 = 1/k per edge.
 
     MMRec normalises with the row sums on both sides (every row has exactly k neighbours),
     so each row averages its k nearest items.
     """
-    neighbours = cosine_top_k(features, k).numpy()
+    neighbours = cached_top_k(features, k)
     n, k = neighbours.shape
     rows = np.repeat(np.arange(n), k)
     values = np.full(n * k, 1.0 / k, dtype=np.float32)
