@@ -59,11 +59,29 @@ def copy_model(model):
     into them in place.
     """
     shared: dict[int, object] = {}
-    for module in model.modules():
-        for value in list(module._buffers.values()) + list(vars(module).values()):
-            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
-                shared[id(value)] = value
+    _collect_constant_tensors(model, shared, set())
     return copy.deepcopy(model, shared)
+
+
+def _collect_constant_tensors(obj, shared: dict[int, object], seen: set[int]) -> None:
+    """Every non-parameter tensor reachable from ``obj`` through attributes and containers."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        if not isinstance(obj, torch.nn.Parameter):
+            shared[id(obj)] = obj
+        return
+    if isinstance(obj, dict):
+        children = obj.values()
+    elif isinstance(obj, (list, tuple, set)):
+        children = obj
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        children = vars(obj).values()
+    else:
+        return
+    for child in list(children):
+        _collect_constant_tensors(child, shared, seen)
 
 
 def trial_seeds(seed: int, repeats: int) -> list[int]:

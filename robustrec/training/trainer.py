@@ -52,6 +52,20 @@ class Trainer:
         self.callbacks = callbacks or []
 
     def fit(self, model, data: InteractionData) -> TrainResult:
+        """Train ``model`` on ``data``; equal configs and seeds give bitwise-equal weights.
+
+        Deterministic algorithms are on while fitting: on CPU with several threads the
+        backward of advanced indexing (``table[ids]``) otherwise accumulates in a varying order.
+        """
+        previous = (torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled())
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            return self._fit(model, data)
+        finally:
+            torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+    def _fit(self, model, data: InteractionData) -> TrainResult:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         sampler = BPRSampler(data, cfg.batch_size, seed=cfg.seed)
