@@ -144,3 +144,22 @@ def test_id_only_models_are_unaffected_by_construction(small_data, vbpr_and_inje
     injection = CaptionInjection(0.5, captions, embeddings.texts, embeddings)
     assert injection.unaffected_reason(build_model("lightgcn", small_data)) is not None
     assert injection.unaffected_reason(vbpr_and_injection[0]) is None
+
+
+def _text_models():
+    from robustrec.models.registry import available_models
+
+    return sorted(name for name, cls in available_models().items()
+                  if cls.features_at_inference and "text" in cls.modalities)
+
+
+@pytest.mark.parametrize("name", _text_models())
+def test_captions_reach_every_text_model_and_leave_the_original_alone(name, small_data, vbpr_and_injection):
+    _, _, embeddings, captions, _ = vbpr_and_injection
+    model = build_model(name, small_data).eval()
+    users = torch.arange(small_data.n_users)
+    with torch.no_grad():
+        before = model.full_scores(users).clone()
+        perturbed = CaptionInjection(0.5, captions, embeddings.texts, embeddings).apply(model, 3)
+        assert not torch.allclose(perturbed.full_scores(users), before)
+        assert torch.equal(model.full_scores(users), before)
