@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="Timed perturb caption runs (the first warms file caches).")
     parser.add_argument("--work", type=Path, default=None, help="Keep the dataset and run here.")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-caption-"))
     data_dir, ckpt, reports = work / "data", work / "ckpt", work / "reports"
     build_dataset(args.baby, data_dir)
