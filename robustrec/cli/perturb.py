@@ -61,6 +61,54 @@ def noise(
     finish_report(report, report_dir, csv, plot)
 
 
+@app.command("caption")
+def caption(
+    checkpoints: list[Path] = typer.Argument(..., help="Run folders written by `robustrec train` (same data)."),
+    rate: str = typer.Option("0.01", help="Share of items whose text gets a caption, or a comma list (paper: 0.01)."),
+    repeats: int = typer.Option(5, help="Item draws per rate."),
+    position: str = typer.Option("random-sentence", help="Where the caption goes: random-sentence "
+                                 "(a random sentence boundary, i.e. inserted into the text), append or prepend."),
+    captioner: str = typer.Option("", help="Captioner id of the cache (default: synthetic-reference on the "
+                                  "synthetic data, else blip2:Salesforce/blip2-opt-2.7b)."),
+    captions: Path = typer.Option(None, help="Caption cache file (default <data>/<name>/captions/<captioner>.json)."),
+    text_encoder: str = typer.Option("all-MiniLM-L6-v2", help="Sentence encoder that made text_feat.npy."),
+    seed: int = typer.Option(0, help="Root seed; repeat seeds are derived from it."),
+    metric: str = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg."),
+    k: int = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report)."),
+    split: str = typer.Option("test", help="Split to evaluate: test or valid."),
+    report_dir: Path = typer.Option(Path("reports"), help="Where the JSON report (and CSV/PNG) go."),
+    csv: bool = typer.Option(False, "--csv", help="Also write a CSV next to the report."),
+    plot: bool = typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report."),
+    data_dir: str = typer.Option("", help="Where the checkpoints' dataset lives, if it moved."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Insert image captions into item texts at RATE, re-encode them, re-evaluate R times, report."""
+    import torch
+
+    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.perturbations.caption import check_position, check_rate
+    from robustrec.perturbations.caption_study import (ENCODER_CHECK_WARN, default_captioner,
+                                                       load_caption_inputs, run_caption_study)
+    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+
+    rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
+    check_position(position)
+    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    inputs = load_caption_inputs(data, captioner or default_captioner(data.name), captions)
+    encoder = SentenceTextEncoder(text_encoder)
+    report = _with_progress(lambda cbs: run_caption_study(loaded, data, rates, position, inputs, encoder,
+                                                          settings, cbs), quiet)
+    check = report["settings"]["encoder_check"]
+    if check and check["mean_cosine"] < ENCODER_CHECK_WARN:
+        console.print(f"[yellow]warning:[/] {encoder.encoder_id} re-encodes clean item texts with mean cosine "
+                      f"{check['mean_cosine']:.3f} to text_feat.npy: it may not be the encoder that made it")
+    finish_report(report, report_dir, csv, plot)
+
+
 def _with_progress(run, quiet: bool):
     from robustrec.cli.progress import RichStudyProgress, study_progress
 
@@ -81,7 +129,8 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
     settings = report["settings"]
     print_tables(report["dataset"], report["kind"], settings["strength_name"], report["checkpoints"],
                  settings["metric"], settings["k"], extra=f"{settings['repeats']} repeats, seed {settings['seed']}, "
-                                                          f"target {settings.get('target', '-')}")
+                                                          + _setting_summary(settings))
+    _print_changed_items(report)
     path = report_path(report_dir, report["kind"], report["dataset"]["name"], time.strftime("%Y%m%d-%H%M%S"))
     save_report(report, path)
     written = [path]
@@ -91,3 +140,20 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
         written.append(write_severity_plot(report, path.with_suffix(".png"), settings["metric"], settings["k"]))
     for item in written:
         console.print(f"wrote [bold]{item}[/]")
+
+
+def _setting_summary(settings: dict) -> str:
+    if "position" in settings:
+        return f"captions {settings['captioner']}, position {settings['position']}"
+    return f"target {settings.get('target', '-')}"
+
+
+def _print_changed_items(report: dict) -> None:
+    """Caption reports: how many items each trial changed (the same draws for every checkpoint)."""
+    entry = next((e for e in report["checkpoints"] if e["levels"]), None)
+    if report["kind"] != "caption" or entry is None:
+        return
+    for level in entry["levels"]:
+        counts = [trial["changed_items"] for trial in level["trials"]]
+        console.print(f"rate {level['strength']:g}: items changed per trial {counts} "
+                      f"(of {report['settings']['items_with_caption']} with a caption)", highlight=False)

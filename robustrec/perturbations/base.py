@@ -39,6 +39,18 @@ class Perturbation(ABC):
     def _perturb_copy(self, model, seed: int) -> None:
         """Perturb ``model`` (already a private copy) in place using ``seed``."""
 
+    def unaffected_reason(self, model) -> str | None:
+        """Why this perturbation cannot change ``model``'s scores by construction, or None.
+
+        Runners report such models as "unaffected by construction" (clean metrics only), never
+        as robust.
+        """
+        return None
+
+    def trial_record(self, seed: int) -> dict[str, object]:
+        """Numbers describing what trial ``seed`` changed (e.g. how many items), stored with it."""
+        return {}
+
     def apply(self, model, seed: int):
         """A perturbed copy of ``model``; ``model`` itself is left untouched."""
         perturbed = copy_model(model)

@@ -97,8 +97,9 @@ def run_study(checkpoints: list[LoadedCheckpoint], data, perturbations: list[Per
         raise ConfigError("a study needs at least one perturbation, all of one kind")
     callbacks = callbacks or []
     seeds = trial_seeds(settings.seed, settings.repeats)
+    affected = sum(perturbations[0].unaffected_reason(c.model) is None for c in checkpoints)
     for cb in callbacks:
-        cb.on_study_start(len(checkpoints) * (1 + len(perturbations) * settings.repeats))
+        cb.on_study_start(len(checkpoints) + affected * len(perturbations) * settings.repeats)
     entries = [_study_checkpoint(c, data, perturbations, seeds, settings, callbacks, level_extra)
                for c in checkpoints]
     keys = [metric_key(m, k) for k in settings.ks for m in METRICS]
@@ -125,11 +126,12 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
     clean = _evaluate(model, data, settings)
     _notify(callbacks, run.name, None, None)
     levels = []
-    for perturbation in perturbations:
+    unaffected = perturbations[0].unaffected_reason(model)
+    for perturbation in perturbations if unaffected is None else []:
         trials, per_user = [], []
         for index, seed in enumerate(seeds):
             result = _evaluate(perturbation.apply(model, seed), data, settings)
-            trials.append({"seed": seed, "metrics": result.summary()})
+            trials.append({"seed": seed, **perturbation.trial_record(seed), "metrics": result.summary()})
             per_user.append(result.per_user)
             _notify(callbacks, run.name, perturbation.strength, index)
         level = {"strength": perturbation.strength, "parameters": perturbation.parameters(), "trials": trials}
@@ -139,9 +141,12 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
         if level_extra is not None:
             level.update(level_extra(model, perturbation, seeds))
         levels.append(level)
-    return {"name": run.name, "path": str(Path(run.path).resolve()), "model": run.config.get("model"),
-            "mg": bool(run.config.get("mg")), "config": run.config, "trained": run.metrics,
-            "clean": clean.summary(), "levels": levels}
+    entry = {"name": run.name, "path": str(Path(run.path).resolve()), "model": run.config.get("model"),
+             "mg": bool(run.config.get("mg")), "config": run.config, "trained": run.metrics,
+             "clean": clean.summary(), "levels": levels}
+    if unaffected is not None:  # clean metrics only: no perturbed trials, no fake robustness
+        entry["unaffected"] = f"unaffected by construction: {unaffected}"
+    return entry
 
 
 def _evaluate(model, data, settings: StudySettings):

@@ -31,13 +31,14 @@ def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup
                             for path, report in reports)
         raise ReportError(f"reports were made on different data: {listing}")
     groups: dict[str, ComparisonGroup] = {}
-    seen: set[str] = set()
+    seen: dict[str, set[str]] = {}  # names per kind: a name is suffixed only when it repeats within a kind
     for path, report in reports:
         settings = report["settings"]
         group = groups.setdefault(report["kind"], ComparisonGroup(report["kind"], settings["strength_name"], [],
                                                                   settings["metric"], settings["k"]))
+        names = seen.setdefault(report["kind"], set())
         for entry in report["checkpoints"]:
-            name = entry["name"] if entry["name"] not in seen else f"{entry['name']} ({path.stem})"
-            seen.add(name)
+            name = entry["name"] if entry["name"] not in names else f"{entry['name']} ({path.stem})"
+            names.add(name)
             group.entries.append({**entry, "name": name})
     return reports[0][1]["dataset"], list(groups.values())

@@ -13,7 +13,10 @@ Top level (schema version 1)::
   checkpoints     one entry per checkpoint: name, path, model, mg, config (the full TrainConfig),
                   clean {metric@K: value}, levels [ {strength, parameters,
                   trials [{seed, metrics {metric@K}}], summary {metric@K: {mean, std, drop_pct}},
-                  user_test {metric@K: paired per-user test}, flatness {...} } ]
+                  user_test {metric@K: paired per-user test}, flatness {...} } ];
+                  trials may carry kind-specific counts (caption: changed_items,
+                  drawn_without_caption); an entry with "unaffected" (a reason) has no levels:
+                  the perturbation cannot change that model's scores by construction
   mg_gains        MG-vs-baseline pairs at every level and metric@K (see ``reports.gains``)
 """
 

@@ -32,6 +32,9 @@ def _p(value) -> str:
 def results_table(entries: list[dict], metric: str, k: int, strength_name: str, title: str) -> Table:
     """One row per checkpoint and level: clean, perturbed mean ± std, drop %, test, flatness.
 
+    A checkpoint the perturbation cannot reach (``entry["unaffected"]``, e.g. an ID-only model
+    under caption injection) gets one row with its clean metric and the reason instead.
+
     drop % [95% CI]: relative drop of the mean, with the t-interval of the per-user paired
     difference scaled by the clean value; p (users): paired t-test over users; loss rise:
     mean ± std training-loss increase under weight noise of the same σ; ρ-sharp: one-step
@@ -45,6 +48,9 @@ def results_table(entries: list[dict], metric: str, k: int, strength_name: str, 
                             ("p (users)", "right"), ("loss rise", "right"), ("ρ-sharp", "right")):
         table.add_column(column, justify=justify)
     for entry in entries:
+        if entry.get("unaffected"):  # clean metric only; the perturbation cannot reach this model
+            table.add_row(entry["name"], "yes" if entry["mg"] else "no", "–", _num(entry["clean"][key]),
+                          entry["unaffected"], "–", "–", "–", "–")
         for level in entry["levels"]:
             summary, test = level["summary"][key], (level.get("user_test") or {}).get(key, {})
             clean = entry["clean"][key]

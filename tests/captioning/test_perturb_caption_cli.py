@@ -1,0 +1,187 @@
+"""`robustrec perturb caption` end to end: tiny dataset with images and texts, real MiniLM features,
+captions from a tiny random BLIP-2, tiny trained models, report, compare, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from cli_helpers import run_cli  # noqa: E402
+
+from conftest import write_png  # noqa: E402
+
+N_USERS, N_ITEMS = 40, 60
+COLOURS = ("red", "blue", "green", "yellow")
+THINGS = ("bottle", "blanket", "rattle", "bib", "stroller", "teether")
+
+
+def _write_dataset(folder: Path) -> None:
+    """tiny.inter (6 train, 1 valid, 1 test per user), images/, tiny.items.jsonl, MiniLM text_feat.npy."""
+    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.data.content import build_item_text
+
+    (folder / "images").mkdir(parents=True)
+    labels = [0] * 6 + [1, 2]
+    rows = ["userID\titemID\tx_label"] + [f"{u}\t{(u + 3 * j) % N_ITEMS}\t{labels[j]}"
+                                          for u in range(N_USERS) for j in range(8)]
+    (folder / "tiny.inter").write_text("\n".join(rows) + "\n")
+    records = []
+    for i in range(N_ITEMS):
+        colour, thing = COLOURS[i % 4], THINGS[i % 6]
+        write_png(folder / "images" / f"{i}.png", (60 * (i % 4), 40 * (i % 6), 200), size=32)
+        records.append({"itemID": i, "title": f"{colour.title()} {thing}", "brand": f"Brand{i % 3}",
+                        "categories": ["Baby", thing.title()], "description": f"A {colour} {thing}. Washable."})
+    (folder / "tiny.items.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    texts = [build_item_text(r) for r in records]
+    np.save(folder / "text_feat.npy", SentenceTextEncoder().encode(texts))
+    np.save(folder / "image_feat.npy", np.random.default_rng(0).standard_normal((N_ITEMS, 8)).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_blip2_dir):
+    """(data dir, checkpoint paths, captioner id) shared by the tests below."""
+    root = tmp_path_factory.mktemp("caption-e2e")
+    data_dir = root / "data"
+    _write_dataset(data_dir / "tiny")
+    from robustrec.cli.app import main
+
+    def call(*args):
+        with pytest.raises(SystemExit) as info:
+            main([str(a) for a in args])
+        assert info.value.code == 0, args
+
+    blip2 = _words_only_blip2(tiny_blip2_dir, root / "tiny-blip2-words")
+    call("captions", "generate", "--dataset", "tiny", "--data-dir", data_dir, "--checkpoint", blip2,
+         "--device", "cpu", "--batch-size", "8", "--max-new-tokens", "4")
+    ckpt = root / "ckpt"
+    runs = []
+    for model, mg in (("vbpr", False), ("vbpr", True), ("lightgcn", False)):
+        name = f"{model}-tiny" + ("-mg" if mg else "")
+        call("train", "--model", model, "--dataset", "tiny", "--data-dir", data_dir, "--epochs", "3",
+             "--batch-size", "64", "--lr", "0.01", "--checkpoint-dir", ckpt, "--name", name, "-q", "--mg" if mg else "--no-mg")
+        runs.append(ckpt / name)
+    return data_dir, runs, f"blip2:{blip2.name}"
+
+
+def _words_only_blip2(source: Path, folder: Path) -> Path:
+    """The tiny random BLIP-2 with the output rows of its special tokens zeroed: left alone it tends
+    to emit only <s>, i.e. empty captions (and empty captions are never injected)."""
+    import torch
+    from transformers import Blip2ForConditionalGeneration
+
+    shutil.copytree(source, folder)
+    model = Blip2ForConditionalGeneration.from_pretrained(folder)
+    with torch.no_grad():
+        weight = model.get_output_embeddings().weight
+        weight[:4] = 0  # <pad> <s> </s> <unk>: logit 0, below the best word's
+        weight[model.config.image_token_index] = 0
+    model.save_pretrained(folder)
+    return folder
+
+
+def _one_line_error(result, fragment, report_dir):
+    code, _, err = result
+    assert code == 2, err
+    assert err.startswith("Error:") and err.count("\n") == 1 and fragment in err, err
+    assert not report_dir.exists() or not list(report_dir.iterdir())
+
+
+def test_perturb_caption_report_and_compare(world, tmp_path, capsys, monkeypatch):
+    data_dir, runs, captioner = world
+    monkeypatch.setenv("COLUMNS", "220")
+    code, out, err = run_cli(capsys, "perturb", "caption", *runs, "--captioner", captioner, "--rate", "0,0.5",
+                             "--repeats", "2", "--report-dir", tmp_path, "--csv", "-q")
+    assert code == 0, err
+    (path,) = tmp_path.glob("caption-tiny-*.json")
+    report = json.loads(path.read_text())
+    assert report["kind"] == "caption" and report["settings"]["strength_name"] == "rate"
+    assert report["settings"]["captioner"] == captioner and report["settings"]["position"] == "random-sentence"
+    assert report["settings"]["encoder_check"]["mean_cosine"] > 0.99
+    vbpr, vbpr_mg, lightgcn = report["checkpoints"]
+    zero, half = vbpr["levels"]
+    assert all(t["metrics"] == vbpr["clean"] and t["changed_items"] == 0 for t in zero["trials"])
+    changed = [t["changed_items"] for t in half["trials"]]
+    assert all(0 < c <= report["settings"]["items_with_caption"] for c in changed)
+    assert [t["changed_items"] for t in vbpr_mg["levels"][1]["trials"]] == changed
+    assert lightgcn["levels"] == [] and lightgcn["unaffected"].startswith("unaffected by construction")
+    assert report["mg_gains"]
+    assert "unaffected by construction" in out and "items changed per trial" in out
+    code, out, err = run_cli(capsys, "compare", path)
+    assert code == 0, err
+    assert "caption on tiny" in out and "Mirror Gradient gain" in out and "unaffected" in out
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--rate", "1.5"], "--rate must be in [0, 1]"),
+    (["--rate", "-0.01"], "--rate must be in [0, 1]"),
+    (["--position", "middle"], "--position must be one of"),
+    (["--captioner", "blip2:someone-else"], "robustrec captions generate"),
+])
+def test_bad_flags(world, tmp_path, capsys, flags, fragment):
+    _, runs, captioner = world
+    args = ["--captioner", captioner, *flags] if "--captioner" not in flags else flags
+    _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], *args, "--report-dir", tmp_path, "-q"),
+                    fragment, tmp_path)
+
+
+def test_cache_of_another_captioner_or_dataset(world, tmp_path, capsys):
+    from robustrec.captioning.cache import CaptionCache
+
+    data_dir, runs, captioner = world
+    cache = next((data_dir / "tiny" / "captions").glob("*.json"))
+    reports = tmp_path / "reports"
+    _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captions", cache, "--captioner",
+                            "blip2:other", "--report-dir", reports, "-q"), "made by captioner", reports)
+    other = tmp_path / "other.json"
+    payload = json.loads(cache.read_text())
+    CaptionCache(other, captioner, "elsewhere", payload["fingerprint"]).flush()
+    _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captions", other, "--captioner", captioner,
+                            "--report-dir", reports, "-q"), "is for dataset 'elsewhere'", reports)
+    CaptionCache(other, captioner, "tiny", "sha-of-older-data").flush()
+    _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captions", other, "--captioner", captioner,
+                            "--report-dir", reports, "-q"), "fingerprint mismatch", reports)
+
+
+def test_missing_item_text_and_images(world, tmp_path, capsys):
+    data_dir, runs, captioner = world
+    folder = data_dir / "tiny"
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(folder / "tiny.items.jsonl", moved / "tiny.items.jsonl")
+    try:
+        _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captioner", captioner,
+                                "--report-dir", tmp_path / "r", "-q"), "tiny.items.jsonl not found", tmp_path / "r")
+    finally:
+        shutil.move(moved / "tiny.items.jsonl", folder / "tiny.items.jsonl")
+    shutil.move(folder / "images", moved / "images")
+    try:
+        _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captioner", "blip2:not-generated",
+                                "--report-dir", tmp_path / "r", "-q"), "no item images", tmp_path / "r")
+    finally:
+        shutil.move(moved / "images", folder / "images")
+
+
+def test_encoder_dimension_mismatch(world, tmp_path, capsys, monkeypatch):
+    from robustrec.captioning.text_encoder import SentenceTextEncoder
+
+    _, runs, captioner = world
+    monkeypatch.setattr(SentenceTextEncoder, "dim", property(lambda self: 768))
+    _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captioner", captioner, "--report-dir",
+                            tmp_path, "-q"), "768-d vectors but the models' text features are 384-d", tmp_path)
+
+
+def test_checkpoints_on_different_data(world, tmp_path, capsys):
+    _, runs, captioner = world
+    other = tmp_path / "other-data"
+    shutil.copytree(runs[1], other)
+    meta = json.loads((other / "data.json").read_text())
+    meta.update(fingerprint="0123456789abcdef")
+    (other / "data.json").write_text(json.dumps(meta))
+    _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], other, "--captioner", captioner,
+                            "--report-dir", tmp_path / "r", "-q"), "different data", tmp_path / "r")
