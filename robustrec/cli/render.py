@@ -14,13 +14,14 @@ LABELS = {"recall": "REC", "precision": "PREC", "map": "MAP", "ndcg": "NDCG"}
 
 
 def metrics_table(title: str, columns: dict[str, dict[str, float]], ks=DEFAULT_KS) -> Table:
-    """Rows metric@K, one column per named metrics dict (e.g. valid, test)."""
+    """One row per (named metrics dict, K), one column per metric: REC, PREC, MAP, NDCG."""
     table = Table(title=title, title_justify="left")
-    table.add_column("metric")
-    for name in columns:
-        table.add_column(name, justify="right")
-    for k in ks:
-        for metric in METRICS:
-            key = f"{metric}@{k}"
-            table.add_row(f"{LABELS[metric]}@{k}", *(f"{values[key]:.4f}" for values in columns.values()))
+    table.add_column("split")
+    table.add_column("K", justify="right")
+    for metric in METRICS:
+        table.add_column(LABELS[metric], justify="right")
+    for name, values in columns.items():
+        for k in ks:
+            table.add_row(name, str(k), *(f"{values[f'{metric}@{k}']:.4f}" for metric in METRICS))
+        table.add_section()
     return table
