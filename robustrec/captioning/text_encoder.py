@@ -78,6 +78,9 @@ class SentenceTextEncoder:
                 raise ConfigError(
                     "text encoding needs sentence-transformers: pip install 'robustrec[captions]'"
                 ) from None
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # the library never prints; the CLI owns the terminal
             try:
                 self._model = SentenceTransformer(resolve_text_model(self.model_name), device=self.device)
             except (OSError, ValueError) as exc:
