@@ -10,7 +10,6 @@ import pytest
 from robustrec.data.content import build_item_text, load_item_images, load_item_texts
 from robustrec.errors import DataError
 
-BABY = Path(__file__).parents[2] / ".." / "shared" / "datasets" / "baby"
 
 
 def test_item_text_field_order() -> None:
@@ -52,8 +51,7 @@ def test_images_from_csv(tmp_path: Path) -> None:
         load_item_images(tmp_path, "d")
 
 
-@pytest.mark.skipif(not (BABY / "baby_url.csv").is_file(), reason="shared Baby data not present")
-def test_real_baby_url_csv() -> None:
-    images = load_item_images(BABY, "baby")
+def test_real_baby_url_csv(baby_dir) -> None:
+    images = load_item_images(Path(baby_dir) / "baby", "baby")
     assert 7000 < len(images) <= 7050
     assert images[0].startswith("http://")
