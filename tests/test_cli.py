@@ -135,3 +135,15 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "Error: unknown optimizer 'nope'; choose one of adam, sgd, rmsprop, adagrad"
     assert list(tmp_path.iterdir()) == []  # rejected before any data or checkpoint is written
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["captions", "generate", "--dataset", "nope"], "dataset folder not found"),
+    (["compare", __file__], "not a robustrec report"),
+    (["perturb", "noise", "/nonexistent-run"], "not found"),
+])
+def test_every_command_group_exits_non_zero_on_bad_input(capsys, tmp_path, args, fragment):
+    if args[0] == "captions":
+        args = args + ["--data-dir", str(tmp_path)]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and fragment in err and err.count("\n") == 1

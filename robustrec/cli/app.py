@@ -35,7 +35,8 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:
-        app(args=argv, prog_name="robustrec", standalone_mode=False)
+        # outside standalone mode click returns (not raises) the code of a typer.Exit
+        code = app(args=argv, prog_name="robustrec", standalone_mode=False)
     except RobustRecError as exc:
         _fail(str(exc))
     except FloatingPointError as exc:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         raise
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int = 2) -> None:
