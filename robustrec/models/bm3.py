@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from robustrec.errors import ConfigError
 from robustrec.models.base import Recommender
-from robustrec.models.graph import normalized_bipartite, spmm
+from robustrec.models.graph import normalized_bipartite
 from robustrec.models.lightgcn import propagate_mean
 from robustrec.models.registry import register
 

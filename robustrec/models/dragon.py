@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from torch import nn
 
 from robustrec.models.base import Recommender
 from robustrec.models.knn import multimodal_knn_adjacency
-from robustrec.models.dualgnn import ModalityGCN, init_modality_weights, log2_bpr_loss
-from robustrec.models.graph import normalized_bipartite, spmm, to_torch_csr
+from robustrec.models.dualgnn import build_dual_graph_parts, log2_bpr_loss
+from robustrec.models.graph import spmm, to_torch_csr
 from robustrec.models.registry import register
-from robustrec.models.user_graph import cached_neighbours, user_graph_operator
 
 @register
 class DRAGON(Recommender):
@@ -50,13 +47,7 @@ class DRAGON(Recommender):
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)
-        self.adjacency = normalized_bipartite(data.train)
-        dims = {m: getattr(self, f"feat_{m}").shape[1] for m in self.feature_names}
-        self.branches = nn.ModuleDict({m: ModalityGCN(self.n_users, dims[m], params.embedding_dim)
-                                       for m in self.feature_names})
-        self.modality_weight = init_modality_weights(self.n_users, len(self.feature_names))
-        neighbours = cached_neighbours(data, params.user_graph_k)
-        self.user_graph, self.user_graph_t = user_graph_operator(neighbours, params.user_aggregation)
+        build_dual_graph_parts(self, data, params)
         self.features_changed()
 
     def features_changed(self) -> None:

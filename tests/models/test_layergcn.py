@@ -1,6 +1,5 @@
 """LayerGCN specifics: refined propagation, per-epoch edge pruning, parameter checks."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

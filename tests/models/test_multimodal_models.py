@@ -1,6 +1,5 @@
 """Behaviour shared by the multimodal models beyond the contract test."""
 
-import numpy as np
 import pytest
 import torch
 
