@@ -6,15 +6,14 @@ from dataclasses import dataclass
 
 import torch
 
-from robustrec.models.base import Recommender
 from robustrec.models.knn import multimodal_knn_adjacency
-from robustrec.models.dualgnn import build_dual_graph_parts, log2_bpr_loss
+from robustrec.models.dualgnn import DualGNN
 from robustrec.models.graph import spmm, to_torch_csr
 from robustrec.models.registry import register
 
 @register
-class DRAGON(Recommender):
-    """Heterogeneous side: one ``ModalityGCN`` per modality over the user–item graph; users
+class DRAGON(DualGNN):
+    """DualGNN's parts and loss plus item–item graphs. Heterogeneous side: one ``ModalityGCN`` per modality over the user–item graph; users
     concatenate their per-modality outputs scaled by learned per-user weights, items their
     outputs. Homogeneous side: items add L hops over the item–item graph
     0.1·kNN(image) + 0.9·kNN(text) (rebuilt from features in ``features_changed``); users add
@@ -46,8 +45,7 @@ class DRAGON(Recommender):
         reg_weight: float = 1e-3
 
     def __init__(self, data, params: Params) -> None:
-        super().__init__(data, params)
-        build_dual_graph_parts(self, data, params)
+        super().__init__(data, params)  # DualGNN: user–item graph, branches, weights, user graph
         self.features_changed()
 
     def features_changed(self) -> None:
@@ -63,14 +61,3 @@ class DRAGON(Recommender):
             hops = spmm(self.item_graph, hops, self.item_graph_t)
         users = users + spmm(self.user_graph, users, self.user_graph_t)
         return users, items + hops
-
-    def loss(self, users, pos, neg):
-        user_all, item_all = self.final_embeddings()
-        u = user_all[users]
-        ranking = log2_bpr_loss((u * item_all[pos]).sum(1), (u * item_all[neg]).sum(1))
-        reg = sum(b.preference[users].pow(2).mean() for b in self.branches.values())
-        reg = reg + self.modality_weight.pow(2).mean()
-        return ranking + self.params.reg_weight * reg
-
-    def embedding_tables(self):
-        return {f"user_{m}": b.preference for m, b in self.branches.items()}

@@ -75,7 +75,13 @@ class DualGNN(Recommender):
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)
-        build_dual_graph_parts(self, data, params)
+        self.adjacency = normalized_bipartite(data.train)
+        dims = {m: getattr(self, f"feat_{m}").shape[1] for m in self.feature_names}
+        self.branches = nn.ModuleDict({m: ModalityGCN(self.n_users, dims[m], params.embedding_dim)
+                                       for m in self.feature_names})
+        self.modality_weight = init_modality_weights(self.n_users, len(self.feature_names))
+        neighbours = cached_neighbours(data, params.user_graph_k)
+        self.user_graph, self.user_graph_t = user_graph_operator(neighbours, params.user_aggregation)
 
     def final_embeddings(self):
         reps = torch.stack([self.branches[m](self.adjacency, getattr(self, f"feat_{m}"))
@@ -95,15 +101,3 @@ class DualGNN(Recommender):
 
     def embedding_tables(self):
         return {f"user_{m}": b.preference for m, b in self.branches.items()}
-
-
-def build_dual_graph_parts(model, data, params) -> None:
-    """The parts DualGNN and DRAGON share: the user–item graph, one ``ModalityGCN`` per modality,
-    per-user modality weights, and the top-k user co-occurrence graph (cached by data fingerprint)."""
-    model.adjacency = normalized_bipartite(data.train)
-    dims = {m: getattr(model, f"feat_{m}").shape[1] for m in model.feature_names}
-    model.branches = nn.ModuleDict({m: ModalityGCN(model.n_users, dims[m], params.embedding_dim)
-                                    for m in model.feature_names})
-    model.modality_weight = init_modality_weights(model.n_users, len(model.feature_names))
-    neighbours = cached_neighbours(data, params.user_graph_k)
-    model.user_graph, model.user_graph_t = user_graph_operator(neighbours, params.user_aggregation)
