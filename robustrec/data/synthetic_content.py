@@ -176,11 +176,7 @@ def write_synthetic_content(
 def write_reference_captions(
     folder: Path, name: str, item_factors: np.ndarray, seed: int, fingerprint: str
 ) -> Path:
-    """Write (or rewrite) `<folder>/captions/synthetic-reference.json`; returns its path.
-
-    Separate from `write_synthetic_content` so a generator whose fingerprint depends on the text
-    features (made from the texts) can write the cache once the fingerprint is known.
-    """
+    """Write (or rewrite) `<folder>/captions/synthetic-reference.json`; returns its path."""
     items = synthetic_items(item_factors, seed)
     path = Path(folder) / "captions" / cache_file_name(REFERENCE_CAPTIONER)
     cache = CaptionCache(path, REFERENCE_CAPTIONER, name, fingerprint, flush_every=len(items) + 1)

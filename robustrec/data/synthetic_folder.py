@@ -32,37 +32,24 @@ def ensure_synthetic(data_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()
 
 def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> None:
     """Generate the dataset and its content into ``folder`` atomically."""
-    from robustrec.data.synthetic_content import write_reference_captions, write_synthetic_content
+    from robustrec.data.synthetic_content import synthetic_item_texts, write_synthetic_content
 
     encoder = _text_encoder()
     world = make_synthetic(spec, NAME)
+    texts = synthetic_item_texts(world.item_factors, spec.seed)
+    text_feat = encoder.encode([texts[i] for i in range(spec.n_items)])
+    data = world.data.with_features({"image": world.data.features["image"], "text": text_feat})
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.", dir=folder.parent))
     try:
-        _write_inter(tmp / f"{NAME}.inter", world.data)
-        np.save(tmp / "image_feat.npy", world.data.features["image"])
-        texts = write_synthetic_content(tmp, NAME, world.item_factors, spec.seed, fingerprint="pending")
-        np.save(tmp / "text_feat.npy", encoder.encode([texts[i] for i in range(spec.n_items)]))
-        fingerprint = _fingerprint(tmp)
-        write_reference_captions(tmp, NAME, world.item_factors, spec.seed, fingerprint)
+        _write_inter(tmp / f"{NAME}.inter", data)
+        np.save(tmp / "image_feat.npy", data.features["image"])
+        np.save(tmp / "text_feat.npy", data.features["text"])
+        write_synthetic_content(tmp, NAME, world.item_factors, spec.seed, data.fingerprint())
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _fingerprint(tmp: Path) -> str:
-    """Fingerprint of the dataset written in ``tmp`` (named like the final folder's dataset)."""
-    from robustrec.data.mmrec import load_mmrec
-
-    staging = tmp / NAME
-    staging.mkdir()
-    try:
-        for file in (f"{NAME}.inter", "image_feat.npy", "text_feat.npy"):
-            os.link(tmp / file, staging / file)
-        return load_mmrec(tmp, NAME).fingerprint()
-    finally:
-        shutil.rmtree(staging)
 
 
 def _write_inter(path: Path, data) -> None:
