@@ -7,7 +7,6 @@ oversized images are skipped and reported.
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robustrec.errors import ConfigError, DataError, RobustRecError
+from robustrec.errors import ConfigError, DataError
 
 app = typer.Typer(help="Generate image captions for a dataset's items (BLIP-2 or LAVIS), cached on disk.",
                   no_args_is_help=True)
@@ -71,13 +70,8 @@ def generate(
     lavis_python: Path = typer.Option(None, "--lavis-python", help="Python with salesforce-lavis."),
 ) -> None:
     """Caption every item image of a dataset and cache the captions (resumable)."""
-    console = Console()
-    try:
-        _generate(console, dataset, data_dir, captioner, checkpoint, prompt, batch_size, device,
-                  max_new_tokens, limit, cache, lavis_python)
-    except RobustRecError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        raise typer.Exit(code=2) from None
+    _generate(Console(), dataset, data_dir, captioner, checkpoint, prompt, batch_size, device,
+              max_new_tokens, limit, cache, lavis_python)
 
 
 def _generate(console: Console, dataset: str, data_dir: Path, kind: CaptionerKind,

@@ -1,20 +1,29 @@
-"""`robustrec captions generate` end to end with a tiny BLIP-2 (CliRunner)."""
+"""`robustrec captions generate` end to end with a tiny BLIP-2, through the real entry point."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+import contextlib
+import io
+from types import SimpleNamespace
 
 from robustrec.captioning.cache import CaptionCache
 from robustrec.cli import captions
-
-runner = CliRunner()
+from robustrec.cli.app import main
 
 
 def _run(*args: str):
-    return runner.invoke(captions.app, ["generate", *args])
+    """Exit code and combined output of `robustrec captions generate ARGS`."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            main(["captions", "generate", *args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    return SimpleNamespace(exit_code=code, output=out.getvalue())
 
 
 def test_generate_captions_skips_bad_image(tiny_blip2_dir: Path, tiny_dataset: Path) -> None:
