@@ -35,14 +35,10 @@ class DRAGON(DualGNN):
     features_at_inference = True
 
     @dataclass
-    class Params:
-        embedding_dim: int = 64
+    class Params(DualGNN.Params):
         knn_k: int = 10
         n_mm_layers: int = 1
         mm_image_weight: float = 0.1
-        user_graph_k: int = 40
-        user_aggregation: str = "softmax"
-        reg_weight: float = 1e-3
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)  # DualGNN: user–item graph, branches, weights, user graph
