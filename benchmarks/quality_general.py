@@ -18,6 +18,10 @@ Default grids (override with ``--grid model.param=v1,v2``, repeatable; a model's
 - selfcf:   dropout ∈ {0.3, 0.5, 0.7} (MMRec's ``SELFCFED_LGN.yaml`` fixes 0.5; 2 layers,
   reg_weight 0).
 
+With ``--mg-params from-plain`` MG runs skip the grid and reuse the point chosen for plain
+(a cheaper protocol: MG is a training strategy on top of the model's own hyper-parameters).
+``--runs-log F`` appends each finished training to F as a JSON line.
+
 MG uses α1 = 1.0, β = 3 and α2 from ``--mg-alpha2`` (a list makes α2 one more grid axis for
 MG runs; default 0.1). Training: Adam lr 1e-3, batch 2048 (MMRec's defaults).
 
@@ -61,6 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mg-alpha2", default="0.1", help="comma-separated α2 values for MG runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument("--runs-log", default=None,
+                        help="append every finished training as one JSON line (survives an interrupted run)")
+    parser.add_argument("--mg-params", choices=("tune", "from-plain"), default="tune",
+                        help="'from-plain': MG runs reuse the grid point chosen for plain (tuning only α2); "
+                             "needs --modes plain,mg")
     parser.add_argument("--estimate", action="store_true", help="time a short run and project the full cost")
     parser.add_argument("--full-max-epochs", type=int, default=1000, help="for --estimate")
     parser.add_argument("--full-seeds", type=int, default=3, help="for --estimate")
@@ -77,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--modes takes plain, mg or plain,mg")
     if args.max_epochs < 1 or args.patience < 1:
         parser.error("--max-epochs and --patience must be >= 1")
+    if args.mg_params == "from-plain" and args.mode_list != ["plain", "mg"]:
+        parser.error("--mg-params from-plain needs --modes plain,mg")
     args.grids = build_grids(args.model_list, args.grid, parser)
     return args
 
@@ -100,9 +111,11 @@ def grid_points(grid: dict[str, list[str]]) -> list[dict[str, str]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))] or [{}]
 
 
-def mode_points(args, model: str, mode: str) -> list[tuple[dict[str, str], float | None]]:
+def mode_points(args, model: str, mode: str, fixed: dict[str, str] | None = None
+                ) -> list[tuple[dict[str, str], float | None]]:
     alphas = args.alpha2_list if mode == "mg" else [None]
-    return [(point, alpha) for point in grid_points(args.grids[model]) for alpha in alphas]
+    points = [fixed] if fixed is not None else grid_points(args.grids[model])
+    return [(point, alpha) for point in points for alpha in alphas]
 
 
 def train_once(data, model: str, params: dict[str, str], alpha2: float | None, seed: int, args) -> dict:
@@ -121,23 +134,26 @@ def train_once(data, model: str, params: dict[str, str], alpha2: float | None, s
             "valid_recall@20": result.valid["recall@20"], "test": result.test.summary()}
 
 
-def log(run: dict) -> None:
+def log(run: dict, args) -> None:
+    if args.runs_log:
+        with open(args.runs_log, "a") as handle:
+            handle.write(json.dumps(run) + "\n")
     mode = "plain" if run["alpha2"] is None else f"mg α2={run['alpha2']}"
     print(f"{run['model']} {mode} {run['params']} seed {run['seed']}: best epoch {run['best_epoch']}/"
           f"{run['epochs']}, valid R@20 {run['valid_recall@20']:.4f}, test R@5 {run['test']['recall@5']:.4f} "
           f"({run['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
 
-def tune_and_repeat(data, model: str, mode: str, args) -> dict:
+def tune_and_repeat(data, model: str, mode: str, args, fixed: dict[str, str] | None = None) -> dict:
     tuning = []
-    for params, alpha2 in mode_points(args, model, mode):
+    for params, alpha2 in mode_points(args, model, mode, fixed):
         tuning.append(train_once(data, model, params, alpha2, args.seed_list[0], args))
-        log(tuning[-1])
+        log(tuning[-1], args)
     best = max(tuning, key=lambda run: run["valid_recall@20"])
     runs = [best]
     for seed in args.seed_list[1:]:
         runs.append(train_once(data, model, best["params"], best["alpha2"], seed, args))
-        log(runs[-1])
+        log(runs[-1], args)
     rec5 = [run["test"]["recall@5"] for run in runs]
     valid = [run["valid_recall@20"] for run in runs]
     return {"model": model, "mode": mode, "params": best["params"], "alpha2": best["alpha2"],
@@ -172,7 +188,7 @@ def estimate(data, args) -> tuple[list[dict], str]:
         for mode in args.mode_list:
             params, alpha2 = mode_points(args, model, mode)[0]
             run = train_once(data, model, params, alpha2, args.seed_list[0], args)
-            log(run)
+            log(run, args)
             trainings = len(mode_points(args, model, mode)) + args.full_seeds - 1
             epochs = min(args.assumed_epochs, args.full_max_epochs)
             hours = trainings * epochs * run["seconds_per_epoch"] / 3600
@@ -205,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
             rows, table = estimate(data, args)
             output = {"estimate": rows}
         else:
-            summaries = [tune_and_repeat(data, m, mode, args) for m in args.model_list for mode in args.mode_list]
+            summaries = []
+            for m in args.model_list:
+                for mode in args.mode_list:
+                    fixed = summaries[-1]["params"] if mode == "mg" and args.mg_params == "from-plain" else None
+                    summaries.append(tune_and_repeat(data, m, mode, args, fixed))
             table, output = render(summaries), {"summaries": summaries}
     except RobustRecError as exc:
         print(f"error: {exc}", file=sys.stderr)
