@@ -43,3 +43,12 @@ def test_quality_bad_grid_flag_is_a_usage_error():
     quality = _load("quality_general")
     with pytest.raises(SystemExit):
         quality.parse_args(["--grid", "layergcn=1"])
+
+
+def test_quality_mg_from_plain_reuses_the_chosen_point_and_needs_both_modes():
+    quality = _load("quality_general")
+    args = quality.parse_args(["--mg-params", "from-plain", "--mg-alpha2", "0.1,0.2"])
+    chosen = {"dropout": "0.1", "reg_weight": "1e-3"}
+    assert quality.mode_points(args, "layergcn", "mg", chosen) == [(chosen, 0.1), (chosen, 0.2)]
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--mg-params", "from-plain", "--modes", "mg"])
