@@ -96,3 +96,22 @@ def test_checkpoint_config_is_json_and_complete(tmp_path, small_data):
     assert config["model"] == "bprmf" and config["mg"] is False and "alpha1" in config
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics) == {"best_epoch", "valid", "test"} and "ndcg@50" in metrics["test"]
+
+
+def test_adam_is_fused_and_matches_the_reference_update():
+    from robustrec.training.optim import build_optimizer
+
+    torch.manual_seed(0)
+    start = torch.randn(50, 8)
+    params = [torch.nn.Parameter(start.clone()) for _ in range(2)]
+    fused = build_optimizer("adam", [params[0]], lr=1e-2, weight_decay=1e-3)
+    plain = torch.optim.Adam([params[1]], lr=1e-2, weight_decay=1e-3, fused=False)
+    assert fused.defaults["fused"] is True
+    for step in range(5):
+        target = torch.randn(50, 8, generator=torch.Generator().manual_seed(step))
+        for p, opt in zip(params, (fused, plain)):
+            opt.zero_grad()
+            ((p - target) ** 2).sum().backward()
+            opt.step()
+    assert not torch.equal(params[0].detach(), start)
+    torch.testing.assert_close(params[0], params[1], rtol=1e-5, atol=1e-6)
