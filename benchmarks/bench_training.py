@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--alpha2", type=float, default=0.1)
     parser.add_argument("--beta", type=int, default=3)
     parser.add_argument("--json", dest="json_path", default=None, help="also write the results here")
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="run workers without robustrec.runtime.tune_allocator (the CLI applies it)")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.threads < 1:
@@ -83,8 +85,10 @@ def run_worker(args: argparse.Namespace, name: str, mode: str) -> dict:
     from robustrec.data import load_dataset
     from robustrec.evaluation import full_ranking
     from robustrec.models import build_model, get_model_class
+    from robustrec.runtime import tune_allocator
     from robustrec.training import Trainer, TrainConfig
 
+    malloc_tuned = tune_allocator()  # as the command line does; off with --no-malloc-tuning
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     data = load_dataset(args.dataset, args.data_dir)
@@ -103,8 +107,8 @@ def run_worker(args: argparse.Namespace, name: str, mode: str) -> dict:
     full_ranking(model, data, "test")
     eval_s = time.perf_counter() - start
     epoch_s = [record.seconds for record in result.history]
-    return {"model": name, "mode": mode, "features": features, "load_s": load_s, "setup_s": setup_s,
-            "epoch_s": epoch_s, "mean_epoch_s": sum(epoch_s) / len(epoch_s), "eval_s": eval_s,
+    return {"model": name, "mode": mode, "features": features, "malloc_tuned": malloc_tuned,
+            "load_s": load_s, "setup_s": setup_s, "epoch_s": epoch_s, "mean_epoch_s": sum(epoch_s) / len(epoch_s), "eval_s": eval_s,
             "epoch_cpu_s": cpu_clock.seconds, "mean_epoch_cpu_s": sum(cpu_clock.seconds) / len(cpu_clock.seconds),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "batches_per_epoch": -(-data.n_train // args.batch_size)}
@@ -167,6 +171,8 @@ def spawn(args: argparse.Namespace, name: str, mode: str) -> dict:
                "--alpha1", str(args.alpha1), "--alpha2", str(args.alpha2), "--beta", str(args.beta)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    if args.no_malloc_tuning:
+        env["ROBUSTREC_MALLOC_TUNING"] = "0"
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -215,7 +221,8 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
                  f"seed {args.seed}; MG α1={args.alpha1} α2={args.alpha2} β={args.beta}. "
                  "s/ep = mean wall seconds of training per epoch (sampling + steps, no evaluation); "
                  "CPU s/ep = process CPU seconds of the same (all threads); "
-                 "eval s = one valid + one test full ranking; MMRec figures from PERF.md.")
+                 "eval s = one valid + one test full ranking; MMRec figures from PERF.md. "
+                 f"Allocator tuning (robustrec.runtime): {'off' if args.no_malloc_tuning else 'on, as in the CLI'}.")
     return "\n".join(lines)
 
 

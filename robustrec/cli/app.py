@@ -9,6 +9,7 @@ import typer
 from robustrec import __version__
 from robustrec.cli import captions, compare, evaluate, models, perturb, train
 from robustrec.errors import RobustRecError
+from robustrec.runtime import tune_allocator
 
 app = typer.Typer(
     name="robustrec",
@@ -34,6 +35,7 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    tune_allocator()
     try:
         # outside standalone mode click returns (not raises) the code of a typer.Exit
         code = app(args=argv, prog_name="robustrec", standalone_mode=False)
