@@ -111,3 +111,10 @@ def l2_penalty(*tensors: torch.Tensor) -> torch.Tensor:
     """Σ ||t||² / (2 · batch size): the usual BPR regulariser on the batch's ego embeddings."""
     batch = tensors[0].shape[0]
     return sum(t.pow(2).sum() for t in tensors) / (2 * batch)
+
+
+def joint_xavier_tables(n_users: int, n_items: int, dim: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """User and item tables cut from one (n_users + n_items) × dim Xavier-normal matrix, the
+    initialisation MMGCN and GRCN use (the fan-in counts users and items together)."""
+    joint = nn.init.xavier_normal_(torch.empty(n_users + n_items, dim))
+    return nn.Parameter(joint[:n_users].clone()), nn.Parameter(joint[n_users:].clone())

@@ -9,7 +9,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from robustrec.errors import ConfigError
-from robustrec.models.base import Recommender, bpr_loss
+from robustrec.models.base import Recommender, bpr_loss, joint_xavier_tables
 from robustrec.models.graph import EdgePattern, segment_softmax, weighted_spmm
 from robustrec.models.registry import register
 
@@ -88,14 +88,11 @@ class GRCN(Recommender):
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)
         dim = params.embedding_dim
-        ids = nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, dim))
-        self.user_embedding = nn.Parameter(ids[: self.n_users].clone())
-        self.item_embedding = nn.Parameter(ids[self.n_users:].clone())
+        self.user_embedding, self.item_embedding = joint_xavier_tables(self.n_users, self.n_items, dim)
         self.content = nn.ModuleDict({m: ContentGraph(self.n_users, f.shape[1], params.latent_dim)
                                       for m, f in self.features().items()})
-        confidence = nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, len(self.content)))
-        self.user_confidence = nn.Parameter(confidence[: self.n_users].clone())
-        self.item_confidence = nn.Parameter(confidence[self.n_users:].clone())
+        self.user_confidence, self.item_confidence = joint_xavier_tables(self.n_users, self.n_items,
+                                                                         len(self.content))
         self.pattern = EdgePattern(data.train)
 
     def representations(self) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from robustrec.errors import ConfigError
-from robustrec.models.base import Recommender, bpr_loss
+from robustrec.models.base import Recommender, bpr_loss, joint_xavier_tables
 from robustrec.models.graph import bipartite_adjacency, row_normalize, spmm, to_torch_csr, transpose_csr
 from robustrec.models.registry import register
 
@@ -94,9 +94,7 @@ class MMGCN(Recommender):
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)
         dim = params.embedding_dim
-        ids = nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, dim))
-        self.user_embedding = nn.Parameter(ids[: self.n_users].clone())
-        self.item_embedding = nn.Parameter(ids[self.n_users:].clone())
+        self.user_embedding, self.item_embedding = joint_xavier_tables(self.n_users, self.n_items, dim)
         latent = {"image": params.image_latent_dim, "text": params.text_latent_dim}
         self.branches = nn.ModuleDict({
             m: ModalityGCN(self.n_users, f.shape[1], latent[m], dim, params.n_layers)
