@@ -143,30 +143,24 @@ class SentenceTextEncoder:
         if self._model is None:
             folder = resolve_text_model(self.model_name)
             layout = mean_pooling_layout(folder) if Path(folder).is_dir() else None
-            if layout is not None:
+            try:
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
-                try:
-                    self._model = _MeanPoolingModel(folder, layout, self.device)
-                except (OSError, ValueError) as exc:
-                    raise ConfigError(f"cannot load text encoder {self.model_name!r}: {exc}") from None
-                self.backend = "transformers"
-                return self._model
-            try:
-                from sentence_transformers import SentenceTransformer
+                if layout is None:
+                    from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise ConfigError(
-                    "text encoding needs sentence-transformers: pip install 'robustrec[captions]'"
+                    "text encoding needs transformers and sentence-transformers: pip install 'robustrec[captions]'"
                 ) from None
-            from transformers.utils import logging as hf_logging
-
             hf_logging.disable_progress_bar()  # the library never prints; the CLI owns the terminal
             try:
-                self._model = SentenceTransformer(folder, device=self.device)
+                if layout is not None:
+                    self._model, self.backend = _MeanPoolingModel(folder, layout, self.device), "transformers"
+                else:
+                    self._model = SentenceTransformer(folder, device=self.device)
+                    self.backend = "sentence-transformers"
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"cannot load text encoder {self.model_name!r}: {exc}") from None
-            self.backend = "sentence-transformers"
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
