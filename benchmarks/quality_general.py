@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="'from-plain': MG runs reuse the grid point chosen for plain (tuning only α2); "
                              "needs --modes plain,mg")
     parser.add_argument("--estimate", action="store_true", help="time a short run and project the full cost")
+    parser.add_argument("--summarize", metavar="RUNS_LOG", default=None,
+                        help="train nothing: print the table from a --runs-log file (first of --seeds tunes)")
     parser.add_argument("--full-max-epochs", type=int, default=1000, help="for --estimate")
     parser.add_argument("--full-seeds", type=int, default=3, help="for --estimate")
     parser.add_argument("--assumed-epochs", type=int, default=150,
@@ -150,17 +152,47 @@ def tune_and_repeat(data, model: str, mode: str, args, fixed: dict[str, str] | N
         tuning.append(train_once(data, model, params, alpha2, args.seed_list[0], args))
         log(tuning[-1], args)
     best = max(tuning, key=lambda run: run["valid_recall@20"])
-    runs = [best]
+    repeats = []
     for seed in args.seed_list[1:]:
-        runs.append(train_once(data, model, best["params"], best["alpha2"], seed, args))
-        log(runs[-1], args)
-    rec5 = [run["test"]["recall@5"] for run in runs]
+        repeats.append(train_once(data, model, best["params"], best["alpha2"], seed, args))
+        log(repeats[-1], args)
+    return summarise(model, mode, tuning, repeats)
+
+
+def summarise(model: str, mode: str, tuning: list[dict], repeats: list[dict]) -> dict:
+    """The grid point with the best validation Recall@20 among ``tuning`` (first seed), with its
+    ``repeats`` (other seeds): test metrics mean ± std over all its seeds."""
+    best = max(tuning, key=lambda run: run["valid_recall@20"])
+    runs = [best] + repeats
+    out = {"model": model, "mode": mode, "params": best["params"], "alpha2": best["alpha2"],
+           "seeds": [run["seed"] for run in runs], "best_epochs": [run["best_epoch"] for run in runs],
+           "epochs": [run["epochs"] for run in runs], "tuning": tuning, "repeats": repeats}
     valid = [run["valid_recall@20"] for run in runs]
-    return {"model": model, "mode": mode, "params": best["params"], "alpha2": best["alpha2"],
-            "seeds": [run["seed"] for run in runs], "test_recall@5": rec5, "valid_recall@20": valid,
-            "test_recall@5_mean": statistics.fmean(rec5), "test_recall@5_std": _std(rec5),
-            "valid_recall@20_mean": statistics.fmean(valid), "best_epochs": [run["best_epoch"] for run in runs],
-            "tuning": tuning, "repeats": runs[1:]}
+    out.update({"valid_recall@20": valid, "valid_recall@20_mean": statistics.fmean(valid)})
+    for metric in ("recall@5", "ndcg@5", "recall@20"):
+        values = [run["test"][metric] for run in runs]
+        out.update({f"test_{metric}": values, f"test_{metric}_mean": statistics.fmean(values),
+                    f"test_{metric}_std": _std(values)})
+    return out
+
+
+def summaries_from_log(path: str, seeds: list[int]) -> list[dict]:
+    """Rebuild the summaries from a ``--runs-log`` file (e.g. of an interrupted run): per model
+    and mode, the first seed's runs are the grid, the chosen point's runs on the other seeds the
+    repeats."""
+    runs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    summaries = []
+    for model in dict.fromkeys(run["model"] for run in runs):
+        for mode, is_mode in (("plain", lambda r: r["alpha2"] is None), ("mg", lambda r: r["alpha2"] is not None)):
+            mine = [r for r in runs if r["model"] == model and is_mode(r)]
+            tuning = [r for r in mine if r["seed"] == seeds[0]]
+            if not tuning:
+                continue
+            best = max(tuning, key=lambda run: run["valid_recall@20"])
+            repeats = [r for seed in seeds[1:] for r in mine
+                       if r["seed"] == seed and (r["params"], r["alpha2"]) == (best["params"], best["alpha2"])]
+            summaries.append(summarise(model, mode, tuning, repeats))
+    return summaries
 
 
 def _std(values: list[float]) -> float:
@@ -168,14 +200,17 @@ def _std(values: list[float]) -> float:
 
 
 def render(summaries: list[dict]) -> str:
-    lines = ["| model | mode | chosen (on valid) | best epochs | valid R@20 | test REC@5 (mean ± std) | seeds |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | mode | chosen (on valid) | best / run epochs | valid R@20 | test REC@5 | test NDCG@5 "
+             "| test REC@20 | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         chosen = ", ".join(f"{k}={v}" for k, v in s["params"].items()) or "defaults"
         if s["alpha2"] is not None:
             chosen += f", α2={s['alpha2']}"
-        lines.append(f"| {s['model']} | {s['mode']} | {chosen} | {s['best_epochs']} | {s['valid_recall@20_mean']:.4f} "
-                     f"| {s['test_recall@5_mean']:.4f} ± {s['test_recall@5_std']:.4f} | {len(s['seeds'])} |")
+        epochs = ", ".join(f"{b}/{e}" for b, e in zip(s["best_epochs"], s["epochs"]))
+        cells = [f"{s[f'test_{m}_mean']:.4f} ± {s[f'test_{m}_std']:.4f}" for m in ("recall@5", "ndcg@5", "recall@20")]
+        lines.append(f"| {s['model']} | {s['mode']} | {chosen} | {epochs} | {s['valid_recall@20_mean']:.4f} | "
+                     + " | ".join(cells) + f" | {', '.join(map(str, s['seeds']))} |")
+    lines.append("\nmean ± sample std over seeds; each run's test metrics at its best-validation epoch.")
     return "\n".join(lines)
 
 
@@ -213,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     from robustrec.models import get_model_class
 
     torch.set_num_threads(args.threads)
+    if args.summarize:
+        summaries = summaries_from_log(args.summarize, args.seed_list)
+        print(render(summaries))
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps({"summaries": summaries}, indent=2, default=str))
+        return 0
     try:
         for model in args.model_list:
             get_model_class(model)

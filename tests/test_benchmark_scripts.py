@@ -52,3 +52,26 @@ def test_quality_mg_from_plain_reuses_the_chosen_point_and_needs_both_modes():
     assert quality.mode_points(args, "layergcn", "mg", chosen) == [(chosen, 0.1), (chosen, 0.2)]
     with pytest.raises(SystemExit):
         quality.parse_args(["--mg-params", "from-plain", "--modes", "mg"])
+
+
+def test_quality_summary_from_a_runs_log_picks_the_grid_point_on_validation(tmp_path):
+    import json
+
+    quality = _load("quality_general")
+
+    def run(params, alpha2, seed, valid, rec5):
+        test = {"recall@5": rec5, "ndcg@5": rec5 / 2, "recall@20": rec5 * 2}
+        return {"model": "selfcf", "params": params, "alpha2": alpha2, "seed": seed, "best_epoch": 3,
+                "epochs": 5, "valid_recall@20": valid, "test": test}
+
+    a, b = {"dropout": "0.3"}, {"dropout": "0.5"}
+    runs = [run(a, None, 0, 0.10, 0.50), run(b, None, 0, 0.20, 0.01),  # b wins on valid despite test
+            run(b, None, 1, 0.19, 0.03), run(a, None, 1, 0.30, 0.90),  # a's seed-1 run is no repeat
+            run(b, 0.1, 0, 0.21, 0.02), run(b, 0.1, 1, 0.22, 0.04)]
+    log = tmp_path / "runs.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in runs) + "\n")
+    plain, mg = quality.summaries_from_log(str(log), [0, 1, 2])
+    assert (plain["mode"], plain["params"], plain["seeds"]) == ("plain", b, [0, 1])
+    assert plain["test_recall@5_mean"] == pytest.approx(0.02)
+    assert (mg["mode"], mg["alpha2"], mg["seeds"]) == ("mg", 0.1, [0, 1])
+    assert "| selfcf | mg | dropout=0.5, α2=0.1 |" in quality.render([plain, mg])
