@@ -96,10 +96,12 @@ class _MeanPoolingModel:
     def encode(self, texts: list[str], batch_size: int, **_: Any) -> np.ndarray:
         import torch
 
+        texts = [str(t).strip() for t in texts]
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                batch = [str(t).strip() for t in texts[start:start + batch_size]]
+                batch = [texts[i] for i in order[start:start + batch_size]]
                 inputs = self.tokenizer(batch, padding=True, truncation="longest_first",
                                         max_length=self.max_length, return_tensors="pt").to(self.device)
                 tokens = self.model(**inputs).last_hidden_state
@@ -108,7 +110,9 @@ class _MeanPoolingModel:
                 if self.normalize:
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out.append(pooled.float().cpu().numpy())
-        return np.concatenate(out)
+        result = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        result[order] = np.concatenate(out)
+        return result
 
 
 class SentenceTextEncoder:
