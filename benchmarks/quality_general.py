@@ -240,6 +240,12 @@ def estimate(data, args) -> tuple[list[dict], str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.summarize:
+        summaries = summaries_from_log(args.summarize, args.seed_list)
+        print(render(summaries))
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps({"summaries": summaries}, indent=2, default=str))
+        return 0
     sys.path.insert(0, str(REPO))
     import torch
 
@@ -248,12 +254,6 @@ def main(argv: list[str] | None = None) -> int:
     from robustrec.models import get_model_class
 
     torch.set_num_threads(args.threads)
-    if args.summarize:
-        summaries = summaries_from_log(args.summarize, args.seed_list)
-        print(render(summaries))
-        if args.json_path:
-            Path(args.json_path).write_text(json.dumps({"summaries": summaries}, indent=2, default=str))
-        return 0
     try:
         for model in args.model_list:
             get_model_class(model)
