@@ -10,6 +10,19 @@ from robustrec.cli.render import console
 
 app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
 
+# arguments and options both stress tests take
+CHECKPOINTS = typer.Argument(..., help="Run folders written by `robustrec train` (same data).")
+SEED = typer.Option(0, help="Root seed; repeat seeds are derived from it.")
+METRIC = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg.")
+CUTOFF = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report).")
+SPLIT = typer.Option("test", help="Split to evaluate: test or valid.")
+REPORT_DIR = typer.Option(Path("reports"), help="Where the JSON report (and CSV/PNG) go.")
+CSV = typer.Option(False, "--csv", help="Also write a CSV next to the report.")
+PLOT = typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report.")
+DATA_DIR = typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")
+THREADS = typer.Option(0, help="Torch CPU threads (0 = torch default).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
 
 def parse_levels(text: str, flag: str) -> list[float]:
     """'1e-4,1e-3' -> [1e-4, 1e-3]; anything else is a one-line ConfigError."""
@@ -26,21 +39,21 @@ def parse_levels(text: str, flag: str) -> list[float]:
 
 @app.command("noise")
 def noise(
-    checkpoints: list[Path] = typer.Argument(..., help="Run folders written by `robustrec train` (same data)."),
+    checkpoints: list[Path] = CHECKPOINTS,
     sigma: str = typer.Option("1e-3", help="Noise std σ, or a comma list for a severity sweep (paper: 1e-3)."),
     repeats: int = typer.Option(10, help="Noise draws per σ (paper: 10)."),
     target: str = typer.Option("all", help="Embedding tables to perturb: all, user or item."),
-    seed: int = typer.Option(0, help="Root seed; repeat seeds are derived from it."),
-    metric: str = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg."),
-    k: int = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report)."),
-    split: str = typer.Option("test", help="Split to evaluate: test or valid."),
+    seed: int = SEED,
+    metric: str = METRIC,
+    k: int = CUTOFF,
+    split: str = SPLIT,
     flatness: bool = typer.Option(True, "--flatness/--no-flatness", help="Measure training-loss flatness."),
-    report_dir: Path = typer.Option(Path("reports"), help="Where the JSON report (and CSV/PNG) go."),
-    csv: bool = typer.Option(False, "--csv", help="Also write a CSV next to the report."),
-    plot: bool = typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report."),
-    data_dir: str = typer.Option("", help="Where the checkpoints' dataset lives, if it moved."),
-    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    report_dir: Path = REPORT_DIR,
+    csv: bool = CSV,
+    plot: bool = PLOT,
+    data_dir: str = DATA_DIR,
+    threads: int = THREADS,
+    quiet: bool = QUIET,
 ) -> None:
     """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
     import torch
@@ -63,7 +76,7 @@ def noise(
 
 @app.command("caption")
 def caption(
-    checkpoints: list[Path] = typer.Argument(..., help="Run folders written by `robustrec train` (same data)."),
+    checkpoints: list[Path] = CHECKPOINTS,
     rate: str = typer.Option("0.01", help="Share of items whose text gets a caption, or a comma list (paper: 0.01)."),
     repeats: int = typer.Option(5, help="Item draws per rate."),
     position: str = typer.Option("random-sentence", help="Where the caption goes: random-sentence "
@@ -72,16 +85,16 @@ def caption(
                                   "synthetic data, else blip2:Salesforce/blip2-opt-2.7b)."),
     captions: Path = typer.Option(None, help="Caption cache file (default <data>/<name>/captions/<captioner>.json)."),
     text_encoder: str = typer.Option("all-MiniLM-L6-v2", help="Sentence encoder that made text_feat.npy."),
-    seed: int = typer.Option(0, help="Root seed; repeat seeds are derived from it."),
-    metric: str = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg."),
-    k: int = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report)."),
-    split: str = typer.Option("test", help="Split to evaluate: test or valid."),
-    report_dir: Path = typer.Option(Path("reports"), help="Where the JSON report (and CSV/PNG) go."),
-    csv: bool = typer.Option(False, "--csv", help="Also write a CSV next to the report."),
-    plot: bool = typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report."),
-    data_dir: str = typer.Option("", help="Where the checkpoints' dataset lives, if it moved."),
-    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    seed: int = SEED,
+    metric: str = METRIC,
+    k: int = CUTOFF,
+    split: str = SPLIT,
+    report_dir: Path = REPORT_DIR,
+    csv: bool = CSV,
+    plot: bool = PLOT,
+    data_dir: str = DATA_DIR,
+    threads: int = THREADS,
+    quiet: bool = QUIET,
 ) -> None:
     """Insert image captions into item texts at RATE, re-encode them, re-evaluate R times, report."""
     import torch
