@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from robustrec.reports.gains import SOURCE
 from robustrec.reports.schema import ReportError, load_report
 
 
@@ -32,7 +33,7 @@ def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup
         raise ReportError(f"reports were made on different data: {listing}")
     groups: dict[str, ComparisonGroup] = {}
     seen: dict[str, set[str]] = {}  # names per kind: a name is suffixed only when it repeats within a kind
-    for path, report in reports:
+    for index, (path, report) in enumerate(reports):
         settings = report["settings"]
         group = groups.setdefault(report["kind"], ComparisonGroup(report["kind"], settings["strength_name"], [],
                                                                   settings["metric"], settings["k"]))
@@ -40,5 +41,5 @@ def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup
         for entry in report["checkpoints"]:
             name = entry["name"] if entry["name"] not in names else f"{entry['name']} ({path.stem})"
             names.add(name)
-            group.entries.append({**entry, "name": name})
+            group.entries.append({**entry, "name": name, SOURCE: index})
     return reports[0][1]["dataset"], list(groups.values())

@@ -32,7 +32,8 @@ def summarize_level(clean: dict[str, float], level: dict) -> dict[str, dict]:
     for key, clean_value in clean.items():
         values = trial_values(level, key)
         std = values.std(ddof=1) if len(values) > 1 else 0.0
-        drop = (clean_value - values.mean()) / clean_value * 100.0 if clean_value else None
+        # mean of per-repeat differences: repeats equal to the clean value give exactly 0
+        drop = (clean_value - values).mean() / clean_value * 100.0 if clean_value else None
         out[key] = {"mean": float(values.mean()), "std": float(std),
                     "drop_pct": finite_or_none(drop) if drop is not None else None}
     return out
@@ -45,11 +46,18 @@ def pair_key(entry: dict) -> str:
                       sort_keys=True)
 
 
+#: entry key naming the report an entry came from, set by ``compare`` when it merges reports
+SOURCE = "_report"
+
+
 def mg_pairs(entries: list[dict]) -> list[tuple[dict, dict]]:
-    """(baseline, MG) pairs: each MG checkpoint with the first baseline of the same model and data."""
+    """(baseline, MG) pairs: each MG checkpoint with the first baseline of the same model and
+    data **in the same report** (entries merged by ``compare`` carry their report in ``SOURCE``),
+    so MG runs are compared with the baseline that went through the same draws and levels."""
     pairs = []
     for mg in (e for e in entries if e["mg"]):
-        baseline = next((e for e in entries if not e["mg"] and pair_key(e) == pair_key(mg)), None)
+        baseline = next((e for e in entries if not e["mg"] and pair_key(e) == pair_key(mg)
+                         and e.get(SOURCE) == mg.get(SOURCE)), None)
         if baseline is not None:
             pairs.append((baseline, mg))
     return pairs

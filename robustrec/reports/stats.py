@@ -45,7 +45,9 @@ def paired_user_test(clean: np.ndarray, perturbed: np.ndarray) -> dict:
     """Clean vs perturbed per user; ``perturbed`` is (repeats × users), ``clean`` is (users,)."""
     from scipy import stats
 
-    diff = np.asarray(clean, dtype=np.float64) - np.asarray(perturbed, dtype=np.float64).mean(axis=0)
+    # difference per repeat first, then the mean: equal values give exact zeros, whereas
+    # clean − mean(perturbed) leaves rounding residue (~1e-18) that a t-test calls significant
+    diff = (np.asarray(clean, dtype=np.float64)[None, :] - np.asarray(perturbed, dtype=np.float64)).mean(axis=0)
     low, high = t_interval(diff)
     p_value, wilcoxon_p = None, None
     if len(diff) >= 2:
