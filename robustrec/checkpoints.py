@@ -22,6 +22,7 @@ from pathlib import Path
 
 from robustrec import __version__
 from robustrec.errors import CheckpointError, RobustRecError
+from robustrec.paths import umask_mode
 
 FILES = ("model.safetensors", "config.json", "metrics.json", "history.json", "data.json", "meta.json")
 
@@ -65,6 +66,7 @@ def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False
         _write_json(tmp / "data.json", {**data.describe(), "data_dir": str(Path(config.data_dir).resolve())})
         _write_json(tmp / "meta.json", {"robustrec": __version__, "torch": torch.__version__,
                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        umask_mode(tmp)
         _replace_dir(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -131,6 +133,10 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
         state = load_file(str(run.path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{run.path}/model.safetensors is corrupt: {exc}") from None
+    bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
+    if bad:
+        raise CheckpointError(f"{run.path}/model.safetensors is corrupt: non-finite values (NaN or inf) in "
+                              f"{', '.join(sorted(bad))}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -143,7 +149,12 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
 def _load_run_data(run: Run, config, data_dir: str | None):
     from robustrec.data import load_dataset
 
-    candidates = [data_dir] if data_dir else [config.data_dir, run.data.get("data_dir")]
+    # the absolute location recorded at training time first; a relative config path only if
+    # nothing absolute was recorded (runs must not depend on, or write into, the current folder)
+    recorded = run.data.get("data_dir")
+    candidates = [data_dir] if data_dir else [recorded or config.data_dir]
+    if not data_dir and Path(config.data_dir).is_absolute() and config.data_dir != recorded:
+        candidates.append(config.data_dir)
     error = None
     for candidate in [c for c in candidates if c]:
         try:

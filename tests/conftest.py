@@ -1,12 +1,49 @@
 import os
+import shutil
 import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# graph caches of the test run go to a private folder, never the user's ~/.cache
-os.environ["ROBUSTREC_CACHE"] = tempfile.mkdtemp(prefix="robustrec-test-cache-")
+# Everything the run puts in the temp dir goes to one private folder (pytest's tmp_path too, and
+# subprocesses through TMPDIR), graph caches included: never the user's ~/.cache. It is removed
+# at the end, after checking that tests cleaned up what they made outside tmp_path.
+_TMP = tempfile.mkdtemp(prefix="robustrec-tests-")
+os.environ["TMPDIR"] = tempfile.tempdir = _TMP
+os.environ["ROBUSTREC_CACHE"] = os.path.join(_TMP, "cache")
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _checkout_files() -> set[str]:
+    """Untracked and ignored paths of the checkout (git's view), less Python's and pytest's caches."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", CHECKOUT, "status", "--porcelain", "--ignored=matching",
+                              "--untracked-files=all"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):  # no git: compare the top-level entries only
+        return set(os.listdir(CHECKOUT)) - {".pytest_cache", "__pycache__"}
+    paths = {line[3:] for line in out.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if "__pycache__" not in p and not p.startswith(".pytest_cache")}
+
+
+_CHECKOUT_BEFORE = _checkout_files()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if tests wrote into the checkout or left files in the temp dir."""
+    in_checkout = _checkout_files() - _CHECKOUT_BEFORE
+    # pytest's own tmp_path root and torch's compile cache go with _TMP; anything else is a leak
+    in_tmp = {e for e in os.listdir(_TMP) if e != "cache" and not e.startswith(("pytest-of-", "torchinductor_"))}
+    if in_checkout or in_tmp:
+        session.config.get_terminal_writer().line(
+            f"the test suite left files behind: in the checkout {sorted(in_checkout)}, "
+            f"in the temp dir {sorted(in_tmp)} (kept in {_TMP})", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        shutil.rmtree(_TMP, ignore_errors=True)
+
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets")
 

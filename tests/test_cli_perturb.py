@@ -23,13 +23,13 @@ def run_cli(capsys, monkeypatch, *args):
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
+def checkpoints(tmp_path_factory, synthetic_dir):
     """A baseline and its MG twin on the built-in synthetic data, one epoch each."""
     root = tmp_path_factory.mktemp("ckpt")
-    data = load_dataset("synthetic")
+    data = load_dataset("synthetic", synthetic_dir)
     paths = []
     for mg in (False, True):
-        config = TrainConfig(epochs=1, batch_size=1024, lr=0.01, mg=mg)
+        config = TrainConfig(epochs=1, batch_size=1024, lr=0.01, mg=mg, data_dir=str(synthetic_dir))
         model = build_model("lightgcn", data)
         paths.append(save_run(root / f"lightgcn-synthetic{'-mg' if mg else ''}", model, config, data,
                               Trainer(config).fit(model, data)))

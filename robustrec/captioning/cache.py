@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from robustrec.errors import DataError
+from robustrec.paths import umask_mode
 
 CACHE_FORMAT = "robustrec-caption-cache"
 CACHE_VERSION = 1
@@ -53,6 +54,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
@@ -33,9 +34,34 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
         raise typer.Exit()
 
 
+def _usage_errors() -> tuple[type, ...]:
+    """Usage-error classes: typer >= 0.29 bundles its own click (its ClickException is a
+    ``typer.TyperException``); a standalone click may still raise its own."""
+    classes: list[type] = [typer.TyperException]
+    try:
+        import click
+
+        classes.append(click.ClickException)
+    except ImportError:  # pragma: no cover - typer 0.29 does not need click
+        pass
+    return tuple(classes)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: every mistake is a short message and a non-zero exit, never a traceback.
+
+    - usage mistakes (unknown command or flag, bad value, missing argument, bare ``robustrec``):
+      click's usage message, exit 2;
+    - bad input found by robustrec (data, configs, checkpoints, reports): ``Error: ...``, exit 2;
+    - Ctrl-C: ``interrupted; <what was kept>``, exit 130.
+    """
+    import signal
+
+    from robustrec.cli import interrupt
+
     tune_allocator()
+    interrupt.reset()
+    previous = _install_sigint()
     try:
         # outside standalone mode click returns (not raises) the code of a typer.Exit
         code = app(args=argv, prog_name="robustrec", standalone_mode=False)
@@ -43,22 +69,38 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except FloatingPointError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; nothing was written", code=130)
+    except (interrupt.Interrupted, KeyboardInterrupt):
+        _fail(f"interrupted; {interrupt.note()}", code=130, prefix="")
     except typer.Abort:
         _fail("aborted", code=1)
-    except Exception as exc:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except _usage_errors() as exc:
+        if hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+        else:  # pragma: no cover - every usage error of typer 0.29 has show()
+            _fail(str(exc))
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    sys.stderr.write(f"Error: {message}\n")
+def _install_sigint():
+    """Ctrl-C raises ``Interrupted`` (typer would swallow a KeyboardInterrupt); main thread only."""
+    import signal
+    import threading
+
+    from robustrec.cli.interrupt import Interrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _fail(message: str, code: int = 2, prefix: str = "Error: ") -> None:
+    sys.stderr.write(f"{prefix}{message}\n")
     sys.exit(code)

@@ -80,6 +80,7 @@ def _generate(console: Console, dataset: str, data_dir: Path, kind: CaptionerKin
               lavis_python: Path | None) -> None:
     from robustrec.captioning.cache import CaptionCache, default_cache_path
     from robustrec.data.content import load_item_images
+    from robustrec.paths import check_output_dir
 
     folder = data_dir / dataset
     if not folder.is_dir():
@@ -90,6 +91,9 @@ def _generate(console: Console, dataset: str, data_dir: Path, kind: CaptionerKin
     fingerprint = _dataset_fingerprint(dataset, data_dir)
     model = _make_captioner(kind, checkpoint, prompt, device, max_new_tokens, lavis_python)
     path = cache_path or default_cache_path(data_dir, dataset, model.captioner_id)
+    if path.is_dir():
+        raise DataError(f"caption cache {str(path)!r} is a folder, expected a .json file")
+    check_output_dir(path.parent, "caption cache folder")
     cache = CaptionCache.open(path, model.captioner_id, dataset, fingerprint)
     with _progress(console) as progress:
         task = progress.add_task(f"captioning {dataset}", total=len(cache.pending(items)))

@@ -10,17 +10,19 @@ from robustrec.cli.render import console
 
 
 def compare(
-    reports: list[Path] = typer.Argument(..., help="Report JSON files written by `robustrec perturb`."),
+    reports: list[Path] = typer.Argument(..., metavar="REPORT...",
+                                         help="Report JSON files written by `robustrec perturb`, or folders of them."),
     metric: str = typer.Option("", help="Metric to show (default: the first report's)."),
     k: int = typer.Option(0, help="Cut-off to show (default: the first report's)."),
 ) -> None:
     """Side-by-side tables of REPORTS (they must have been made on the same data)."""
     from robustrec.errors import ConfigError
     from robustrec.evaluation import METRICS
-    from robustrec.reports.compare import load_comparison
+    from robustrec.reports.compare import expand_report_paths, load_comparison
 
     if metric and metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    reports = expand_report_paths(reports)
     dataset, groups = load_comparison(reports)
     for group in groups:
         shown_metric, shown_k = metric or group.metric, k or group.k

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
-from robustrec.cli.render import console, metrics_table
+from robustrec.cli.render import console, err_console, metrics_table
 
 
 def evaluate(
     run: Path = typer.Argument(..., help="A run folder written by `robustrec train`."),
     data_dir: str = typer.Option("", help="Where the run's dataset lives, if it moved."),
-    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
+    threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
 ) -> None:
     """Reload RUN's weights and data, recompute valid and test metrics, compare with the stored ones."""
     import torch
@@ -29,6 +29,15 @@ def evaluate(
     console.print(metrics_table(f"{saved.name}: {saved.config['model']} on {data.name}, "
                                 f"best epoch {saved.metrics['best_epoch']}",
                                 {"valid": valid, "test": test, "stored test": saved.metrics["test"]}))
-    same = all(abs(test[k] - saved.metrics["test"][k]) <= 1e-9 for k in test)
-    console.print("test metrics match the stored ones" if same
-                  else "[yellow]test metrics differ from the stored ones[/]")
+    stored = saved.metrics["test"]
+    gaps = {k: abs(test[k] - stored.get(k, float("inf"))) for k in test}  # a missing key counts as differing
+    differing = sorted((gap, k) for k, gap in gaps.items() if not gap <= 1e-9)
+    if not differing:
+        console.print("test metrics match the stored ones")
+        return
+    key = differing[-1][1]
+    was = stored.get(key, float("nan"))
+    err_console.print(f"Error: test metrics differ from the stored ones in {len(differing)} of {len(test)} "
+                      f"metric@K values (largest: {key} {test[key]:.6f} now, {was:.6f} stored)",
+                      highlight=False, soft_wrap=True)
+    raise typer.Exit(1)

@@ -11,7 +11,7 @@ from robustrec.cli.render import console
 app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
 
 # arguments and options both stress tests take
-CHECKPOINTS = typer.Argument(..., help="Run folders written by `robustrec train` (same data).")
+CHECKPOINTS = typer.Argument(..., metavar="CHECKPOINT...", help="Run folders written by `robustrec train` (same data).")
 SEED = typer.Option(0, help="Root seed; repeat seeds are derived from it.")
 METRIC = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg.")
 CUTOFF = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report).")
@@ -20,7 +20,7 @@ REPORT_DIR = typer.Option(Path("reports"), help="Where the JSON report (and CSV/
 CSV = typer.Option(False, "--csv", help="Also write a CSV next to the report.")
 PLOT = typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report.")
 DATA_DIR = typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")
-THREADS = typer.Option(0, help="Torch CPU threads (0 = torch default).")
+THREADS = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
@@ -60,12 +60,14 @@ def noise(
 
     from robustrec.perturbations import GaussianEmbeddingNoise
     from robustrec.perturbations.noise_study import run_noise_study
+    from robustrec.paths import check_output_dir
     from robustrec.perturbations.runner import StudySettings, load_checkpoints
 
     sigmas = parse_levels(sigma, "--sigma")
     for value in sigmas:
         GaussianEmbeddingNoise(value, target)  # validates σ and target before any loading
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
+    check_output_dir(report_dir, "--report-dir")
     if threads > 0:
         torch.set_num_threads(threads)
     loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
@@ -103,11 +105,13 @@ def caption(
     from robustrec.perturbations.caption import check_position, check_rate
     from robustrec.perturbations.caption_study import (ENCODER_CHECK_WARN, default_captioner,
                                                        load_caption_inputs, run_caption_study)
+    from robustrec.paths import check_output_dir
     from robustrec.perturbations.runner import StudySettings, load_checkpoints
 
     rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
     check_position(position)
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
+    check_output_dir(report_dir, "--report-dir")
     if threads > 0:
         torch.set_num_threads(threads)
     loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)

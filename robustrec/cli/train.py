@@ -33,18 +33,21 @@ def train(
     checkpoint_dir: Path = typer.Option(Path(DEFAULT_CHECKPOINTS), help="Root folder for run folders."),
     name: str = typer.Option("", help="Run folder name (default <model>-<dataset>[-mg])."),
     overwrite: bool = typer.Option(False, help="Replace an existing run folder of the same name."),
-    threads: int = typer.Option(0, help="Torch CPU threads (0 = torch default)."),
+    threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a model and save weights, config, metrics and history under CHECKPOINT_DIR/NAME."""
     from robustrec.config import parse_assignments
     from robustrec.training import TrainConfig
 
-    config = TrainConfig(model=model, dataset=dataset, data_dir=data_dir, model_params=parse_assignments(param),
+    config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()), model_params=parse_assignments(param),
                          optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
                          epochs=epochs, patience=patience, seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1,
                          alpha2=alpha2, beta=beta, sam_rho=sam_rho, valid_metric=valid_metric).validate()
-    run_dir = checkpoint_dir / (name or default_run_name(config))
+    from robustrec.paths import check_folder_name, check_output_dir
+
+    check_output_dir(checkpoint_dir, "--checkpoint-dir")
+    run_dir = checkpoint_dir / (check_folder_name(name, "--name") if name else default_run_name(config))
     if run_dir.exists() and not overwrite:
         from robustrec.errors import CheckpointError
 

@@ -63,7 +63,7 @@ def _int_column(series: pd.Series, column: str, path: Path) -> np.ndarray:
     bad = numeric.isna() | (numeric != numeric.round())
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: column {column} row {row + 2} is not an integer: {series.iloc[row]!r}")
+        raise DataError(f"{path}: column {column} row {row + 2} is not an integer: {str(series.iloc[row])!r}")
     values = numeric.to_numpy().astype(np.int64)
     if (values < 0).any():
         row = int(np.flatnonzero(values < 0)[0])
@@ -74,8 +74,14 @@ def _int_column(series: pd.Series, column: str, path: Path) -> np.ndarray:
 def _load_features(path: Path, modality: str) -> np.ndarray:
     try:
         matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path} is not a readable .npy array: {exc}") from None
+    except (ValueError, OSError, EOFError) as exc:
+        # numpy's own message for a pickle suggests allow_pickle=True: robustrec never unpickles
+        reason = ("it holds pickled Python objects, which are never loaded" if "pickle" in str(exc)
+                  else str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise DataError(f"{path} is not a .npy array file: {reason}") from None
+    if not isinstance(matrix, np.ndarray):  # an .npz archive
+        matrix.close()
+        raise DataError(f"{path} is an .npz archive, expected one .npy array (n_items × dim)")
     if not np.issubdtype(matrix.dtype, np.number):
         raise DataError(f"{path} holds {matrix.dtype} values, expected numbers")
     return np.ascontiguousarray(matrix, dtype=np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 
 from robustrec.data.synthetic import SyntheticSpec, make_synthetic
 from robustrec.errors import DataError
+from robustrec.paths import umask_mode
 
 NAME = "synthetic"
 
@@ -46,6 +47,7 @@ def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> None
         np.save(tmp / "image_feat.npy", data.features["image"])
         np.save(tmp / "text_feat.npy", data.features["text"])
         write_synthetic_content(tmp, NAME, world.item_factors, spec.seed, data.fingerprint())
+        umask_mode(tmp)
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robustrec.paths import umask_mode
+
 Arrays = dict[str, np.ndarray]
 
 _MEMORY: dict[tuple[str, str], Arrays] = {}
@@ -77,6 +79,7 @@ def _write(path: Path, arrays: Arrays) -> None:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, **arrays)
+            umask_mode(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

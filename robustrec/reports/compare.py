@@ -23,8 +23,7 @@ class ComparisonGroup:
 
 def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup]]:
     """(dataset, groups): every report validated; reports on different data are refused."""
-    if not paths:
-        raise ReportError("no report given")
+    paths = expand_report_paths(paths)
     reports = [(Path(path), load_report(path)) for path in paths]
     prints = {report["dataset"]["fingerprint"] for _, report in reports}
     if len(prints) > 1:
@@ -43,3 +42,19 @@ def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup
             names.add(name)
             group.entries.append({**entry, "name": name, SOURCE: index})
     return reports[0][1]["dataset"], list(groups.values())
+
+
+def expand_report_paths(paths: list[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for the ``*.json`` reports directly inside it (by name)."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.json") if p.is_file())
+            if not found:
+                raise ReportError(f"folder {str(path)!r} holds no report (*.json) file")
+            out.extend(found)
+        else:
+            out.append(path)
+    if not out:
+        raise ReportError("no report given")
+    return out

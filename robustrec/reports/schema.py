@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 from robustrec.errors import RobustRecError
+from robustrec.paths import umask_mode
 
 FORMAT = "robustrec-report"
 SCHEMA_VERSION = 1
@@ -116,6 +117,7 @@ def write_atomic(path: str | Path, write) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
