@@ -77,6 +77,13 @@ def test_compare_renders_reports(report, capsys, monkeypatch):
     assert code == 0 and "REC@5" in out and "Mirror Gradient gain" in out
 
 
+def test_compare_fits_80_columns(report, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(capsys, monkeypatch, "compare", report)
+    assert code == 0 and "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    assert "lightgcn-synthetic → lightgcn-synthetic-mg" in out and "Mirror Gradient gain" in out
+
+
 def _assert_one_line_error(code, out, err, fragment, tmp_path):
     assert code != 0
     assert err.startswith("Error:") and err.count("\n") == 1 and fragment in err, err

@@ -1,10 +1,40 @@
-"""Rich progress for training, driven by the trainer's callbacks."""
+"""Rich progress for training and studies, driven by the library's callbacks.
+
+The bar line (description, bar, M/N counter, elapsed time) never gives up its counter: when the
+info text does not fit beside it, the info goes on a line of its own below. On a console that is
+not interactive (CI logs, files) training prints one compact line per epoch instead of a bar.
+"""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from rich.console import Group
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
 
 from robustrec.training import TrainerCallback
+
+
+class InfoProgress(Progress):
+    """A Progress whose last column (free info text) moves below the bar when one line is too wide."""
+
+    def get_renderables(self):
+        from robustrec.reports.tables import Fitted
+
+        *bar_columns, info = self.columns
+        lines = []
+        for task in (t for t in self.tasks if t.visible):
+            line = Table.grid(*(column.get_table_column().copy() for column in bar_columns), padding=(0, 1))
+            line.add_row(*(column(task) for column in bar_columns))
+            lines += [line, Padding(info(task), (0, 0, 0, 2))]
+        yield Fitted(self.make_tasks_table(self.tasks), Group(*lines))
+
+
+def _epoch_info(metric: str, record, best: tuple[int, float]) -> str:
+    return (f"loss {record.loss:.4f}  valid {metric} {record.valid:.4f}  "
+            f"best {best[1]:.4f} @ {best[0]}")
 
 
 class RichTrainProgress(TrainerCallback):
@@ -22,15 +52,48 @@ class RichTrainProgress(TrainerCallback):
     def on_epoch_end(self, record):
         if record.best:
             self.best = (record.epoch, record.valid)
-        info = (f"loss {record.loss:.4f}  valid {self.metric} {record.valid:.4f}  "
-                f"best {self.best[1]:.4f} @ {self.best[0]}  {record.seconds:.1f}s/epoch")
+        info = f"{_epoch_info(self.metric, record, self.best)}  {record.seconds:.1f}s/epoch"
         self.progress.update(self.task, advance=1, info=info)
 
 
+class EpochLines(TrainerCallback):
+    """One line per epoch, for logs: ``epoch   3/1000  loss ...  valid ...  best ... @ 2  12.3s``."""
+
+    def __init__(self, console, metric: str) -> None:
+        self.console = console
+        self.metric = metric
+        self.total = 0
+        self.best = (0, float("nan"))
+
+    def on_train_start(self, max_epochs, batches_per_epoch):
+        self.total = max_epochs
+
+    def on_epoch_end(self, record):
+        if record.best:
+            self.best = (record.epoch, record.valid)
+        width = len(str(self.total))
+        self.console.print(f"epoch {record.epoch:>{width}}/{self.total}  {_epoch_info(self.metric, record, self.best)}"
+                           f"  {record.seconds:.1f}s", markup=False, highlight=False)
+
+
 def train_progress(console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
-                    transient=False)
+    return InfoProgress(TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+                        BarColumn(), MofNCompleteColumn(table_column=Column(no_wrap=True)),
+                        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+                        TextColumn("{task.fields[info]}", table_column=Column(overflow="fold")),
+                        console=console, transient=False)
+
+
+@contextmanager
+def train_callbacks(console, metric: str, quiet: bool):
+    """The trainer callbacks that show progress on ``console``: none, per-epoch lines, or a live bar."""
+    if quiet:
+        yield []
+    elif not console.is_interactive:
+        yield [EpochLines(console, metric)]
+    else:
+        with train_progress(console) as progress:
+            yield [RichTrainProgress(progress, metric)]
 
 
 class RichStudyProgress:

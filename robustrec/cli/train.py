@@ -63,7 +63,7 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
     import torch
 
     from robustrec.checkpoints import save_run
-    from robustrec.cli.progress import RichTrainProgress, train_progress
+    from robustrec.cli.progress import train_callbacks
     from robustrec.data import load_dataset
     from robustrec.models import build_model
     from robustrec.training import Trainer
@@ -75,11 +75,8 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
     strategy = "Mirror Gradient" if config.mg else "plain"
     console.print(f"[bold]{config.model}[/] on [bold]{data.name}[/] ({data.n_users} users, {data.n_items} items, "
                   f"{data.n_train} train interactions), {strategy} steps, {config.optimizer} lr {config.lr}")
-    if quiet:
-        result = Trainer(config).fit(model, data)
-    else:
-        with train_progress(console) as progress:
-            result = Trainer(config, [RichTrainProgress(progress, config.valid_metric)]).fit(model, data)
+    with train_callbacks(console, config.valid_metric, quiet) as callbacks:
+        result = Trainer(config, callbacks).fit(model, data)
     save_run(run_dir, model, config, data, result, overwrite=overwrite)
     stop = "early stop" if result.stopped_early else "max epochs"
     console.print(metrics_table(f"best epoch {result.best_epoch} of {len(result.history)} ({stop})",

@@ -1,13 +1,23 @@
-"""Rich tables of robustness reports (built here, printed by the CLI)."""
+"""Rich tables of robustness reports (built here, printed by the CLI).
+
+Each table comes in two layouts, chosen when it is printed: the wide one (one row per checkpoint
+and level) when it fits the console without wrapping a value, else a narrow one (one block per
+checkpoint or MG pair, two-line cells) that fits 80 columns. No layout cuts a value short.
+"""
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.cells import cell_len
+from rich.console import Group
+from rich.measure import Measurement
+from rich.table import Column, Table
+from rich.text import Text
 
 from robustrec.reports.gains import all_mg_gains, metric_key
 
 LABELS = {"recall": "REC", "precision": "PREC", "map": "MAP", "ndcg": "NDCG"}
 GREEK = {"sigma": "σ", "rate": "rate"}
+UNBOUNDED = 100_000
 
 
 def metric_label(metric: str, k: int) -> str:
@@ -29,7 +39,62 @@ def _p(value) -> str:
     return "<1e-4" if value < 1e-4 else f"{value:.4f}"
 
 
-def results_table(entries: list[dict], metric: str, k: int, strength_name: str, title: str) -> Table:
+class Fitted:
+    """Renders ``wide`` when ``probe`` (``wide`` minus prose cells that may wrap) fits, else ``narrow``."""
+
+    def __init__(self, wide: Table, narrow, probe: Table | None = None) -> None:
+        self.wide, self.narrow, self.probe = wide, narrow, probe or wide
+
+    def __rich_console__(self, console, options):
+        unbounded = options.update_width(UNBOUNDED)  # a table measures at most the width it is offered
+        fits = Measurement.get(console, unbounded, self.probe).maximum <= options.max_width
+        yield self.wide if fits else self.narrow
+
+    def __rich_measure__(self, console, options):
+        narrow, wide = Measurement.get(console, options, self.narrow), Measurement.get(console, options, self.wide)
+        return Measurement(min(narrow.minimum, wide.minimum), wide.maximum)
+
+
+def _blocks(title: str, columns: list[tuple[str, str]], blocks: list[tuple[Text, list[tuple[str, ...]]]]) -> Group:
+    """Narrow layout: ``title``, then per block its heading line and a table of its rows.
+
+    Every block's table gets the same column widths (the widest cell line of any block), so the
+    blocks line up like one table; cells fold rather than lose characters on very narrow consoles.
+    """
+    widths = [max(cell_len(line) for line in header.split("\n")) for header, _ in columns]
+    for _, rows in blocks:
+        for row in rows:
+            widths = [max(w, *(cell_len(line) for line in cell.split("\n"))) for w, cell in zip(widths, row)]
+    parts: list = [Text(title)]
+    for heading, rows in blocks:
+        parts.append(heading)
+        if rows:
+            table = Table(*(Column(header, justify=justify, min_width=width, overflow="fold")
+                            for (header, justify), width in zip(columns, widths)))
+            for row in rows:
+                table.add_row(*row)
+            parts.append(table)
+    return Group(*parts)
+
+
+def _heading(*parts: str | tuple[str, str]) -> Text:
+    return Text.assemble(*parts, overflow="fold")
+
+
+def _level_cells(entry: dict, level: dict, key: str) -> dict:
+    """The formatted numbers of one checkpoint at one level, shared by both layouts."""
+    summary, test = level["summary"][key], (level.get("user_test") or {}).get(key, {})
+    clean = entry["clean"][key]
+    ci = [None if v is None or not clean else v / clean * 100 for v in test.get("ci95", [None, None])]
+    flat = level.get("flatness") or {}
+    rise = flat.get("loss_rise")
+    return {"strength": f"{level['strength']:g}", "mean": f"{summary['mean']:.4f}",
+            "std": f"± {summary['std']:.4f}", "drop": _num(summary["drop_pct"], ".2f"), "ci": _interval(ci),
+            "p": _p(test.get("p_value")), "rise": "–" if not rise else f"{rise['mean']:.2e}",
+            "rise_std": "" if not rise else f"± {rise['std']:.1e}", "sharp": _num(flat.get("rho_sharpness"), ".2e")}
+
+
+def results_table(entries: list[dict], metric: str, k: int, strength_name: str, title: str) -> Fitted:
     """One row per checkpoint and level: clean, perturbed mean ± std, drop %, test, flatness.
 
     A checkpoint the perturbation cannot reach (``entry["unaffected"]``, e.g. an ID-only model
@@ -40,7 +105,13 @@ def results_table(entries: list[dict], metric: str, k: int, strength_name: str, 
     mean ± std training-loss increase under weight noise of the same σ; ρ-sharp: one-step
     ρ-sharpness (see ``robustrec.flatness``).
     """
-    key, label = metric_key(metric, k), metric_label(metric, k)
+    key = metric_key(metric, k)
+    return Fitted(_wide_results(entries, key, metric_label(metric, k), strength_name, title),
+                  _narrow_results(entries, key, metric_label(metric, k), strength_name, title),
+                  _wide_results(entries, key, metric_label(metric, k), strength_name, title, prose=False))
+
+
+def _wide_results(entries, key, label, strength_name, title, prose=True) -> Table:
     table = Table(title=title, title_justify="left")
     for column, justify in (("checkpoint", "left"), ("MG", "center"),
                             (GREEK.get(strength_name, strength_name), "right"), (f"clean {label}", "right"),
@@ -48,39 +119,78 @@ def results_table(entries: list[dict], metric: str, k: int, strength_name: str, 
                             ("p (users)", "right"), ("loss rise", "right"), ("ρ-sharp", "right")):
         table.add_column(column, justify=justify)
     for entry in entries:
-        if entry.get("unaffected"):  # clean metric only; the perturbation cannot reach this model
-            table.add_row(entry["name"], "yes" if entry["mg"] else "no", "–", _num(entry["clean"][key]),
-                          entry["unaffected"], "–", "–", "–", "–")
+        mg = "yes" if entry["mg"] else "no"
+        if entry.get("unaffected") and prose:  # clean metric only; the perturbation cannot reach this model
+            table.add_row(entry["name"], mg, "–", _num(entry["clean"][key]), entry["unaffected"],
+                          "–", "–", "–", "–")
         for level in entry["levels"]:
-            summary, test = level["summary"][key], (level.get("user_test") or {}).get(key, {})
-            clean = entry["clean"][key]
-            ci = [None if v is None or not clean else v / clean * 100 for v in test.get("ci95", [None, None])]
-            flat = level.get("flatness") or {}
-            rise = flat.get("loss_rise")
-            table.add_row(entry["name"], "yes" if entry["mg"] else "no", f"{level['strength']:g}",
-                          _num(clean), f"{summary['mean']:.4f} ± {summary['std']:.4f}",
-                          f"{_num(summary['drop_pct'], '.2f')} {_interval(ci)}", _p(test.get("p_value")),
-                          "–" if not rise else f"{rise['mean']:.2e} ± {rise['std']:.1e}",
-                          _num(flat.get("rho_sharpness"), ".2e"))
+            c = _level_cells(entry, level, key)
+            table.add_row(entry["name"], mg, c["strength"], _num(entry["clean"][key]), f"{c['mean']} {c['std']}",
+                          f"{c['drop']} {c['ci']}", c["p"], f"{c['rise']} {c['rise_std']}".strip(), c["sharp"])
     return table
 
 
-def gains_table(entries: list[dict], metric: str, k: int, strength_name: str) -> Table | None:
+def _narrow_results(entries, key, label, strength_name, title) -> Group:
+    columns = [(GREEK.get(strength_name, strength_name), "right"), ("perturbed", "right"),
+               ("drop % [95% CI]", "right"), ("p (users)", "right"), ("loss rise", "right"), ("ρ-sharp", "right")]
+    blocks = []
+    for entry in entries:
+        heading = _heading("\n", (entry["name"], "bold"), " (MG)" if entry["mg"] else " (no MG)",
+                           f" · clean {label} {_num(entry['clean'][key])}")
+        if entry.get("unaffected"):
+            heading.append(f"\n{entry['unaffected']}")
+        rows = []
+        for level in entry["levels"]:
+            c = _level_cells(entry, level, key)
+            rows.append((c["strength"], f"{c['mean']}\n{c['std']}", f"{c['drop']}\n{c['ci']}", c["p"],
+                         f"{c['rise']}\n{c['rise_std']}".rstrip(), c["sharp"]))
+        blocks.append((heading, rows))
+    return _blocks(title, columns, blocks)
+
+
+def gains_table(entries: list[dict], metric: str, k: int, strength_name: str) -> Fitted | None:
     """MG gain per (baseline, MG) pair and level; None when no pair exists."""
     rows = all_mg_gains(entries, [metric_key(metric, k)])
     if not rows:
         return None
-    table = Table(title=f"Mirror Gradient gain ({metric_label(metric, k)}; drop reduction > 0: MG drops less)",
-                  title_justify="left")
+    title = f"Mirror Gradient gain ({metric_label(metric, k)}; drop reduction > 0: MG drops less)"
+    return Fitted(_wide_gains(rows, strength_name, title), _narrow_gains(rows, strength_name, title),
+                  _wide_gains(rows, strength_name, title, pair_separator=" →\n"))
+
+
+def _gain_cells(row: dict) -> dict:
+    test = row["test"] or {}
+    flat = row["flatness"]
+    return {"strength": f"{row['strength']:g}", "clean_gain": _num(row["clean_gain_pct"], "+.2f"),
+            "base": _num(row["drop_baseline_pct"], ".2f"), "mg": _num(row["drop_mg_pct"], ".2f"),
+            "reduction": _num(row["drop_reduction_pts"], "+.2f"), "ci": _interval(test.get("ci95")),
+            "p": _p(test.get("p_value")),
+            "rise": ("–",) if flat["baseline"] is None else (f"{flat['baseline']:.2e} /", f"{flat['mg']:.2e}")}
+
+
+def _wide_gains(rows: list[dict], strength_name: str, title: str, pair_separator: str = " → ") -> Table:
+    table = Table(title=title, title_justify="left")
     for column in ("baseline → MG", GREEK.get(strength_name, strength_name), "clean gain %", "drop base %",
                    "drop MG %", "drop reduction (pts)", "95% CI", "p (repeats)", "loss rise base / MG"):
         table.add_column(column, justify="left" if column.startswith("baseline") else "right")
     for row in rows:
-        test = row["test"] or {}
-        flat = row["flatness"]
-        flat_text = "–" if flat["baseline"] is None else f"{flat['baseline']:.2e} / {flat['mg']:.2e}"
-        table.add_row(f"{row['baseline']} → {row['mg']}", f"{row['strength']:g}", _num(row["clean_gain_pct"], "+.2f"),
-                      _num(row["drop_baseline_pct"], ".2f"), _num(row["drop_mg_pct"], ".2f"),
-                      _num(row["drop_reduction_pts"], "+.2f"), _interval(test.get("ci95")),
-                      _p(test.get("p_value")), flat_text)
+        c = _gain_cells(row)
+        table.add_row(f"{row['baseline']}{pair_separator}{row['mg']}", c["strength"], c["clean_gain"], c["base"],
+                      c["mg"], c["reduction"], c["ci"], c["p"], " ".join(c["rise"]))
     return table
+
+
+def _narrow_gains(rows: list[dict], strength_name: str, title: str) -> Group:
+    columns = [(GREEK.get(strength_name, strength_name), "right"), ("drop %\nbase → MG", "right"),
+               ("reduction (pts)\n[95% CI]", "right"), ("p\n(repeats)", "right"), ("loss rise\nbase / MG", "right")]
+    blocks: dict[tuple[str, str], tuple[Text, list]] = {}
+    for row in rows:
+        c = _gain_cells(row)
+        pair = (row["baseline"], row["mg"])
+        if pair not in blocks:
+            gain = "–" if row["clean_gain_pct"] is None else f"{row['clean_gain_pct']:+.2f}%"
+            blocks[pair] = (_heading("\n", (row["baseline"], "bold"), " → ", (row["mg"], "bold"),
+                                     f" · clean gain {gain}"), [])
+        blocks[pair][1].append((c["strength"], f"{c['base']} → {c['mg']}", f"{c['reduction']}\n{c['ci']}", c["p"],
+                                "\n".join(c["rise"])))
+    return _blocks(title, columns, list(blocks.values()))
