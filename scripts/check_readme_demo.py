@@ -1,0 +1,78 @@
+"""Check (or --update) the README's demo output against what the demo prints now.
+
+Runs ``scripts/demo.sh`` in a temporary folder (data, checkpoints and reports all go there; the
+checkout is not written), takes the final ``robustrec compare`` output, rendered at 80 columns,
+and compares it with the block between ``<!-- demo-output -->`` and ``<!-- /demo-output -->``
+in README.md. Exit 0 when they agree, 1 with a diff when they do not.
+
+    python scripts/check_readme_demo.py            # check
+    python scripts/check_readme_demo.py --update   # rewrite the README block
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+START, END = "<!-- demo-output -->", "<!-- /demo-output -->"
+MARKER = "== Both risks side by side =="
+WIDTH = 80
+
+
+def demo_output() -> str:
+    """The demo's final comparison, as printed on an 80-column terminal-less console."""
+    with tempfile.TemporaryDirectory(prefix="robustrec-demo-") as tmp:
+        env = {**os.environ, "COLUMNS": str(WIDTH), "TERM": "dumb", "DATA": f"{tmp}/data",
+               "CKPT": f"{tmp}/checkpoints", "REPORTS": f"{tmp}/reports",
+               "RR": os.environ.get("RR") or f"{sys.executable} -m robustrec"}
+        env.pop("FORCE_COLOR", None)
+        rr_wrapper = Path(tmp) / "rr"
+        rr_wrapper.write_text(f"#!/bin/sh\nexec {env['RR']} \"$@\"\n")
+        rr_wrapper.chmod(0o755)
+        env["RR"] = str(rr_wrapper)
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"demo failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    _, _, tail = proc.stdout.partition(MARKER)
+    if not tail:
+        raise SystemExit("demo output has no comparison section")
+    return "\n".join(line.rstrip() for line in tail.strip("\n").splitlines())
+
+
+def readme_block(text: str) -> str:
+    match = re.search(re.escape(START) + r"\n```\n(.*?)\n```\n" + re.escape(END), text, re.S)
+    if not match:
+        raise SystemExit(f"README.md has no {START} ... {END} block")
+    return match.group(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update", action="store_true", help="Rewrite the README block with the demo's output.")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    current, fresh = readme_block(text), demo_output()
+    if current == fresh:
+        print("README demo output matches what the demo prints")
+        return 0
+    if args.update:
+        README.write_text(text.replace(f"{START}\n```\n{current}\n```\n{END}", f"{START}\n```\n{fresh}\n```\n{END}"))
+        print("README demo output updated")
+        return 0
+    sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
+                                               "README.md", "demo output"))
+    print("\nREADME demo output differs from what the demo prints; run scripts/check_readme_demo.py --update")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
