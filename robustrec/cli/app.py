@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     except FloatingPointError as exc:
         _fail(str(exc))
     except (interrupt.Interrupted, KeyboardInterrupt):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message
         _fail(f"interrupted; {interrupt.note()}", code=130, prefix="")
     except typer.Abort:
         _fail("aborted", code=1)
@@ -81,12 +82,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(getattr(exc, "exit_code", 2) or 2)
     finally:
         if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, previous[0])
+            sys.unraisablehook = previous[1]
     sys.exit(code if isinstance(code, int) else 0)
 
 
 def _install_sigint():
-    """Ctrl-C raises ``Interrupted`` (typer would swallow a KeyboardInterrupt); main thread only."""
+    """Ctrl-C raises ``Interrupted`` (typer would swallow a KeyboardInterrupt); main thread only.
+
+    Python drops an exception raised where it cannot propagate (a weakref callback during a
+    lazy import, a ``__del__``) and prints "Exception ignored in ..."; the unraisable hook
+    catches that case silently and delivers the interrupt again, so one Ctrl-C is enough.
+    Returns what to restore: (previous SIGINT handler, previous unraisable hook), or None.
+    """
+    import os
     import signal
     import threading
 
@@ -98,7 +107,18 @@ def _install_sigint():
     def handler(signum, frame):
         raise Interrupted()
 
-    return signal.signal(signal.SIGINT, handler)
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, Interrupted):
+            # deliver it again once we are out of the callback (a signal sent from here would be
+            # handled inside this hook, and lost the same way)
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = hook
+    return signal.signal(signal.SIGINT, handler), previous_hook
 
 
 def _fail(message: str, code: int = 2, prefix: str = "Error: ") -> None:
