@@ -19,12 +19,21 @@ class RichTrainProgress(TrainerCallback):
     def on_train_start(self, max_epochs, batches_per_epoch):
         self.task = self.progress.add_task("training", total=max_epochs, info="")
 
+    def on_resume(self, history):
+        for record in history:
+            if record.best:
+                self.best = (record.epoch, record.valid)
+        if history:
+            self.progress.update(self.task, completed=history[-1].epoch, info=self._info(history[-1]))
+
     def on_epoch_end(self, record):
         if record.best:
             self.best = (record.epoch, record.valid)
-        info = (f"loss {record.loss:.4f}  valid {self.metric} {record.valid:.4f}  "
+        self.progress.update(self.task, advance=1, info=self._info(record))
+
+    def _info(self, record) -> str:
+        return (f"loss {record.loss:.4f}  valid {self.metric} {record.valid:.4f}  "
                 f"best {self.best[1]:.4f} @ {self.best[0]}  {record.seconds:.1f}s/epoch")
-        self.progress.update(self.task, advance=1, info=info)
 
 
 def train_progress(console) -> Progress:
