@@ -121,6 +121,12 @@ def test_corrupt_state_is_a_checkpoint_error(small_data, tmp_path):
     (state_dir / "state-00001.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt.*--no-resume"):
         _fit(config, small_data, state_dir)
+    _fit(config, small_data, tmp_path / "fresh")
+    info = json.loads((tmp_path / "fresh" / STATE_JSON).read_text())
+    info["optimizer"]["param_groups"] = []
+    (tmp_path / "fresh" / STATE_JSON).write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="does not fit.*--no-resume"):
+        _fit(config, small_data, tmp_path / "fresh")
     (state_dir / STATE_JSON).write_text("{not json")
     with pytest.raises(CheckpointError, match="unreadable.*--no-resume"):
         _fit(config, small_data, state_dir)

@@ -14,7 +14,10 @@ rewritten after every epoch:
 
 The tensor file is written first under a new name, then ``state.json`` is replaced atomically
 (``os.replace``), then the older tensor file is deleted: a process killed at any moment leaves
-the previous complete state or the new one. Nothing is pickled.
+the previous complete state or the new one. Files are not fsync'ed (that tripled the cost of a
+save, e.g. 0.2–0.9 s → 1.4–2.3 s for BM3's 384 MiB state on Baby), so an OS crash or power
+cut may lose the latest state (a truncated file fails to load with a CheckpointError).
+Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -76,7 +79,6 @@ def save_state(folder: str | Path, state: TrainingState) -> None:
     name = f"state-{state.epoch:05d}.safetensors"
     tmp = folder / f"{name}.tmp"
     save_file(tensors, str(tmp))
-    _fsync(tmp)
     os.replace(tmp, folder / name)
     document = {
         "format": FORMAT,
@@ -95,7 +97,6 @@ def save_state(folder: str | Path, state: TrainingState) -> None:
     }
     tmp_json = folder / f"{STATE_JSON}.tmp"
     tmp_json.write_text(json.dumps(document, indent=1) + "\n")
-    _fsync(tmp_json)
     os.replace(tmp_json, folder / STATE_JSON)
     for old in folder.glob("state-*.safetensors"):
         if old.name != name:
@@ -198,10 +199,3 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, state_dict: dict) -> Non
                        for k, v in saved.items()})
     optimizer.load_state_dict({"state": state_dict["state"], "param_groups": groups})
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,6 +11,7 @@ import torch
 
 from robustrec.data.dataset import InteractionData
 from robustrec.data.sampler import BPRSampler
+from robustrec.errors import CheckpointError
 from robustrec.evaluation import EvalResult, evaluate_splits, full_ranking
 from robustrec.training.config import TrainConfig
 from robustrec.training.optim import build_optimizer
@@ -94,7 +95,7 @@ class Trainer:
             diffs = differences(saved.config, dataclasses.asdict(cfg), saved.fingerprint, fingerprint)
             if diffs:
                 raise mismatch_error(state_dir, diffs)
-            _restore(saved, model, optimizer, sampler)
+            _restore(saved, model, optimizer, sampler, state_dir)
             history = [EpochRecord(**r) for r in saved.history]
             best_value, best_epoch = saved.best_value, saved.best_epoch
             best_state = _snapshot(model) if saved.best is None else saved.best
@@ -145,12 +146,16 @@ class Trainer:
                            train_seconds, eval_seconds)
 
 
-def _restore(saved: TrainingState, model, optimizer, sampler) -> None:
-    model.load_state_dict(saved.model)
-    model.load_epoch_state(saved.model_state)
-    restore_optimizer(optimizer, saved.optimizer)
-    sampler.set_rng_state(saved.sampler_rng)
-    torch.set_rng_state(saved.torch_rng)
+def _restore(saved: TrainingState, model, optimizer, sampler, state_dir: Path) -> None:
+    try:
+        model.load_state_dict(saved.model)
+        model.load_epoch_state(saved.model_state)
+        restore_optimizer(optimizer, saved.optimizer)
+        sampler.set_rng_state(saved.sampler_rng)
+        torch.set_rng_state(saved.torch_rng)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"unfinished training state in {state_dir} does not fit this model "
+                              f"({str(exc).splitlines()[0]}); pass --no-resume to discard it") from None
 
 
 def _snapshot(model) -> dict[str, torch.Tensor]:
