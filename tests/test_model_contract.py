@@ -9,6 +9,8 @@ from robustrec.evaluation import full_ranking
 from robustrec.models import available_models, build_model
 from robustrec.training import Trainer, TrainConfig
 
+from resume_helpers import KillAfter, assert_same_fit
+
 MODEL_NAMES = list(available_models())
 FAST = dict(batch_size=256, lr=0.01, patience=100)
 
@@ -52,12 +54,39 @@ def test_scores_shape_and_eval_determinism(name, trained, small_data):
     assert torch.equal(first, second)
 
 
+@pytest.fixture(scope="module")
+def short_run(small_data):
+    """(model, result) of a 2-epoch fit with seed 3, shared by the determinism tests."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = _train(name, small_data, epochs=2, seed=3)[:2]
+        return cache[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_same_seed_same_result(name, small_data):
-    runs = [_train(name, small_data, epochs=2, seed=3)[0] for _ in range(2)]
+def test_same_seed_same_result(name, small_data, short_run):
+    runs = [short_run(name)[0], _train(name, small_data, epochs=2, seed=3)[0]]
     users = torch.arange(10)
     with torch.no_grad():
         assert torch.equal(runs[0].eval().full_scores(users), runs[1].eval().full_scores(users))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_resume_is_bitwise(name, small_data, short_run, tmp_path):
+    """Interrupted after epoch 1 and resumed = uninterrupted: nothing a model carries from one
+    epoch to the next (RNG draws, ``pre_epoch`` state) escapes the saved training state."""
+    config = TrainConfig(model=name, epochs=2, seed=3, **FAST)
+    state_dir = tmp_path / "state"
+    model = build_model(name, small_data, seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, [KillAfter(1)]).fit(model, small_data, state_dir)
+    model = build_model(name, small_data, seed=3)
+    resumed = model, Trainer(config).fit(model, small_data, state_dir)
+    assert_same_fit(short_run(name), resumed)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -32,6 +32,14 @@ class InfoProgress(Progress):
         yield Fitted(self.make_tasks_table(self.tasks), Group(*lines))
 
 
+def _best(history, best: tuple[int, float]) -> tuple[int, float]:
+    """(epoch, value) of the last record marked best in ``history``, else ``best``."""
+    for record in history:
+        if record.best:
+            best = (record.epoch, record.valid)
+    return best
+
+
 def _epoch_info(metric: str, record, best: tuple[int, float]) -> str:
     return (f"loss {record.loss:.4f}  valid {metric} {record.valid:.4f}  "
             f"best {best[1]:.4f} @ {best[0]}")
@@ -49,11 +57,25 @@ class RichTrainProgress(TrainerCallback):
     def on_train_start(self, max_epochs, batches_per_epoch):
         self.task = self.progress.add_task("training", total=max_epochs, info="")
 
+    def on_resume(self, history):
+        for record in history:
+            if record.best:
+                self.best = (record.epoch, record.valid)
+        if history:
+            self.progress.update(self.task, completed=history[-1].epoch, info=self._info(history[-1]))
+
+    def on_resume(self, history):
+        self.best = _best(history, self.best)
+        if history:
+            self.progress.update(self.task, completed=history[-1].epoch, info=self._info(history[-1]))
+
     def on_epoch_end(self, record):
         if record.best:
             self.best = (record.epoch, record.valid)
-        info = f"{_epoch_info(self.metric, record, self.best)}  {record.seconds:.1f}s/epoch"
-        self.progress.update(self.task, advance=1, info=info)
+        self.progress.update(self.task, advance=1, info=self._info(record))
+
+    def _info(self, record) -> str:
+        return f"{_epoch_info(self.metric, record, self.best)}  {record.seconds:.1f}s/epoch"
 
 
 class EpochLines(TrainerCallback):
@@ -67,6 +89,9 @@ class EpochLines(TrainerCallback):
 
     def on_train_start(self, max_epochs, batches_per_epoch):
         self.total = max_epochs
+
+    def on_resume(self, history):
+        self.best = _best(history, self.best)
 
     def on_epoch_end(self, record):
         if record.best:
@@ -113,3 +138,22 @@ class RichStudyProgress:
 
 def study_progress(console) -> Progress:
     return train_progress(console)
+
+
+class KeptOnInterrupt(TrainerCallback):
+    """Keeps the Ctrl-C note up to date: the trainer saves the state before callbacks run."""
+
+    def __init__(self, state_dir) -> None:
+        self.state_dir = state_dir
+
+    def on_resume(self, history) -> None:
+        if history:
+            self._kept(history[-1].epoch)
+
+    def on_epoch_end(self, record) -> None:
+        self._kept(record.epoch)
+
+    def _kept(self, epoch: int) -> None:
+        from robustrec.cli.interrupt import kept
+
+        kept(f"training state of epoch {epoch} kept in {self.state_dir}; rerun the same command to resume")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -33,6 +34,10 @@ def train(
     checkpoint_dir: Path = typer.Option(Path(DEFAULT_CHECKPOINTS), help="Root folder for run folders."),
     name: str = typer.Option("", help="Run folder name (default <model>-<dataset>[-mg])."),
     overwrite: bool = typer.Option(False, help="Replace an existing run folder of the same name."),
+    resume: Optional[bool] = typer.Option(
+        None, "--resume/--no-resume",
+        help="Continue the unfinished run of this name from its last finished epoch (the default "
+             "when one exists with the same settings); --no-resume discards it and starts over."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -40,8 +45,8 @@ def train(
     from robustrec.config import parse_assignments
     from robustrec.training import TrainConfig
 
-    config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()), model_params=parse_assignments(param),
-                         optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+    config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()),
+                         model_params=parse_assignments(param), optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
                          epochs=epochs, patience=patience, seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1,
                          alpha2=alpha2, beta=beta, sam_rho=sam_rho, valid_metric=valid_metric).validate()
     from robustrec.paths import check_folder_name, check_output_dir
@@ -52,22 +57,47 @@ def train(
         from robustrec.errors import CheckpointError
 
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
-    run_training(config, run_dir, overwrite, threads, quiet)
+    run_training(config, run_dir, overwrite, threads, quiet, resume)
 
 
 def default_run_name(config) -> str:
     return f"{config.model}-{config.dataset}" + ("-mg" if config.mg else "")
 
 
-def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bool) -> None:
+def partial_dir(run_dir: Path) -> Path:
+    """Where the unfinished run of ``run_dir`` keeps its resumable state."""
+    return run_dir.parent / f".{run_dir.name}.partial"
+
+
+def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bool,
+                 resume: bool | None = None) -> None:
+    """Train and save the run; ``resume``: True/None continue an unfinished run of the same
+    name (None: only if its settings match, True: also say so when there is none), False
+    discards it."""
+    import dataclasses
+
     import torch
 
     from robustrec.checkpoints import save_run
-    from robustrec.cli.progress import train_callbacks
+    from robustrec.cli.progress import KeptOnInterrupt, train_callbacks
     from robustrec.data import load_dataset
     from robustrec.models import build_model
     from robustrec.training import Trainer
+    from robustrec.training.state import clear_state, differences, has_state, mismatch_error, read_state_info
 
+    state_dir = partial_dir(run_dir)
+    if resume is False and state_dir.exists():
+        clear_state(state_dir)
+        console.print(f"discarded the unfinished run in {state_dir}")
+    elif has_state(state_dir):
+        info = read_state_info(state_dir)
+        diffs = differences(info["config"], dataclasses.asdict(config))
+        if diffs:
+            raise mismatch_error(state_dir, diffs)
+        console.print(f"resuming [bold]{run_dir.name}[/] after epoch {info['epoch']} of at most {config.epochs} "
+                      f"(state in {state_dir}; --no-resume starts over)")
+    elif resume:
+        console.print(f"nothing to resume in {state_dir}; starting from epoch 1")
     if threads > 0:
         torch.set_num_threads(threads)
     data = load_dataset(config.dataset, config.data_dir)
@@ -76,8 +106,9 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
     console.print(f"[bold]{config.model}[/] on [bold]{data.name}[/] ({data.n_users} users, {data.n_items} items, "
                   f"{data.n_train} train interactions), {strategy} steps, {config.optimizer} lr {config.lr}")
     with train_callbacks(console, config.valid_metric, quiet) as callbacks:
-        result = Trainer(config, callbacks).fit(model, data)
+        result = Trainer(config, [*callbacks, KeptOnInterrupt(state_dir)]).fit(model, data, state_dir)
     save_run(run_dir, model, config, data, result, overwrite=overwrite)
+    clear_state(state_dir)
     stop = "early stop" if result.stopped_early else "max epochs"
     console.print(metrics_table(f"best epoch {result.best_epoch} of {len(result.history)} ({stop})",
                                 {"valid": result.valid.summary(), "test": result.test.summary()}))

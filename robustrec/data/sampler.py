@@ -30,6 +30,13 @@ class BPRSampler:
         if len(full_users):
             raise ValueError(f"user {full_users[0]} interacted with every item; no negative can be sampled")
 
+    def rng_state(self) -> dict:
+        """The negative/shuffle generator's state (a JSON-able dict), for resumable training."""
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
+
     def __len__(self) -> int:
         return -(-len(self.users) // self.batch_size)
 

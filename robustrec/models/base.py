@@ -66,6 +66,14 @@ class Recommender(nn.Module):
     def pre_epoch(self) -> None:
         """Hook called by the trainer before every epoch (e.g. to resample dropped edges)."""
 
+    def epoch_state(self) -> dict:
+        """JSON-able state that ``pre_epoch`` carries from one epoch to the next outside the
+        weights (e.g. a call counter); saved with resumable training state. Default: none."""
+        return {}
+
+    def load_epoch_state(self, state: dict) -> None:
+        """Restore what ``epoch_state`` returned (resuming an interrupted fit)."""
+
     def set_item_features(self, features: dict[str, np.ndarray | torch.Tensor]) -> None:
         """Replace item features (same modalities and shapes) and rebuild derived structures."""
         if not self.modalities:

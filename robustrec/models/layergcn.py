@@ -92,6 +92,12 @@ class LayerGCN(Recommender):
         self.train_adjacency = self._pruned_adjacency(degree_sensitive=self._epochs_sampled % 2 == 0)
         self._epochs_sampled += 1
 
+    def epoch_state(self) -> dict:
+        return {"epochs_sampled": self._epochs_sampled}
+
+    def load_epoch_state(self, state: dict) -> None:
+        self._epochs_sampled = int(state["epochs_sampled"])
+
     def _pruned_adjacency(self, degree_sensitive: bool) -> torch.Tensor:
         n_edges = len(self.keep_weights)
         n_keep = int(n_edges * (1.0 - self.params.dropout))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from robustrec.data.dataset import InteractionData
 from robustrec.data.sampler import BPRSampler
+from robustrec.errors import CheckpointError
 from robustrec.evaluation import EvalResult, evaluate_splits, full_ranking
 from robustrec.training.config import TrainConfig
 from robustrec.training.optim import build_optimizer
+from robustrec.training.state import (TrainingState, differences, has_state, load_state, mismatch_error,
+                                      restore_optimizer, save_state)
 
 
 @dataclass
@@ -28,6 +33,10 @@ class TrainerCallback:
     """Progress hooks; the library never prints, the CLI draws bars from these."""
 
     def on_train_start(self, max_epochs: int, batches_per_epoch: int) -> None: ...
+
+    def on_resume(self, history: list[EpochRecord]) -> None:
+        """Called after ``on_train_start`` when a fit continues from saved state;
+        ``history`` holds the epochs already done."""
 
     def on_batch_end(self, index: int, loss: float) -> None: ...
 
@@ -51,8 +60,15 @@ class Trainer:
         self.strategy = config.strategy()
         self.callbacks = callbacks or []
 
-    def fit(self, model, data: InteractionData) -> TrainResult:
+    def fit(self, model, data: InteractionData, state_dir: str | Path | None = None) -> TrainResult:
         """Train ``model`` on ``data``; equal configs and seeds give bitwise-equal weights.
+
+        With ``state_dir``, the full training state (weights, best-so-far weights, optimizer,
+        RNG and sampler state, history) is written there after every epoch, and a fit that
+        finds a state there continues after its last epoch, ending bitwise where an
+        uninterrupted fit would; the state must come from the same config (``data_dir``
+        aside) and data, else a CheckpointError. The caller removes the folder when done
+        (``robustrec.training.state.clear_state``).
 
         Deterministic algorithms are on while fitting: on CPU with several threads the
         backward of advanced indexing (``table[ids]``) otherwise accumulates in a varying order.
@@ -61,29 +77,49 @@ class Trainer:
                     torch.is_deterministic_algorithms_warn_only_enabled())
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            return self._fit(model, data)
+            return self._fit(model, data, None if state_dir is None else Path(state_dir))
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
-    def _fit(self, model, data: InteractionData) -> TrainResult:
+    def _fit(self, model, data: InteractionData, state_dir: Path | None) -> TrainResult:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         sampler = BPRSampler(data, cfg.batch_size, seed=cfg.seed)
         optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-        for cb in self.callbacks:
-            cb.on_train_start(cfg.epochs, len(sampler))
         history: list[EpochRecord] = []
         best_value, best_epoch, best_state = -1.0, 0, _snapshot(model)
-        for epoch in range(1, cfg.epochs + 1):
+        fingerprint = data.fingerprint() if state_dir is not None else ""
+        resumed = state_dir is not None and has_state(state_dir)
+        if resumed:
+            saved = load_state(state_dir)
+            diffs = differences(saved.config, dataclasses.asdict(cfg), saved.fingerprint, fingerprint)
+            if diffs:
+                raise mismatch_error(state_dir, diffs)
+            _restore(saved, model, optimizer, sampler, state_dir)
+            history = [EpochRecord(**r) for r in saved.history]
+            best_value, best_epoch = saved.best_value, saved.best_epoch
+            best_state = _snapshot(model) if saved.best is None else saved.best
+        for cb in self.callbacks:
+            cb.on_train_start(cfg.epochs, len(sampler))
+            if resumed:
+                cb.on_resume(list(history))
+        epoch = len(history)
+        while epoch < cfg.epochs and epoch - best_epoch < cfg.patience:
+            epoch += 1
             record = self._epoch(model, data, sampler, optimizer, epoch)
             if record.valid > best_value:
                 best_value, best_epoch, best_state = record.valid, epoch, _snapshot(model)
                 record.best = True
             history.append(record)
+            if state_dir is not None:
+                save_state(state_dir, TrainingState(
+                    epoch=epoch, best_epoch=best_epoch, best_value=best_value,
+                    history=[dataclasses.asdict(r) for r in history], model=model.state_dict(),
+                    best=None if best_epoch == epoch else best_state, optimizer=optimizer.state_dict(),
+                    torch_rng=torch.get_rng_state(), sampler_rng=sampler.rng_state(),
+                    model_state=model.epoch_state(), config=dataclasses.asdict(cfg), fingerprint=fingerprint))
             for cb in self.callbacks:
                 cb.on_epoch_end(record)
-            if epoch - best_epoch >= cfg.patience:
-                break
         model.load_state_dict(best_state)
         model.eval()
         final = evaluate_splits(model, data, ("valid", "test"), batch_size=cfg.eval_batch_size)
@@ -108,6 +144,18 @@ class Trainer:
         eval_seconds = time.perf_counter() - start - train_seconds
         return EpochRecord(epoch, total / max(count, 1), valid[self.config.valid_metric],
                            train_seconds, eval_seconds)
+
+
+def _restore(saved: TrainingState, model, optimizer, sampler, state_dir: Path) -> None:
+    try:
+        model.load_state_dict(saved.model)
+        model.load_epoch_state(saved.model_state)
+        restore_optimizer(optimizer, saved.optimizer)
+        sampler.set_rng_state(saved.sampler_rng)
+        torch.set_rng_state(saved.torch_rng)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"unfinished training state in {state_dir} does not fit this model "
+                              f"({str(exc).splitlines()[0]}); pass --no-resume to discard it") from None
 
 
 def _snapshot(model) -> dict[str, torch.Tensor]:
