@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         if previous is not None:
             signal.signal(signal.SIGINT, previous[0])
             sys.unraisablehook = previous[1]
+    if code == 130:  # typer's own exit code for a KeyboardInterrupt it caught (no signal handler)
+        _fail(f"interrupted; {interrupt.note()}", code=130, prefix="")
     sys.exit(code if isinstance(code, int) else 0)
 
 
