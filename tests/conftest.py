@@ -64,6 +64,16 @@ def small_data(small_world):
 
 
 @pytest.fixture(scope="session")
+def shared_datasets():
+    """``../shared/datasets`` (read only: tests that write copy into tmp_path)."""
+    path = os.path.abspath(SHARED)
+    for name in ("baby", "lfm2k", "hm"):
+        if not os.path.isfile(os.path.join(path, name, f"{name}.inter")):
+            pytest.fail(f"shared dataset {name} missing at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def baby_dir():
     path = os.path.abspath(SHARED)
     if not os.path.isfile(os.path.join(path, "baby", "baby.inter")):

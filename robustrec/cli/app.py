@@ -7,7 +7,7 @@ import sys
 import typer
 
 from robustrec import __version__
-from robustrec.cli import captions, compare, evaluate, models, perturb, train
+from robustrec.cli import captions, compare, data, evaluate, models, perturb, train
 from robustrec.errors import RobustRecError
 from robustrec.runtime import tune_allocator
 
@@ -25,6 +25,7 @@ app.command("models")(models.list_models)
 app.command("compare")(compare.compare)
 app.add_typer(perturb.app, name="perturb")
 app.add_typer(captions.app, name="captions")
+app.add_typer(data.app, name="data")
 
 
 @app.callback(invoke_without_command=True)

@@ -20,6 +20,14 @@ def load_mmrec(data_dir: str | Path, name: str) -> InteractionData:
     ``x_label`` is 0 for train, 1 for valid, 2 for test; extra columns are ignored.
     ``image_feat.npy`` / ``text_feat.npy`` are loaded when present.
     """
+    data = load_interactions(data_dir, name)
+    folder = Path(data.source)
+    features = {m: _load_features(folder / f, m) for m, f in FEATURE_FILES.items() if (folder / f).is_file()}
+    return data.with_features(features) if features else data
+
+
+def load_interactions(data_dir: str | Path, name: str) -> InteractionData:
+    """The interactions of ``<data_dir>/<name>/`` only (no feature file is read)."""
     folder = Path(data_dir) / name
     if not Path(data_dir).is_dir():
         raise DataError(f"data directory {str(data_dir)!r} does not exist")
@@ -31,8 +39,7 @@ def load_mmrec(data_dir: str | Path, name: str) -> InteractionData:
     splits = [interactions_matrix(users[labels == k], items[labels == k], n_users, n_items) for k in (0, 1, 2)]
     if splits[0].nnz == 0:
         raise DataError(f"{inter_path} has no training rows (x_label 0)")
-    features = {m: _load_features(folder / f, m) for m, f in FEATURE_FILES.items() if (folder / f).is_file()}
-    return InteractionData(name, n_users, n_items, *splits, features=features, source=str(folder))
+    return InteractionData(name, n_users, n_items, *splits, source=str(folder))
 
 
 def _read_inter(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
