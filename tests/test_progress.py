@@ -16,26 +16,25 @@ def _records():
                         best=e != 3) for e in (1, 2, 3)]
 
 
-def test_training_bar_keeps_the_epoch_counter_at_80():
-    console = Console(width=80, file=io.StringIO(), force_terminal=False, color_system=None)
+def _training_bar(width: int, max_epochs: int) -> str:
+    """What the training bar prints on a ``width``-column console after three epochs."""
+    console = Console(width=width, file=io.StringIO(), force_terminal=False, color_system=None)
     with train_progress(console) as progress:
         callback = RichTrainProgress(progress, "recall@20")
-        callback.on_train_start(1000, 9)
+        callback.on_train_start(max_epochs, 9)
         for record in _records():
             callback.on_epoch_end(record)
-    text = console.file.getvalue()
+    return console.file.getvalue()
+
+
+def test_training_bar_keeps_the_epoch_counter_at_80():
+    text = _training_bar(80, 1000)
     assert_readable(text, 80, ["3/1000", "loss 0.6573", "valid recall@20 0.4030", "best 0.4020 @ 2",
                                 "12.3s/epoch"])
 
 
 def test_training_bar_stays_on_one_line_when_wide():
-    console = Console(width=160, file=io.StringIO(), force_terminal=False, color_system=None)
-    with train_progress(console) as progress:
-        callback = RichTrainProgress(progress, "recall@20")
-        callback.on_train_start(30, 9)
-        for record in _records():
-            callback.on_epoch_end(record)
-    (line,) = [line for line in console.file.getvalue().splitlines() if line.strip()]
+    (line,) = [line for line in _training_bar(160, 30).splitlines() if line.strip()]
     assert "training" in line and "3/30" in line and "best 0.4020 @ 2" in line
 
 

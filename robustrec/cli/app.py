@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except (interrupt.Interrupted, KeyboardInterrupt):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message
-        _fail(f"interrupted; {interrupt.note()}", code=130, prefix="")
+        _interrupted()
     except typer.Abort:
         _fail("aborted", code=1)
     except _usage_errors() as exc:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGINT, previous[0])
             sys.unraisablehook = previous[1]
     if code == 130:  # typer's own exit code for a KeyboardInterrupt it caught (no signal handler)
-        _fail(f"interrupted; {interrupt.note()}", code=130, prefix="")
+        _interrupted()
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -122,6 +122,13 @@ def _install_sigint():
 
     sys.unraisablehook = hook
     return signal.signal(signal.SIGINT, handler), previous_hook
+
+
+def _interrupted() -> None:
+    """Ctrl-C: one line saying what the interrupted command kept, exit 130."""
+    from robustrec.cli import interrupt
+
+    _fail(f"interrupted; {interrupt.note()}", code=130, prefix="")
 
 
 def _fail(message: str, code: int = 2, prefix: str = "Error: ") -> None:

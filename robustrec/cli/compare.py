@@ -18,19 +18,20 @@ def compare(
     """Side-by-side tables of REPORTS (they must have been made on the same data)."""
     from robustrec.errors import ConfigError
     from robustrec.evaluation import METRICS
-    from robustrec.reports.compare import expand_report_paths, load_comparison
+    from robustrec.reports.compare import load_comparison
+    from robustrec.reports.gains import SOURCE
 
     if metric and metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    reports = expand_report_paths(reports)
-    dataset, groups = load_comparison(reports)
+    dataset, groups = load_comparison(reports)  # a folder stands for the reports in it
+    n_reports = len({entry[SOURCE] for group in groups for entry in group.entries})
     for group in groups:
         shown_metric, shown_k = metric or group.metric, k or group.k
         missing = [e["name"] for e in group.entries if f"{shown_metric}@{shown_k}" not in e["clean"]]
         if missing:
             raise ConfigError(f"{shown_metric}@{shown_k} is not in the report(s) of {', '.join(missing)}")
         print_tables(dataset, group.kind, group.strength_name, group.entries, shown_metric, shown_k,
-                     extra=f"{len(reports)} report(s)")
+                     extra=f"{n_reports} report(s)")
 
 
 def print_tables(dataset: dict, kind: str, strength_name: str, entries: list[dict], metric: str, k: int,

@@ -58,9 +58,9 @@ def noise(
     """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
     import torch
 
+    from robustrec.paths import check_output_dir
     from robustrec.perturbations import GaussianEmbeddingNoise
     from robustrec.perturbations.noise_study import run_noise_study
-    from robustrec.paths import check_output_dir
     from robustrec.perturbations.runner import StudySettings, load_checkpoints
 
     sigmas = parse_levels(sigma, "--sigma")
@@ -102,10 +102,10 @@ def caption(
     import torch
 
     from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.paths import check_output_dir
     from robustrec.perturbations.caption import check_position, check_rate
     from robustrec.perturbations.caption_study import (ENCODER_CHECK_WARN, default_captioner,
                                                        load_caption_inputs, run_caption_study)
-    from robustrec.paths import check_output_dir
     from robustrec.perturbations.runner import StudySettings, load_checkpoints
 
     rates = [check_rate(value) for value in parse_levels(rate, "--rate")]

@@ -58,13 +58,6 @@ class RichTrainProgress(TrainerCallback):
         self.task = self.progress.add_task("training", total=max_epochs, info="")
 
     def on_resume(self, history):
-        for record in history:
-            if record.best:
-                self.best = (record.epoch, record.valid)
-        if history:
-            self.progress.update(self.task, completed=history[-1].epoch, info=self._info(history[-1]))
-
-    def on_resume(self, history):
         self.best = _best(history, self.best)
         if history:
             self.progress.update(self.task, completed=history[-1].epoch, info=self._info(history[-1]))

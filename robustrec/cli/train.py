@@ -43,14 +43,14 @@ def train(
 ) -> None:
     """Train a model and save weights, config, metrics and history under CHECKPOINT_DIR/NAME."""
     from robustrec.config import parse_assignments
+    from robustrec.paths import check_folder_name, check_output_dir
     from robustrec.training import TrainConfig
 
     config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()),
-                         model_params=parse_assignments(param), optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-                         epochs=epochs, patience=patience, seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1,
-                         alpha2=alpha2, beta=beta, sam_rho=sam_rho, valid_metric=valid_metric).validate()
-    from robustrec.paths import check_folder_name, check_output_dir
-
+                         model_params=parse_assignments(param), optimizer=optimizer, lr=lr,
+                         weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
+                         seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
+                         sam_rho=sam_rho, valid_metric=valid_metric).validate()
     check_output_dir(checkpoint_dir, "--checkpoint-dir")
     run_dir = checkpoint_dir / (check_folder_name(name, "--name") if name else default_run_name(config))
     if run_dir.exists() and not overwrite:

@@ -19,17 +19,15 @@ FEATURE_SUFFIX = "_feat.npy"
 
 def inspect_dataset(name: str, data_dir: str | Path) -> dict:
     """A summary of ``<data_dir>/<name>/``; malformed files are one-line DataErrors."""
-    from robustrec.data import SYNTHETIC, load_dataset
+    from robustrec.data import load_dataset
     from robustrec.data.mmrec import load_interactions
 
-    if name == SYNTHETIC:
-        load_dataset(name, data_dir)  # writes the built-in set on first use
-    data = load_interactions(data_dir, name)
+    try:  # what training would load (the built-in set is written on first use) and its fingerprint
+        data = load_dataset(name, data_dir)
+        fingerprint, load_error = data.fingerprint(), None
+    except DataError as exc:  # training would refuse the folder: say why, still show its interactions
+        data, fingerprint, load_error = load_interactions(data_dir, name), None, str(exc)
     folder = Path(data_dir) / name
-    try:  # what training would load: its fingerprint, or why it would refuse the folder
-        fingerprint, load_error = load_dataset(name, data_dir).fingerprint(), None
-    except DataError as exc:
-        fingerprint, load_error = None, str(exc)
     return {"name": data.name, "folder": str(folder.resolve()), "fingerprint": fingerprint,
             "load_error": load_error, "interactions": _interactions(data),
             "modalities": [_modality(path, data.n_items) for path in feature_files(folder)],
