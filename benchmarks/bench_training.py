@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", default="lightgcn", help="comma-separated registered model names")
     parser.add_argument("--data-dir", default="/work/shared/datasets")
     parser.add_argument("--dataset", default="baby")
+    parser.add_argument("--modalities", default="",
+                        help="comma-separated modalities multimodal models use (default: all the dataset has)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per mode (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per subprocess (default 2)")
     parser.add_argument("--batch-size", type=int, default=2048)
@@ -91,9 +93,11 @@ def run_worker(args: argparse.Namespace, name: str, mode: str) -> dict:
     malloc_tuned = tune_allocator()  # as the command line does; off with --no-malloc-tuning
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    data = load_dataset(args.dataset, args.data_dir)
+    wanted = [m for m in args.modalities.split(",") if m] or None
+    multimodal = get_model_class(name).multimodal
+    data = load_dataset(args.dataset, args.data_dir, wanted if multimodal else ())
     load_s = time.perf_counter() - start
-    data, features = _with_timing_features(data, get_model_class(name).modalities, args.seed, np)
+    data, features = _with_timing_features(data, tuple(BABY_FEATURE_DIMS) if multimodal else (), args.seed, np)
     start = time.perf_counter()
     model = build_model(name, data, seed=args.seed)
     setup_s = time.perf_counter() - start
@@ -139,9 +143,11 @@ class EpochCpuClock:
 
 def _with_timing_features(data, modalities, seed, np):
     """Add random Baby-shaped features for modalities the dataset lacks; say which are which."""
-    missing = [m for m in modalities if m not in data.features]
     if not modalities:
         return data, "none"
+    if data.features:  # a dataset with real features (any modalities): time on those
+        return data, "real " + ",".join(data.modalities)
+    missing = list(modalities)
     if not missing:
         return data, "real"
     rng = np.random.default_rng(seed)
@@ -167,6 +173,7 @@ def resolve_models(spec: str) -> list[str]:
 def spawn(args: argparse.Namespace, name: str, mode: str) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, mode,
                "--data-dir", args.data_dir, "--dataset", args.dataset, "--epochs", str(args.epochs),
+               "--modalities", args.modalities,
                "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
                "--alpha1", str(args.alpha1), "--alpha2", str(args.alpha2), "--beta", str(args.beta)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),

@@ -115,20 +115,13 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
     from safetensors.torch import load_file
 
     from robustrec.models import build_model
-    from robustrec.training import TrainConfig
-    from robustrec.config import from_dict
 
     run = read_run(run_dir)
-    try:
-        config = from_dict(TrainConfig, run.config, what="checkpoint config")
-    except RobustRecError as exc:
-        raise CheckpointError(f"{run.path}/config.json: {exc}") from None
+    config = run_config(run)
     if data is None:
-        data = _load_run_data(run, config, data_dir)
-    if data.fingerprint() != run.data.get("fingerprint"):
-        raise CheckpointError(f"{run.path} was trained on data with fingerprint {run.data.get('fingerprint')}, "
-                              f"but {data.name} now has {data.fingerprint()}")
-    model = build_model(config.model, data, config.model_params, seed=config.seed)
+        data = load_model_data(run, data_dir, config.modalities)
+    check_run_data(run, data)
+    model = build_model(config.model, data, config.model_params, seed=config.seed, modalities=config.modalities)
     try:
         state = load_file(str(run.path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -146,9 +139,47 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
     return model, data, run
 
 
-def _load_run_data(run: Run, config, data_dir: str | None):
+def check_run_data(run: Run, data) -> None:
+    """Refuse ``data`` unless it is what ``run`` was trained on: the same interactions and, for
+    every modality the run used, the same feature values (named per feature file)."""
+    stored = run.data
+    if "interactions_fingerprint" not in stored:  # runs written before per-modality fingerprints
+        if data.fingerprint() != stored.get("fingerprint"):
+            raise CheckpointError(f"{run.path} was trained on data with fingerprint {stored.get('fingerprint')}, "
+                                  f"but {data.name} now has {data.fingerprint()}")
+        return
+    if data.interactions_fingerprint() != stored["interactions_fingerprint"]:
+        raise CheckpointError(f"{run.path} was trained on other interactions than {data.name} now holds "
+                              f"(fingerprint {stored['interactions_fingerprint']}, now "
+                              f"{data.interactions_fingerprint()}); retrain on this data")
+    current = data.feature_fingerprints()
+    for modality, info in stored.get("modalities", {}).items():
+        if modality not in current:
+            raise CheckpointError(f"{run.path} was trained with {modality} features ({info['file']}), "
+                                  f"which {data.name} no longer has")
+        if current[modality] != info["fingerprint"]:
+            raise CheckpointError(f"the {modality} features of {data.name} changed since {run.path} was trained "
+                                  f"({info['file']}: fingerprint {info['fingerprint']}, now {current[modality]}); "
+                                  f"restore the file or retrain")
+
+
+def run_config(run: Run):
+    """The run's TrainConfig (``modalities`` None for runs that predate that record: all)."""
+    from robustrec.config import from_dict
+    from robustrec.training import TrainConfig
+
+    try:
+        return from_dict(TrainConfig, run.config, what="checkpoint config")
+    except RobustRecError as exc:
+        raise CheckpointError(f"{run.path}/config.json: {exc}") from None
+
+
+def load_model_data(run: Run, data_dir: str | None, modalities=None):
+    """The dataset ``run`` was trained on, with the features of ``modalities`` (None: all);
+    ``data_dir`` overrides where it lives."""
     from robustrec.data import load_dataset
 
+    config = run_config(run)
     # the absolute location recorded at training time first; a relative config path only if
     # nothing absolute was recorded (runs must not depend on, or write into, the current folder)
     recorded = run.data.get("data_dir")
@@ -158,7 +189,7 @@ def _load_run_data(run: Run, config, data_dir: str | None):
     error = None
     for candidate in [c for c in candidates if c]:
         try:
-            return load_dataset(config.dataset, candidate)
+            return load_dataset(config.dataset, candidate, modalities)
         except RobustRecError as exc:
             error = exc
     raise CheckpointError(f"cannot load dataset {config.dataset!r} of {run.path}: {error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, TypeVar
 
@@ -31,15 +32,15 @@ def to_dict(config: Any) -> dict[str, Any]:
 def coerce(value: Any, kind: Any, name: str) -> Any:
     """Convert ``value`` (often a CLI string) to the annotated type ``kind``."""
     origin = typing.get_origin(kind)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:
         options = [k for k in typing.get_args(kind) if k is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() == "none"):
             return None
         return coerce(value, options[0], name)
-    if origin is tuple:
+    if origin in (tuple, list):
         inner = typing.get_args(kind)[0]
         items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(coerce(v, inner, name) for v in items)
+        return origin(coerce(v, inner, name) for v in items)
     try:
         if kind is bool:
             return _to_bool(value)

@@ -150,7 +150,7 @@ def _text_models():
     from robustrec.models.registry import available_models
 
     return sorted(name for name, cls in available_models().items()
-                  if cls.features_at_inference and "text" in cls.modalities)
+                  if cls.features_at_inference and cls.multimodal)
 
 
 @pytest.mark.parametrize("name", _text_models())

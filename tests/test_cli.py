@@ -92,18 +92,18 @@ def test_bad_data_files_via_cli(capsys, tmp_path, text, fragment):
 def test_multimodal_model_without_features_names_missing_file(capsys, tmp_path, baby_dir):
     import robustrec.models as models
 
-    multimodal = [n for n, c in models.available_models().items() if c.modalities]
+    multimodal = [n for n, c in models.available_models().items() if c.multimodal]
     if not multimodal:
         pytest.fail("no multimodal model registered")
     code, _, err = run_cli(capsys, "train", "--model", multimodal[0], "--dataset", "baby",
                            "--data-dir", baby_dir, "--checkpoint-dir", tmp_path / "c")
-    assert code == 2 and "_feat.npy" in err and "missing" in err
+    assert code == 2 and "_feat.npy" in err and "needs at least one item modality" in err and err.count("\n") == 1
 
 
 def test_feature_rows_mismatch_via_cli(capsys, tmp_path):
     data_dir = _inter(tmp_path, "userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n1\t1\t0\n1\t0\t2\n")
     np.save(data_dir / "toy" / "text_feat.npy", np.zeros((5, 3), np.float32))
-    code, _, err = run_cli(capsys, "train", "--dataset", "toy", "--data-dir", data_dir,
+    code, _, err = run_cli(capsys, "train", "--model", "vbpr", "--dataset", "toy", "--data-dir", data_dir,
                            "--checkpoint-dir", tmp_path / "c")
     assert code == 2 and "5 rows but the dataset has 2 items" in err
 

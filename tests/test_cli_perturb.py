@@ -118,7 +118,7 @@ def test_mixed_datasets_are_refused(checkpoints, tmp_path, capsys, monkeypatch):
     other = tmp_path / "other-data"
     shutil.copytree(checkpoints[1], other)
     meta = json.loads((other / "data.json").read_text())
-    meta.update(name="elsewhere", fingerprint="0123456789abcdef")
+    meta.update(name="elsewhere", fingerprint="0123456789abcdef", interactions_fingerprint="0123456789abcdef")
     (other / "data.json").write_text(json.dumps(meta))
     result = run_cli(capsys, monkeypatch, "perturb", "noise", checkpoints[0], other, "--report-dir", tmp_path, "-q")
     _assert_one_line_error(*result, "different data", tmp_path)

@@ -112,7 +112,7 @@ def test_embedding_tables_are_parameters(name, trained):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_feature_change_changes_scores_iff_used_at_inference(name, trained, small_data):
     model, _, _ = trained(name)
-    if not model.modalities:
+    if not model.multimodal:
         assert not model.features_at_inference
         return
     users = torch.arange(20)
@@ -135,7 +135,7 @@ def test_feature_change_changes_scores_iff_used_at_inference(name, trained, smal
         assert torch.equal(before, after)
 
 
-@pytest.mark.parametrize("name", [n for n in MODEL_NAMES if available_models()[n].modalities])
+@pytest.mark.parametrize("name", [n for n in MODEL_NAMES if available_models()[n].multimodal])
 def test_wrong_feature_shape_rejected(name, trained):
     from robustrec.errors import DataError
 

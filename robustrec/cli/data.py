@@ -47,7 +47,7 @@ def _tables(summary: dict):
                           f"{inter['users_with_valid_items']:,} / {inter['users_with_test_items']:,}")):
         head.add_row(label, value)
     yield head
-    features = Table(title="feature files (<modality>_feat.npy); coverage: finite, non-zero rows / items",
+    features = Table(title="<modality>_feat.npy files; coverage: _mask.npy, else finite non-zero rows",
                      title_justify="left")
     for column in ("modality", "rows×dim", "dtype", "coverage", "all-zero", "NaN/inf", "dup rows"):
         features.add_column(column, justify="left" if column == "modality" else "right",

@@ -15,6 +15,6 @@ def list_models() -> None:
     for column in ("name", "modalities", "features at inference", "paper"):
         table.add_column(column)
     for name, cls in available_models().items():
-        modalities = ", ".join(cls.modalities) or "IDs only"
+        modalities = "any (image, text, audio, ...)" if cls.multimodal else "IDs only"
         table.add_row(name, modalities, "yes" if cls.features_at_inference else "no", cls.paper)
     console.print(table)

@@ -16,6 +16,9 @@ def train(
     model: str = typer.Option("lightgcn", help="Model name (see `robustrec models`)."),
     dataset: str = typer.Option("synthetic", help="Dataset name: 'synthetic' (built in) or a folder under --data-dir."),
     data_dir: str = typer.Option("data", help="Folder holding <dataset>/<dataset>.inter (MMRec layout)."),
+    modalities: str = typer.Option(
+        "", help="Item modalities a multimodal model uses, comma-separated (e.g. text,audio: the "
+                 "<modality>_feat.npy files of the dataset); default: all the dataset has."),
     mg: bool = typer.Option(False, "--mg/--no-mg", help="Train with Mirror Gradient."),
     mg_form: str = typer.Option("optimizer", help="MG form: 'optimizer' (authors' code) or 'literal' (Algorithm 1)."),
     alpha1: float = typer.Option(1.0, help="MG α1 (first step scale)."),
@@ -47,7 +50,7 @@ def train(
     from robustrec.training import TrainConfig
 
     config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()),
-                         model_params=parse_assignments(param), optimizer=optimizer, lr=lr,
+                         model_params=parse_assignments(param), modalities=parse_modalities(modalities), optimizer=optimizer, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
                          seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
                          sam_rho=sam_rho, valid_metric=valid_metric).validate()
@@ -58,6 +61,18 @@ def train(
 
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
     run_training(config, run_dir, overwrite, threads, quiet, resume)
+
+
+def parse_modalities(text: str) -> list[str] | None:
+    """``--modalities a,b`` as a list (None when not given)."""
+    if not text.strip():
+        return None
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        from robustrec.errors import ConfigError
+
+        raise ConfigError(f"--modalities must be comma-separated names like text,audio, got {text!r}")
+    return names
 
 
 def default_run_name(config) -> str:
@@ -81,10 +96,18 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
     from robustrec.checkpoints import save_run
     from robustrec.cli.progress import KeptOnInterrupt, train_callbacks
     from robustrec.data import load_dataset
-    from robustrec.models import build_model
+    from robustrec.models import build_model, get_model_class
+    from robustrec.models.base import resolve_modalities
     from robustrec.training import Trainer
     from robustrec.training.state import clear_state, differences, has_state, mismatch_error, read_state_info
 
+    if threads > 0:
+        torch.set_num_threads(threads)
+    cls = get_model_class(config.model)
+    data = load_dataset(config.dataset, config.data_dir, config.modalities if cls.multimodal else ())
+    chosen = resolve_modalities(cls, data, config.modalities)
+    data = data.select_modalities(chosen)
+    config = dataclasses.replace(config, modalities=list(chosen))  # recorded: reloading uses exactly these
     state_dir = partial_dir(run_dir)
     if resume is False and state_dir.exists():
         clear_state(state_dir)
@@ -98,13 +121,12 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
                       f"(state in {state_dir}; --no-resume starts over)")
     elif resume:
         console.print(f"nothing to resume in {state_dir}; starting from epoch 1")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    data = load_dataset(config.dataset, config.data_dir)
-    model = build_model(config.model, data, config.model_params, seed=config.seed)
+    model = build_model(config.model, data, config.model_params, seed=config.seed, modalities=chosen)
     strategy = "Mirror Gradient" if config.mg else "plain"
     console.print(f"[bold]{config.model}[/] on [bold]{data.name}[/] ({data.n_users} users, {data.n_items} items, "
                   f"{data.n_train} train interactions), {strategy} steps, {config.optimizer} lr {config.lr}")
+    if chosen:
+        console.print("modalities: " + ", ".join(_modality_note(data, m) for m in chosen))
     with train_callbacks(console, config.valid_metric, quiet) as callbacks:
         result = Trainer(config, [*callbacks, KeptOnInterrupt(state_dir)]).fit(model, data, state_dir)
     save_run(run_dir, model, config, data, result, overwrite=overwrite)
@@ -113,3 +135,10 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
     console.print(metrics_table(f"best epoch {result.best_epoch} of {len(result.history)} ({stop})",
                                 {"valid": result.valid.summary(), "test": result.test.summary()}))
     console.print(f"saved [bold]{run_dir}[/]")
+
+
+def _modality_note(data, modality: str) -> str:
+    """``text (384-d, 819/1,994 items with content)``: what the model reads of one modality."""
+    dim, covered = data.features[modality].shape[1], int(data.coverage(modality).sum())
+    content = "" if covered == data.n_items else f", {covered:,}/{data.n_items:,} items with content"
+    return f"{modality} ({dim}-d{content})"

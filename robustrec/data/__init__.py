@@ -10,8 +10,10 @@ from robustrec.errors import DataError
 SYNTHETIC = "synthetic"
 
 
-def load_dataset(name: str, data_dir: str | Path = "data") -> InteractionData:
-    """The dataset ``<data_dir>/<name>/``; the built-in ``synthetic`` one is written there on first use."""
+def load_dataset(name: str, data_dir: str | Path = "data", modalities=None) -> InteractionData:
+    """The dataset ``<data_dir>/<name>/``; the built-in ``synthetic`` one is written there on first use.
+
+    ``modalities``: load only these feature files (None: every ``<modality>_feat.npy``)."""
     if not name or "/" in name or name.startswith("."):
         raise DataError(f"invalid dataset name {name!r}")
     from robustrec.data.mmrec import load_mmrec
@@ -21,7 +23,7 @@ def load_dataset(name: str, data_dir: str | Path = "data") -> InteractionData:
 
         ensure_synthetic(data_dir)
 
-    return load_mmrec(data_dir, name)
+    return load_mmrec(data_dir, name, modalities)
 
 
 __all__ = ["InteractionData", "load_dataset", "SYNTHETIC"]

@@ -57,7 +57,7 @@ def _interactions(data) -> dict:
 
 
 def _modality(path: Path, n_items: int) -> dict:
-    from robustrec.data.mmrec import _load_features
+    from robustrec.data.mmrec import MASK_SUFFIX, _load_features, _load_mask
 
     modality = path.name[: -len(FEATURE_SUFFIX)]
     matrix = _load_features(path, modality)  # one-line errors for anything that is not an array
@@ -68,11 +68,15 @@ def _modality(path: Path, n_items: int) -> dict:
     zero = finite & ~matrix.any(axis=1)
     usable = matrix[finite & ~zero]
     duplicates = len(usable) - len(np.unique(usable, axis=0)) if len(usable) else 0
+    covered, mask_file = finite & ~zero, path.with_name(f"{modality}{MASK_SUFFIX}")
+    if mask_file.is_file() and matrix.shape[0] == n_items:  # the extractor's record of which items had content
+        covered = _load_mask(mask_file, n_items)
     return {"modality": modality, "file": path.name, "rows": int(matrix.shape[0]), "dim": int(matrix.shape[1]),
             "dtype": dtype, "rows_match_items": matrix.shape[0] == n_items,
             "non_finite_rows": int((~finite).sum()), "all_zero_rows": int(zero.sum()),
             "duplicate_rows": int(duplicates),
-            "coverage": float((finite & ~zero).sum() / n_items) if n_items else 0.0}
+            "coverage": float(covered.sum() / n_items) if n_items else 0.0,
+            "mask": mask_file.name if mask_file.is_file() else None}
 
 
 def _content(folder: Path, name: str, n_items: int) -> dict:

@@ -1,4 +1,10 @@
-"""Load a dataset folder in MMRec's layout: ``<name>.inter`` plus optional feature files."""
+"""Load a dataset folder in MMRec's layout: ``<name>.inter`` plus optional feature files.
+
+Every ``<modality>_feat.npy`` in the folder is a modality (image, text, audio, whisper, ...: any
+name); ``<modality>_mask.npy`` beside it, when present, is a boolean vector saying which items
+had content (``robustrec features extract`` writes it; rows without content are filled, see its
+``features.json``).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,56 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from robustrec.data.dataset import InteractionData, interactions_matrix
+from robustrec.data.dataset import (InteractionData, canonical_order, check_modality_name,
+                                    interactions_matrix)
 from robustrec.errors import DataError
 
 REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
-FEATURE_FILES = {"image": "image_feat.npy", "text": "text_feat.npy"}
+FEATURE_SUFFIX = "_feat.npy"
+MASK_SUFFIX = "_mask.npy"
 
 
-def load_mmrec(data_dir: str | Path, name: str) -> InteractionData:
+def feature_modalities(folder: str | Path) -> tuple[str, ...]:
+    """The modalities of a dataset folder: the ``<modality>`` of each ``<modality>_feat.npy``."""
+    names = [p.name[: -len(FEATURE_SUFFIX)] for p in Path(folder).glob(f"*{FEATURE_SUFFIX}")
+             if p.is_file() and p.name != FEATURE_SUFFIX]
+    return canonical_order(n for n in names if _valid_name(n))
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_modality_name(name)
+    except DataError:
+        return False
+    return True
+
+
+def load_mmrec(data_dir: str | Path, name: str, modalities=None) -> InteractionData:
     """Read ``<data_dir>/<name>/<name>.inter`` (tab-separated, header ``userID itemID x_label``).
 
     ``x_label`` is 0 for train, 1 for valid, 2 for test; extra columns are ignored.
-    ``image_feat.npy`` / ``text_feat.npy`` are loaded when present.
+    Features: every ``<modality>_feat.npy`` of the folder, or only ``modalities`` when given
+    (each must exist), with its ``<modality>_mask.npy`` when present.
     """
     data = load_interactions(data_dir, name)
     folder = Path(data.source)
-    features = {m: _load_features(folder / f, m) for m, f in FEATURE_FILES.items() if (folder / f).is_file()}
-    return data.with_features(features) if features else data
+    available = feature_modalities(folder)
+    if modalities is None:
+        chosen = available
+    else:
+        chosen = canonical_order(check_modality_name(m) for m in modalities)
+        missing = [m for m in chosen if m not in available]
+        if missing:
+            files = ", ".join(f"{m}{FEATURE_SUFFIX}" for m in missing)
+            raise DataError(f"dataset {name!r} has no {', '.join(missing)} features ({files} not found in "
+                            f"{folder}); modalities it has: {', '.join(available) or 'none'}")
+    if not chosen:
+        return data
+    features = {m: _load_features(folder / f"{m}{FEATURE_SUFFIX}", m) for m in chosen}
+    masks = {m: _load_mask(folder / f"{m}{MASK_SUFFIX}", data.n_items) for m in chosen
+             if (folder / f"{m}{MASK_SUFFIX}").is_file()}
+    return InteractionData(data.name, data.n_users, data.n_items, data.train, data.valid, data.test,
+                           features, data.source, masks)
 
 
 def load_interactions(data_dir: str | Path, name: str) -> InteractionData:
@@ -92,3 +131,22 @@ def _load_features(path: Path, modality: str) -> np.ndarray:
     if not np.issubdtype(matrix.dtype, np.number):
         raise DataError(f"{path} holds {matrix.dtype} values, expected numbers")
     return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+def _load_mask(path: Path, n_items: int) -> np.ndarray:
+    """A coverage mask: one boolean (or 0/1) per item."""
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path} is not a .npy array file: {reason}") from None
+    if not isinstance(mask, np.ndarray):
+        mask.close()
+        raise DataError(f"{path} is an .npz archive, expected one boolean vector")
+    if mask.shape != (n_items,):
+        raise DataError(f"{path} has shape {mask.shape}, expected one flag per item ({n_items},)")
+    if mask.dtype != np.bool_:
+        if not np.issubdtype(mask.dtype, np.number) or not np.isin(mask, (0, 1)).all():
+            raise DataError(f"{path} must hold booleans (True = the item has content)")
+        mask = mask.astype(bool)
+    return mask

@@ -41,19 +41,21 @@ def score_block_users(n_items: int, budget_bytes: int = 24 * 2 ** 20) -> int:
 def top_k_items(model, data: InteractionData, users: np.ndarray, k: int, batch_size: int = 0) -> np.ndarray:
     """Top-``k`` item ids per user (n_users × k), training items excluded.
 
-    ``batch_size`` users are scored at a time; 0 picks ``score_block_users(n_items)``.
+    ``batch_size`` users are scored at a time; 0 picks ``score_block_users(n_items)``. With
+    fewer than ``k`` items, the columns past ``n_items`` hold -1 (never a hit).
     """
     batch_size = batch_size or score_block_users(data.n_items)
     was_training = model.training
     model.eval()
     try:
         score = model.ranker()
-        out = np.empty((len(users), k), dtype=np.int64)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        ranked = min(k, data.n_items)
         for start in range(0, len(users), batch_size):
             batch = users[start:start + batch_size]
             scores = score(torch.from_numpy(batch))
             _mask_training(scores, data, batch)
-            out[start:start + len(batch)] = torch.topk(scores, k, dim=1).indices.numpy()
+            out[start:start + len(batch), :ranked] = torch.topk(scores, ranked, dim=1).indices.numpy()
         return out
     finally:
         model.train(was_training)
@@ -99,4 +101,4 @@ def _hit_matrix(truth, users: np.ndarray, top: np.ndarray) -> np.ndarray:
     query = top + users[:, None] * n_items
     pos = np.searchsorted(keys, query)
     pos[pos == len(keys)] = 0
-    return keys[pos] == query
+    return (keys[pos] == query) & (top >= 0)

@@ -27,12 +27,21 @@ for _module in ZOO:
     importlib.import_module(f"robustrec.models.{_module}")
 
 
-def build_model(name: str, data, params: dict | None = None, seed: int = 0):
-    """Instantiate model ``name`` on ``data`` with typed ``params``; weights seeded by ``seed``."""
+def build_model(name: str, data, params: dict | None = None, seed: int = 0, modalities=None):
+    """Instantiate model ``name`` on ``data`` with typed ``params``; weights seeded by ``seed``.
+
+    ``modalities``: the item modalities a multimodal model uses (None: every one ``data`` holds);
+    see ``resolve_modalities``.
+    """
     import torch
+
+    from robustrec.models.base import resolve_modalities
 
     cls = get_model_class(name)
     typed = from_dict(cls.Params, dict(params or {}), what=cls.name)
+    chosen = resolve_modalities(cls, data, modalities)
+    if chosen != data.modalities:
+        data = data.select_modalities(chosen)
     torch.manual_seed(seed)
     return cls(data, typed)
 

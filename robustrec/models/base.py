@@ -10,8 +10,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from robustrec.data.dataset import InteractionData, check_features
-from robustrec.errors import DataError
+from robustrec.data.dataset import InteractionData, canonical_order, check_features, missing_modalities_message
+from robustrec.errors import ConfigError, DataError
 
 Ranker = Callable[[torch.Tensor], torch.Tensor]
 
@@ -26,12 +26,16 @@ class Recommender(nn.Module):
     - ``set_item_features(features)``: take new item features and rebuild what derives
       from them (kNN graphs, projections caches). Features are non-persistent buffers, so
       checkpoints hold only learned weights.
+
+    A multimodal model consumes every modality of the data it is built on (image, text, audio,
+    ... any number, in ``canonical_order``), one branch or graph per modality or a concatenation,
+    as its paper defines; ``build_model`` hands it the data restricted to the chosen modalities.
     """
 
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
-    #: modalities the model can consume ("image", "text"); empty for ID-only models
-    modalities: ClassVar[tuple[str, ...]] = ()
+    #: whether the model consumes item features (any modality); False for ID-only models
+    multimodal: ClassVar[bool] = False
     #: whether raw item features enter scoring at inference (caption tests rely on it)
     features_at_inference: ClassVar[bool] = False
     Params: ClassVar[type]
@@ -41,7 +45,7 @@ class Recommender(nn.Module):
         self.n_users, self.n_items = data.n_users, data.n_items
         self.params = params
         self.feature_names: tuple[str, ...] = ()
-        if self.modalities:
+        if self.multimodal:
             self._register_features(data)
 
     # --- the contract -------------------------------------------------------------------
@@ -76,7 +80,7 @@ class Recommender(nn.Module):
 
     def set_item_features(self, features: dict[str, np.ndarray | torch.Tensor]) -> None:
         """Replace item features (same modalities and shapes) and rebuild derived structures."""
-        if not self.modalities:
+        if not self.multimodal:
             return
         if set(features) != set(self.feature_names):
             raise DataError(f"{self.name} was built with features {sorted(self.feature_names)}, "
@@ -99,15 +103,41 @@ class Recommender(nn.Module):
         return {m: getattr(self, f"feat_{m}") for m in self.feature_names}
 
     def _register_features(self, data: InteractionData) -> None:
-        present = tuple(m for m in self.modalities if m in data.features)
+        present = data.modalities
         if not present:
-            files = " or ".join(f"{m}_feat.npy" for m in self.modalities)
-            where = data.source or data.name
-            raise DataError(f"model {self.name!r} needs item features but {files} is missing in {where}")
+            raise DataError(no_modality_message(self.name, data))
         self.feature_names = present
         for modality in present:
             tensor = torch.from_numpy(np.ascontiguousarray(data.features[modality], dtype=np.float32))
             self.register_buffer(f"feat_{modality}", tensor, persistent=False)
+
+
+def no_modality_message(model: str, data: InteractionData) -> str:
+    where = data.source or data.name
+    return (f"model {model!r} needs at least one item modality, but dataset {data.name!r} has no "
+            f"<modality>_feat.npy file in {where}; build them with `robustrec features extract` "
+            f"or train an ID-only model (see `robustrec models`)")
+
+
+def resolve_modalities(cls: type[Recommender], data: InteractionData, requested=None) -> tuple[str, ...]:
+    """The modalities model class ``cls`` will use on ``data``: ``requested`` (all must be loaded),
+    or every loaded one when None; () for ID-only models. One-line errors otherwise."""
+    if not cls.multimodal:
+        if requested:
+            raise ConfigError(f"model {cls.name!r} uses no item features: --modalities does not apply")
+        return ()
+    if requested is None:
+        chosen = data.modalities
+    else:
+        if not requested:
+            raise ConfigError(f"--modalities is empty: name at least one of {', '.join(data.modalities) or 'none'}")
+        chosen = canonical_order(requested)
+        missing = [m for m in chosen if m not in data.features]
+        if missing:
+            raise DataError(missing_modalities_message(data, missing))
+    if not chosen:
+        raise DataError(no_modality_message(cls.name, data))
+    return chosen
 
 
 def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:

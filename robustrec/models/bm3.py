@@ -24,7 +24,7 @@ def cosine_gap(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class BM3(Recommender):
     """LightGCN-propagated ID embeddings (items add their ego embedding) are the online view;
     a dropout-perturbed, gradient-free copy is the target; a shared linear predictor maps
-    online views onto targets (user→item, item→user), and projected image/text features are
+    online views onto targets (user→item, item→user), and projected features of every modality are
     pulled to the items' targets and to their own dropped-out copies. Only the (user, positive)
     pairs of a batch are used; negatives are ignored. Scoring uses predictor(ID embeddings)
     only, so item features do not matter at inference.
@@ -38,7 +38,7 @@ class BM3(Recommender):
 
     name = "bm3"
     paper = "Zhou et al., Bootstrap Latent Representations for Multi-modal Recommendation, WWW 2023"
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = False
 
     @dataclass

@@ -16,7 +16,7 @@ class DRAGON(DualGNN):
     """DualGNN's parts and loss plus item–item graphs. Heterogeneous side: one ``ModalityGCN`` per modality over the user–item graph; users
     concatenate their per-modality outputs scaled by learned per-user weights, items their
     outputs. Homogeneous side: items add L hops over the item–item graph
-    0.1·kNN(image) + 0.9·kNN(text) (rebuilt from features in ``features_changed``); users add
+    0.1·kNN(image) + 0.9·kNN(text) (other modalities: ``knn.modality_mix_weights``; rebuilt from features in ``features_changed``); users add
     the softmax-weighted sum of their top-k co-occurring users. Scores use item features at
     inference.
 
@@ -31,7 +31,7 @@ class DRAGON(DualGNN):
     name = "dragon"
     paper = ("Zhou et al., Enhancing Dyadic Relations with Homogeneous Graphs for Multimodal "
              "Recommendation (DRAGON), ECAI 2023")
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = True
 
     @dataclass

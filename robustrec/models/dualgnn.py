@@ -45,7 +45,7 @@ def init_modality_weights(n_users: int, n_modalities: int) -> nn.Parameter:
 
 @register
 class DualGNN(Recommender):
-    """Image and text GCN branches; a user's representation is the per-user weighted sum of
+    """One GCN branch per modality (image, text, audio, ...); a user's representation is the per-user weighted sum of
     its branch outputs plus the softmax-weighted sum of its top-k co-occurring users'
     representations; an item's is the sum of its branch outputs. Scores are dot products and
     depend on item features at inference.
@@ -63,7 +63,7 @@ class DualGNN(Recommender):
     name = "dualgnn"
     paper = ("Wang et al., DualGNN: Dual Graph Neural Network for Multimedia Recommendation, "
              "IEEE Transactions on Multimedia 2021")
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = True
 
     @dataclass

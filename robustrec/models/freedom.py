@@ -24,7 +24,9 @@ class FREEDOM(Recommender):
 
     - Item–item graph: per modality, top-``knn_k`` cosine neighbours of each item (itself
       included), each edge 1/k (MMRec's normalisation), mixed ``mm_image_weight`` · image +
-      (1 − ``mm_image_weight``) · text. Built in memory from the features passed in and
+      (1 − ``mm_image_weight``) · text; with other modalities (audio, ...) image keeps its
+      weight and the rest share the remainder equally, without image all weigh the same
+      (``knn.modality_mix_weights``). Built in memory from the features passed in and
       rebuilt whenever they change; never trained ("frozen").
     - User–item graph: every epoch keeps (1 − ``dropout``) of the training edges, sampled
       without replacement with probability ∝ 1/√(d_u d_i) (degree-sensitive pruning), and
@@ -44,7 +46,7 @@ class FREEDOM(Recommender):
     name = "freedom"
     paper = ("Zhou & Shen, A Tale of Two Graphs: Freezing and Denoising Graph Structures for "
              "Multimodal Recommendation, ACM MM 2023")
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = True
 
     @dataclass

@@ -71,7 +71,7 @@ class GRCN(Recommender):
     name = "grcn"
     paper = ("Wei et al., Graph-Refined Convolutional Network for Multimedia Recommendation "
              "with Implicit Feedback, ACM MM 2020")
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = True
 
     @dataclass

@@ -75,9 +75,25 @@ def knn_adjacency(features: torch.Tensor, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((values, (rows, neighbours.ravel())), shape=(n, n), dtype=np.float32)
 
 
+def modality_mix_weights(modalities, image_weight: float) -> dict[str, float]:
+    """Weights of the per-modality item graphs (they sum to 1).
+
+    MMRec mixes image and text as ``image_weight`` · image + (1 − ``image_weight``) · text; with
+    any modalities, image keeps ``image_weight`` and the others share the rest equally (so
+    image+text is exactly MMRec's mix). Without an image modality, or with image alone, every
+    modality gets the same weight.
+    """
+    names = list(modalities)
+    if "image" not in names or len(names) == 1:
+        return {m: 1.0 / len(names) for m in names}
+    rest = (1.0 - image_weight) / (len(names) - 1)
+    return {m: image_weight if m == "image" else rest for m in names}
+
+
 def multimodal_knn_adjacency(features: dict[str, torch.Tensor], k: int, image_weight: float) -> sp.csr_matrix:
-    """Per-modality kNN graphs mixed as image_weight · image + (1 − image_weight) · text."""
+    """Per-modality kNN graphs mixed with ``modality_mix_weights``."""
     graphs = {m: knn_adjacency(f, k) for m, f in features.items()}
     if len(graphs) == 1:
         return next(iter(graphs.values()))
-    return sp.csr_matrix(image_weight * graphs["image"] + (1.0 - image_weight) * graphs["text"])
+    weights = modality_mix_weights(graphs, image_weight)
+    return sp.csr_matrix(sum(weights[m] * g for m, g in graphs.items()))

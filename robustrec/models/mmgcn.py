@@ -60,12 +60,13 @@ def _xavier_linear(fan_in: int, out: int) -> nn.Linear:
 class MMGCN(Recommender):
     """A GCN per modality over the user–item graph; user/item = sum of the modality outputs.
 
-    Each modality has its own user preference table and item features; every layer mixes in
-    a shared learned ID embedding. Mean aggregation (D⁻¹A). BPR loss plus ``reg_weight`` ×
+    Each modality (any number: the paper's visual, acoustic and textual branches) has its own
+    user preference table and item features; every layer mixes in a shared learned ID embedding. Mean aggregation (D⁻¹A). BPR loss plus ``reg_weight`` ×
     (mean squared ID embeddings of the batch + mean squared preference tables).
     Defaults (MMRec MMGCN.yaml / mmgcn.py): embedding 64, n_layers 2, image projected to a
     latent width 256 first and text used at its raw width (``text_latent_dim`` 0),
-    aggr_mode mean, concate False, reg_weight 1e-4 (grid 0…0.1). Deviations from MMRec,
+    aggr_mode mean, concate False, reg_weight 1e-4 (grid 0…0.1); any other modality (audio, ...)
+    is projected to ``latent_dim`` first (0, the default, uses its raw width). Deviations from MMRec,
     which hard-codes 3 layers, averages the modalities and leaves its ID and preference
     tensors outside the optimizer: here ``n_layers`` is honoured, modalities are summed as
     in the paper, and ID/preference tables are learned.
@@ -74,7 +75,7 @@ class MMGCN(Recommender):
     name = "mmgcn"
     paper = ("Wei et al., MMGCN: Multi-modal Graph Convolution Network for Personalized "
              "Recommendation of Micro-video, ACM MM 2019")
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = True
 
     @dataclass
@@ -83,12 +84,13 @@ class MMGCN(Recommender):
         n_layers: int = 2
         image_latent_dim: int = 256
         text_latent_dim: int = 0
+        latent_dim: int = 0
         reg_weight: float = 1e-4
 
         def __post_init__(self) -> None:
             if self.embedding_dim < 1 or self.n_layers < 1:
                 raise ConfigError(f"mmgcn needs embedding_dim >= 1 and n_layers >= 1, got {self}")
-            if self.image_latent_dim < 0 or self.text_latent_dim < 0 or self.reg_weight < 0:
+            if min(self.image_latent_dim, self.text_latent_dim, self.latent_dim) < 0 or self.reg_weight < 0:
                 raise ConfigError(f"mmgcn latent dims and reg_weight must be >= 0, got {self}")
 
     def __init__(self, data, params: Params) -> None:
@@ -97,7 +99,7 @@ class MMGCN(Recommender):
         self.user_embedding, self.item_embedding = joint_xavier_tables(self.n_users, self.n_items, dim)
         latent = {"image": params.image_latent_dim, "text": params.text_latent_dim}
         self.branches = nn.ModuleDict({
-            m: ModalityGCN(self.n_users, f.shape[1], latent[m], dim, params.n_layers)
+            m: ModalityGCN(self.n_users, f.shape[1], latent.get(m, params.latent_dim), dim, params.n_layers)
             for m, f in self.features().items()})
         self.adjacency = to_torch_csr(row_normalize(bipartite_adjacency(data.train)))
         self.adjacency_t = transpose_csr(self.adjacency)

@@ -33,14 +33,16 @@ def propagate_with_dropout(adjacency: torch.Tensor, ego: torch.Tensor, n_layers:
 
 @register
 class SLMRec(Recommender):
-    """Branches ID, image, text share the user ID embeddings; item inputs are the ID embeddings
+    """Branches ID and one per modality (image, text, audio, ...) share the user ID embeddings;
+    item inputs are the ID embeddings
     and linear projections of the L2-normalised features. Each branch is LightGCN-propagated;
     users and items are the concatenation of branch outputs through a linear head. Main loss:
     InfoNCE between the batch's users and their positive items (τ = ``temp``; negatives are
     the other in-batch positives, sampled negatives are ignored). SSL loss × ``ssl_alpha``:
 
-    - FAC (MMRec default): fine-and-coarse alignment of the ID branch with the image branch,
-      then of its projection with the text branch (InfoNCE over the batch's items);
+    - FAC (MMRec default): fine-and-coarse alignment of the ID branch with the first modality's
+      branch (image), then of its projection with the next one's (text), each further modality
+      in a space half as wide (InfoNCE over the batch's items);
     - FD: two views with dropout after every propagation layer;
     - FM: two views that each zero a different random branch's item input;
     - FD+FM: both. FD/FM contrast users with users and items with items (InfoNCE, ``ssl_temp``).
@@ -55,7 +57,7 @@ class SLMRec(Recommender):
 
     name = "slmrec"
     paper = "Tao et al., Self-supervised Learning for Multimedia Recommendation, IEEE Transactions on Multimedia 2022"
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = True
 
     @dataclass
@@ -85,12 +87,17 @@ class SLMRec(Recommender):
         self.features_changed()
 
     def _build_fac_heads(self, dim: int) -> None:
-        """ID→image heads (dim→dim); then the ID side is projected on for text (dim→dim/2)."""
+        """ID→first-modality heads (dim→dim); then, for each further modality, the ID side is
+        projected on into a space half as wide (dim→dim/2 for the second, as MMRec's text head;
+        dim/2→dim/4 for a third, ...), the coarser space the paper aligns later modalities in."""
         self.fac_anchor = nn.ModuleList([_xavier_linear(dim, dim)])
         self.fac_modality = nn.ModuleList([_xavier_linear(dim, dim)])
-        if len(self.feature_names) > 1:
-            self.fac_anchor.append(nn.Sequential(_xavier_linear(dim, dim), _xavier_linear(dim, dim // 2)))
-            self.fac_modality.append(_xavier_linear(dim, dim // 2))
+        width = dim
+        for _ in self.feature_names[1:]:
+            narrow = max(1, width // 2)
+            self.fac_anchor.append(nn.Sequential(_xavier_linear(width, width), _xavier_linear(width, narrow)))
+            self.fac_modality.append(_xavier_linear(dim, narrow))
+            width = narrow
 
     def features_changed(self) -> None:
         self.normed = {m: F.normalize(getattr(self, f"feat_{m}"), dim=1) for m in self.feature_names}

@@ -17,8 +17,8 @@ from robustrec.models.registry import register
 class VBPR(Recommender):
     """Item = [ID embedding ; W·[image ; text] + b], user embedding of twice the width.
 
-    As in MMRec, the visual part is a linear projection of the concatenation of whichever
-    item features are present (image and/or text). BPR loss plus ``reg_weight`` times the
+    As in MMRec, the visual part is a linear projection of the concatenation of every item
+    modality present (image, text, audio, ...). BPR loss plus ``reg_weight`` times the
     L2 norm of the batch's user and item representations. Defaults (MMRec): embedding 64
     (user 128), reg_weight 1e-4 (from MMRec's grid). The projection is evaluated only for
     the items of a batch during training, which gives the same gradients as projecting all.
@@ -26,7 +26,7 @@ class VBPR(Recommender):
 
     name = "vbpr"
     paper = "He & McAuley, VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback, AAAI 2016"
-    modalities = ("image", "text")
+    multimodal = True
     features_at_inference = True
 
     @dataclass

@@ -16,6 +16,9 @@ class TrainConfig:
     dataset: str = "synthetic"
     data_dir: str = "data"
     model_params: dict[str, str] = field(default_factory=dict)
+    #: item modalities a multimodal model uses; None: every <modality>_feat.npy of the dataset
+    #: (train resolves and records the actual list in the run folder)
+    modalities: list[str] | None = None
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -49,6 +52,13 @@ class TrainConfig:
         if metric not in ("recall", "precision", "map", "ndcg") or k not in ("5", "10", "20", "50"):
             raise ConfigError(f"--valid-metric must look like recall@20 (metric@K, K in 5/10/20/50), "
                               f"got {self.valid_metric!r}")
+        if self.modalities is not None:
+            from robustrec.data.dataset import check_modality_name
+
+            for name in self.modalities:
+                check_modality_name(name)
+            if len(set(self.modalities)) != len(self.modalities):
+                raise ConfigError(f"--modalities names a modality twice: {','.join(self.modalities)}")
         if self.optimizer.lower() not in OPTIMIZER_NAMES:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
         if self.mg:

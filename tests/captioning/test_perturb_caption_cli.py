@@ -181,7 +181,7 @@ def test_checkpoints_on_different_data(world, tmp_path, capsys):
     other = tmp_path / "other-data"
     shutil.copytree(runs[1], other)
     meta = json.loads((other / "data.json").read_text())
-    meta.update(fingerprint="0123456789abcdef")
+    meta.update(fingerprint="0123456789abcdef", interactions_fingerprint="0123456789abcdef")
     (other / "data.json").write_text(json.dumps(meta))
     _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], other, "--captioner", captioner,
                             "--report-dir", tmp_path / "r", "-q"), "different data", tmp_path / "r")
