@@ -243,7 +243,7 @@ def test_cli_extracts_with_progress_summary_and_ctrl_c_note(capsys, tmp_path, hm
     monkeypatch.setattr(encoders_module, "make_encoder", lambda m, n, **kw: HashTextEncoder())
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
-    for fragment in ("text", "fake:hash", "items/s", "filled with", "mean", f"/{N_SUBSET}"):
+    for fragment in ("text", "fake:hash", "items/s", "fill", "mean", f"/{N_SUBSET}"):
         assert fragment in out
     assert not (tmp_path / "hm" / ".features.partial").exists()
 

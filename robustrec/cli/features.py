@@ -130,12 +130,14 @@ def _skip_lines(results) -> list[str]:
 
 
 def _summary_table(results, plan):
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"features of {plan.name} → {plan.out}", title_justify="left")
-    for column in ("modality", "encoder", "dim", "covered/items", "filled with", "skipped", "seconds", "items/s"):
-        table.add_column(column, justify="left" if column in ("modality", "encoder", "filled with") else "right",
-                         no_wrap=column != "encoder", overflow="fold")
+    table = Table(title=f"features of {plan.name} → {plan.out}", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0),
+                  pad_edge=False)
+    for column in ("modality", "encoder", "dim", "covered", "fill", "skipped", "seconds", "items/s"):
+        table.add_column(column, justify="left" if column in ("modality", "encoder", "fill") else "right",
+                         overflow="fold", no_wrap=column != "encoder", min_width=18 if column == "encoder" else None)
     for r in results:
         skipped = sum(r.skipped.values())
         rate = f"{r.items_per_second:.1f}" if r.encoded_now else "–"
