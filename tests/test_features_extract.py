@@ -239,7 +239,8 @@ def test_cli_extracts_with_progress_summary_and_ctrl_c_note(capsys, tmp_path, hm
     args = ["features", "extract", "--dataset", "hm", "--data-dir", hm_source.parent, "--out-dir", tmp_path,
             "--modalities", "text", "--batch-size", "4"]
     code, out, err = run_cli(capsys, *args)
-    assert code == 130 and err.startswith("interrupted; 4/") and "rerun the same command to resume" in err
+    assert code == 130 and err.startswith("interrupted; encoded items kept in") and "(text 4/" in err
+    assert "rerun the same command to resume" in err and len(err.strip().splitlines()) == 1
     monkeypatch.setattr(encoders_module, "make_encoder", lambda m, n, **kw: HashTextEncoder())
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
@@ -287,6 +288,16 @@ def test_cli_bad_flags_write_nothing(capsys, tmp_path, hm_source, extra, fragmen
     code, _, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", hm_source.parent,
                            "--out-dir", tmp_path / "out", *extra)
     assert code == 2 and fragment in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_package_names_the_extra(capsys, tmp_path, hm_source, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # import fails
+    code, _, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", hm_source.parent,
+                           "--out-dir", tmp_path / "out", "--modalities", "image")
+    _one_line_error(code, err, "pip install 'robustrec[features]'")
     assert not (tmp_path / "out").exists()
 
 

