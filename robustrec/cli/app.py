@@ -7,7 +7,7 @@ import sys
 import typer
 
 from robustrec import __version__
-from robustrec.cli import captions, compare, data, evaluate, models, perturb, train
+from robustrec.cli import captions, compare, data, evaluate, features, models, perturb, train
 from robustrec.errors import RobustRecError
 from robustrec.runtime import tune_allocator
 
@@ -26,6 +26,7 @@ app.command("compare")(compare.compare)
 app.add_typer(perturb.app, name="perturb")
 app.add_typer(captions.app, name="captions")
 app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
 
 
 @app.callback(invoke_without_command=True)
