@@ -1,4 +1,5 @@
-"""Test REC@5 of the general (ID-only) models on real Baby, with and without Mirror Gradient.
+"""Test REC@5 of models on real data (Baby for ID models; lfm2k's real text/audio features for
+multimodal ones), with and without Mirror Gradient.
 
 Protocol (DESIGN §3; hyper-parameters chosen on validation only):
 
@@ -16,7 +17,11 @@ Default grids (override with ``--grid model.param=v1,v2``, repeatable; a model's
 - layergcn: reg_weight ∈ {1e-2, 1e-3, 1e-4, 1e-5} × dropout ∈ {0.0, 0.1, 0.2}
   (MMRec's ``LayerGCN.yaml`` grid; 4 layers, embedding 64);
 - selfcf:   dropout ∈ {0.3, 0.5, 0.7} (MMRec's ``SELFCFED_LGN.yaml`` fixes 0.5; 2 layers,
-  reg_weight 0).
+  reg_weight 0);
+- lightgcn: reg_weight ∈ {1e-4, 1e-3} (2 layers); vbpr: reg_weight ∈ {1e-4, 1e-3};
+  freedom: dropout ∈ {0.8, 0.9}; bm3: dropout ∈ {0.3, 0.5} (points of MMRec's grids).
+
+``--modalities text,audio`` restricts multimodal models to those feature files (default: all).
 
 With ``--mg-params from-plain`` MG runs skip the grid and reuse the point chosen for plain
 (a cheaper protocol: MG is a training strategy on top of the model's own hyper-parameters).
@@ -49,6 +54,10 @@ MODELS = ("layergcn", "selfcf")
 DEFAULT_GRIDS = {
     "layergcn": {"reg_weight": ["1e-2", "1e-3", "1e-4", "1e-5"], "dropout": ["0.0", "0.1", "0.2"]},
     "selfcf": {"dropout": ["0.3", "0.5", "0.7"]},
+    "lightgcn": {"reg_weight": ["1e-4", "1e-3"]},
+    "vbpr": {"reg_weight": ["1e-4", "1e-3"]},
+    "freedom": {"dropout": ["0.8", "0.9"]},
+    "bm3": {"dropout": ["0.3", "0.5"]},
 }
 
 
@@ -57,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--data-dir", default="/work/shared/datasets")
     parser.add_argument("--dataset", default="baby")
+    parser.add_argument("--modalities", default="", help="comma-separated modalities for multimodal models")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated; the first one tunes the grid")
     parser.add_argument("--max-epochs", type=int, default=1000)
     parser.add_argument("--patience", type=int, default=20)
@@ -121,14 +131,17 @@ def mode_points(args, model: str, mode: str, fixed: dict[str, str] | None = None
 
 
 def train_once(data, model: str, params: dict[str, str], alpha2: float | None, seed: int, args) -> dict:
-    from robustrec.models import build_model
+    from robustrec.models import build_model, get_model_class
     from robustrec.training import Trainer, TrainConfig
 
+    modalities = [m for m in args.modalities.split(",") if m] or None
+    if not get_model_class(model).multimodal:
+        modalities = None
     config = TrainConfig(model=model, dataset=args.dataset, model_params=params, epochs=args.max_epochs,
                          patience=args.patience, seed=seed, mg=alpha2 is not None,
                          alpha2=alpha2 if alpha2 is not None else 0.1)
     start = time.perf_counter()
-    result = Trainer(config).fit(build_model(model, data, params, seed=seed), data)
+    result = Trainer(config).fit(build_model(model, data, params, seed=seed, modalities=modalities), data)
     seconds = time.perf_counter() - start
     epochs = len(result.history)
     return {"model": model, "params": params, "alpha2": alpha2, "seed": seed, "best_epoch": result.best_epoch,

@@ -10,13 +10,14 @@ import torch.nn.functional as F
 
 from robustrec.errors import ConfigError
 from robustrec.models.base import Recommender, bpr_loss, joint_xavier_tables
-from robustrec.models.graph import EdgePattern, segment_softmax, weighted_spmm
+from robustrec.models.graph import EdgePattern, edge_dots, segment_softmax, weighted_spmm
 from robustrec.models.registry import register
 
 
 def _edge_affinity(pattern: EdgePattern, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """⟨user, item⟩ of every training edge, row-major (user) order."""
-    return (users.index_select(0, pattern.row) * items.index_select(0, pattern.col)).sum(1)
+    """⟨user, item⟩ of every training edge, row-major (user) order (an SDDMM: the edges × dim
+    products are never materialised)."""
+    return edge_dots(pattern, users, items)
 
 
 class ContentGraph(nn.Module):
