@@ -195,8 +195,13 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def summarise(name: str, plain: dict, mirror: dict) -> dict:
-    ref = MMREC.get(name)
+def reference(name: str, dataset: str):
+    """MMRec's PERF.md figure for ``name``: measured on Baby only, so none for other datasets."""
+    return MMREC.get(name) if dataset == "baby" else None
+
+
+def summarise(name: str, plain: dict, mirror: dict, dataset: str = "baby") -> dict:
+    ref = reference(name, dataset)
     row = {"model": name, "plain": plain, "mg": mirror,
            "mmrec": None if ref is None else ref.__dict__}
     p, m = plain.get("mean_epoch_s"), mirror.get("mean_epoch_s")
@@ -212,7 +217,7 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
               "MG/plain", "MMRec MG/plain", "eval s", "MMRec eval", "RSS plain/MG MiB", "MMRec RSS")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        p, m, ref = row["plain"], row["mg"], MMREC.get(row["model"])
+        p, m, ref = row["plain"], row["mg"], reference(row["model"], args.dataset)
         if "error" in p or "error" in m:
             lines.append(f"| {row['model']} | error: {p.get('error') or m.get('error')} |")
             continue
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         plain, mirror = spawn(args, name, "plain"), spawn(args, name, "mg")
-        rows.append(summarise(name, plain, mirror))
+        rows.append(summarise(name, plain, mirror, args.dataset))
         print(f"done {name}: " + json.dumps({"plain": plain, "mg": mirror}), file=sys.stderr, flush=True)
     print(render(rows, args))
     if args.json_path:
