@@ -189,3 +189,19 @@ def test_resolve_refuses_empty_list(three_modal):
     data = load_dataset("tri", three_modal)
     with pytest.raises(ConfigError, match="--modalities is empty"):
         build_model("vbpr", data, modalities=[])
+
+
+def test_inspect_reads_coverage_from_the_mask(three_modal):
+    from robustrec.data.inspect import inspect_dataset
+
+    folder = three_modal / "tri"
+    text = np.load(folder / "text_feat.npy")
+    mask = np.ones(len(text), dtype=bool)
+    mask[:30] = False
+    text[:30] = text[30:].mean(axis=0)  # filled rows: equal, but not duplicates of real content
+    np.save(folder / "text_feat.npy", text)
+    np.save(folder / "text_mask.npy", mask)
+    summary = {m["modality"]: m for m in inspect_dataset("tri", three_modal)["modalities"]}
+    assert summary["text"]["coverage"] == pytest.approx(1 - 30 / len(text))
+    assert summary["text"]["duplicate_rows"] == 0 and summary["text"]["mask"] == "text_mask.npy"
+    assert summary["audio"]["mask"] is None and summary["audio"]["coverage"] == 1.0

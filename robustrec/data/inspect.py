@@ -66,11 +66,11 @@ def _modality(path: Path, n_items: int) -> dict:
         raise DataError(f"{path} has shape {matrix.shape}, expected (n_items, dim)")
     finite = np.isfinite(matrix).all(axis=1)
     zero = finite & ~matrix.any(axis=1)
-    usable = matrix[finite & ~zero]
-    duplicates = len(usable) - len(np.unique(usable, axis=0)) if len(usable) else 0
     covered, mask_file = finite & ~zero, path.with_name(f"{modality}{MASK_SUFFIX}")
     if mask_file.is_file() and matrix.shape[0] == n_items:  # the extractor's record of which items had content
         covered = _load_mask(mask_file, n_items)
+    usable = matrix[covered & finite & ~zero]  # filled rows are equal by design: not counted as duplicates
+    duplicates = len(usable) - len(np.unique(usable, axis=0)) if len(usable) else 0
     return {"modality": modality, "file": path.name, "rows": int(matrix.shape[0]), "dim": int(matrix.shape[1]),
             "dtype": dtype, "rows_match_items": matrix.shape[0] == n_items,
             "non_finite_rows": int((~finite).sum()), "all_zero_rows": int(zero.sum()),
