@@ -168,7 +168,8 @@ def test_noise_scale_is_sigma_times_rms_entry():
     audio = (rng.standard_normal((n, dim)) * 0.5 + 2.0).astype(np.float32)
     users = np.arange(n) % 5
     train = interactions_matrix(users, np.arange(n), 5, n)
-    data = InteractionData("big", 5, n, train, train, train, {"audio": audio, "text": rng.standard_normal((n, 3)).astype(np.float32)})
+    text = rng.standard_normal((n, 3)).astype(np.float32)
+    data = InteractionData("big", 5, n, train, train, train, {"audio": audio, "text": text})
     model = build_model("vbpr", data, seed=0)
     scale = np.linalg.norm(audio.astype(np.float64), axis=1).mean() / math.sqrt(dim)
     assert rms_scale(audio) == pytest.approx(scale, rel=1e-12)
@@ -314,6 +315,15 @@ def test_compare_renders_modality_reports(missing_report, tri, tmp_path, capsys,
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run_cli(capsys, "compare", missing_report)
     assert code == 0 and max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_reports_are_kind_agnostic(missing_report):
+    from robustrec.reports import ReportError, validate
+
+    report = json.loads(missing_report.read_text())
+    assert validate({**report, "kind": "some-future-kind"})["kind"] == "some-future-kind"
+    with pytest.raises(ReportError, match="non-empty string"):
+        validate({**report, "kind": ""})
 
 
 def test_swap_and_noise_end_to_end(tri, tmp_path, capsys, monkeypatch):

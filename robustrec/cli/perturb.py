@@ -199,9 +199,9 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
     from robustrec.reports.export import write_csv, write_severity_plot
 
     settings = report["settings"]
-    print_tables(report["dataset"], settings.get("title") or report["kind"], settings["strength_name"], report["checkpoints"],
-                 settings["metric"], settings["k"], extra=f"{settings['repeats']} repeats, seed {settings['seed']}, "
-                                                          + _setting_summary(settings))
+    extra = f"{settings['repeats']} repeats, seed {settings['seed']}, " + _setting_summary(settings)
+    print_tables(report["dataset"], settings.get("title") or report["kind"], settings["strength_name"],
+                 report["checkpoints"], settings["metric"], settings["k"], extra=extra)
     _print_changed_items(report)
     path = report_path(report_dir, report["kind"], report["dataset"]["name"], time.strftime("%Y%m%d-%H%M%S"))
     save_report(report, path)

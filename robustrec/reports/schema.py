@@ -18,7 +18,8 @@ Top level (schema version 1)::
                   trials [{seed, metrics {metric@K}}], summary {metric@K: {mean, std, drop_pct}},
                   user_test {metric@K: paired per-user test}, flatness {...} } ];
                   trials may carry kind-specific counts (caption: changed_items,
-                  drawn_without_caption; modality: changed_items, items); an entry with "unaffected" (a reason) has no levels:
+                  drawn_without_caption; modality: changed_items, items); an entry with
+                  "unaffected" (a reason) has no levels:
                   the perturbation cannot change that model's scores by construction
   mg_gains        MG-vs-baseline pairs at every level and metric@K (see ``reports.gains``)
 """
@@ -35,8 +36,6 @@ from robustrec.paths import umask_mode
 
 FORMAT = "robustrec-report"
 SCHEMA_VERSION = 1
-#: kinds this version writes (a report of any other non-empty kind name still loads)
-KINDS = ("noise", "caption", "modality")
 TOP_KEYS = ("kind", "created", "versions", "dataset", "settings", "checkpoints")
 SETTINGS_KEYS = ("strength_name", "levels", "repeats", "seed", "trial_seeds", "ks", "metric", "k")
 CHECKPOINT_KEYS = ("name", "model", "mg", "config", "clean", "levels")
