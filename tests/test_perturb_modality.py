@@ -13,7 +13,7 @@ import torch
 from cli_helpers import run_cli
 from robustrec.data.dataset import InteractionData, interactions_matrix
 from robustrec.errors import ConfigError, DataError
-from robustrec.models import build_model
+from robustrec.models import available_models, build_model
 from robustrec.perturbations.modality import (FeatureNoise, FeatureSwap, MissingModality, chosen_items,
                                               neighbour_fill, rms_scale)
 from robustrec.perturbations.modality_study import fault_spec
@@ -196,6 +196,23 @@ def test_unaffected_reasons(tiny, model, modality, reason):
         assert fault.unaffected_reason(built) == reason
         if reason is not None:  # nothing to change: the copy scores like the original
             assert torch.equal(_scores(fault.apply(built.eval(), 0)), _scores(built.eval()))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in available_models().items() if c.multimodal))
+def test_every_multimodal_model_changes_scores_or_says_why(name, small_data):
+    """Through ``set_item_features`` (kNN graphs, caches rebuilt) the fault reaches every model that
+    reads features at inference; the others are unaffected by construction, with their scores equal."""
+    model = build_model(name, small_data, seed=0).eval()
+    users = torch.arange(20)
+    fault = MissingModality("image", small_data.n_items, 0.5, "zeros")
+    with torch.no_grad():
+        clean = model.full_scores(users)
+        faulty = fault.apply(model, 1).full_scores(users)
+    assert torch.equal(model.full_scores(users), clean)
+    if fault.unaffected_reason(model) is None:
+        assert not torch.allclose(clean, faulty)
+    else:
+        assert name == "bm3" and torch.equal(clean, faulty)
 
 
 def test_bad_parameters_are_config_errors():
