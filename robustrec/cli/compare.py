@@ -30,12 +30,13 @@ def compare(
         missing = [e["name"] for e in group.entries if f"{shown_metric}@{shown_k}" not in e["clean"]]
         if missing:
             raise ConfigError(f"{shown_metric}@{shown_k} is not in the report(s) of {', '.join(missing)}")
-        print_tables(dataset, group.kind, group.strength_name, group.entries, shown_metric, shown_k,
+        print_tables(dataset, group.title or group.kind, group.strength_name, group.entries, shown_metric, shown_k,
                      extra=f"{n_reports} report(s)")
 
 
 def print_tables(dataset: dict, kind: str, strength_name: str, entries: list[dict], metric: str, k: int,
                  extra: str = "") -> None:
+    """``kind``: the heading's first words (a report's title, else its kind)."""
     from robustrec.reports.tables import gains_table, results_table
 
     title = (f"{kind} on {dataset['name']} (data {dataset['fingerprint']})" + (f", {extra}" if extra else ""))

@@ -126,6 +126,61 @@ def caption(
     finish_report(report, report_dir, csv, plot)
 
 
+@app.command("modality")
+def modality(
+    checkpoints: list[Path] = CHECKPOINTS,
+    missing: str = typer.Option(None, metavar="MODALITY", help="Treat this modality's feature row as missing "
+                                "for a seeded share --rate of items and replace it by --fill."),
+    swap: str = typer.Option(None, metavar="MODALITY", help="Give a seeded share --rate of items the row of "
+                             "another chosen item (random derangement)."),
+    noise: str = typer.Option(None, metavar="MODALITY", help="Add N(0, (σ·scale)²) to every item's row; scale = "
+                              "mean row L2 norm / √dim (the RMS entry)."),
+    rate: str = typer.Option(None, help="Share of items hit by --missing/--swap, or a comma list (default 0.1)."),
+    sigma: str = typer.Option(None, help="Noise std in units of the modality's RMS entry, or a comma list "
+                              "(--noise; default 0.1)."),
+    fill: str = typer.Option(None, help="--missing fill: zeros; mean (mean row of the items not missing; "
+                             "default); neighbours (mean row of the --neighbour-k items nearest by cosine in "
+                             "--neighbour-modality, among items not missing)."),
+    neighbour_k: int = typer.Option(None, help="Neighbours averaged by --fill neighbours (default 10)."),
+    neighbour_modality: str = typer.Option(None, help="Modality whose rows define neighbours for --fill "
+                                           "neighbours (default: the model's first other modality)."),
+    repeats: int = typer.Option(5, help="Draws per level."),
+    seed: int = SEED,
+    metric: str = METRIC,
+    k: int = CUTOFF,
+    split: str = SPLIT,
+    report_dir: Path = REPORT_DIR,
+    csv: bool = CSV,
+    plot: bool = PLOT,
+    data_dir: str = DATA_DIR,
+    threads: int = THREADS,
+    quiet: bool = QUIET,
+) -> None:
+    """Modality faults: a modality missing (with a fill), swapped between items, or noisy; re-evaluate R times.
+
+    Exactly one of --missing, --swap, --noise. Missing fills (Malitesta et al. CIKM 2024, DGMRec
+    SIGIR 2025): zeros; mean = mean row of the items not missing; neighbours = mean row of the k
+    items not missing that are most cosine-similar in another modality (ties to the lower id).
+    Items: the first ⌊rate·n + ½⌋ of a seeded permutation. Models that do not use the modality,
+    or whose scores ignore features at inference, are reported as unaffected by construction.
+    """
+    import torch
+
+    from robustrec.paths import check_output_dir
+    from robustrec.perturbations.modality_study import check_against, fault_spec, run_modality_study
+    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+
+    spec, levels = fault_spec(missing, swap, noise, rate, sigma, fill, neighbour_k, neighbour_modality, parse_levels)
+    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
+    check_output_dir(report_dir, "--report-dir")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    check_against(spec, loaded, data)
+    report = _with_progress(lambda cbs: run_modality_study(loaded, data, spec, levels, settings, cbs), quiet)
+    finish_report(report, report_dir, csv, plot)
+
+
 def _with_progress(run, quiet: bool):
     from robustrec.cli.progress import RichStudyProgress, study_progress
 
@@ -144,9 +199,9 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
     from robustrec.reports.export import write_csv, write_severity_plot
 
     settings = report["settings"]
-    print_tables(report["dataset"], report["kind"], settings["strength_name"], report["checkpoints"],
-                 settings["metric"], settings["k"], extra=f"{settings['repeats']} repeats, seed {settings['seed']}, "
-                                                          + _setting_summary(settings))
+    extra = f"{settings['repeats']} repeats, seed {settings['seed']}, " + _setting_summary(settings)
+    print_tables(report["dataset"], settings.get("title") or report["kind"], settings["strength_name"],
+                 report["checkpoints"], settings["metric"], settings["k"], extra=extra)
     _print_changed_items(report)
     path = report_path(report_dir, report["kind"], report["dataset"]["name"], time.strftime("%Y%m%d-%H%M%S"))
     save_report(report, path)
@@ -160,17 +215,23 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
 
 
 def _setting_summary(settings: dict) -> str:
+    if "description" in settings:
+        return settings["description"]
     if "position" in settings:
         return f"captions {settings['captioner']}, position {settings['position']}"
     return f"target {settings.get('target', '-')}"
 
 
 def _print_changed_items(report: dict) -> None:
-    """Caption reports: how many items each trial changed (the same draws for every checkpoint)."""
+    """Reports whose trials count changed items: how many each trial changed (the same draws for
+    every checkpoint)."""
     entry = next((e for e in report["checkpoints"] if e["levels"]), None)
-    if report["kind"] != "caption" or entry is None:
+    if entry is None or any("changed_items" not in t for lv in entry["levels"] for t in lv["trials"]):
         return
+    settings = report["settings"]
+    of = (f" (of {settings['items_with_caption']} with a caption)" if "items_with_caption" in settings
+          else f" (of {report['dataset']['items']} items)")
     for level in entry["levels"]:
         counts = [trial["changed_items"] for trial in level["trials"]]
-        console.print(f"rate {level['strength']:g}: items changed per trial {counts} "
-                      f"(of {report['settings']['items_with_caption']} with a caption)", highlight=False)
+        console.print(f"{settings['strength_name']} {level['strength']:g}: items changed per trial {counts}{of}",
+                      highlight=False)

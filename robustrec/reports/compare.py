@@ -11,7 +11,8 @@ from robustrec.reports.schema import ReportError, load_report
 
 @dataclass
 class ComparisonGroup:
-    """Checkpoint entries of one perturbation kind, gathered from one or more reports."""
+    """Checkpoint entries of one perturbation kind (and title, when a report sets one, e.g. one
+    modality fault), gathered from one or more reports."""
 
     kind: str
     strength_name: str
@@ -19,6 +20,8 @@ class ComparisonGroup:
     #: the default metric and K of the first report of this kind
     metric: str = "recall"
     k: int = 5
+    #: table heading: the reports' ``settings["title"]``, else the kind
+    title: str = ""
 
 
 def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup]]:
@@ -30,13 +33,15 @@ def load_comparison(paths: list[str | Path]) -> tuple[dict, list[ComparisonGroup
         listing = ", ".join(f"{path.name} ({report['dataset'].get('name')}, {report['dataset']['fingerprint']})"
                             for path, report in reports)
         raise ReportError(f"reports were made on different data: {listing}")
-    groups: dict[str, ComparisonGroup] = {}
-    seen: dict[str, set[str]] = {}  # names per kind: a name is suffixed only when it repeats within a kind
+    groups: dict[tuple, ComparisonGroup] = {}
+    seen: dict[tuple, set[str]] = {}  # names per group: a name is suffixed only when it repeats within one
     for index, (path, report) in enumerate(reports):
         settings = report["settings"]
-        group = groups.setdefault(report["kind"], ComparisonGroup(report["kind"], settings["strength_name"], [],
-                                                                  settings["metric"], settings["k"]))
-        names = seen.setdefault(report["kind"], set())
+        title = settings.get("title") or report["kind"]
+        key = (report["kind"], settings["strength_name"], title)
+        group = groups.setdefault(key, ComparisonGroup(report["kind"], settings["strength_name"], [],
+                                                       settings["metric"], settings["k"], title))
+        names = seen.setdefault(key, set())
         for entry in report["checkpoints"]:
             name = entry["name"] if entry["name"] not in names else f"{entry['name']} ({path.stem})"
             names.add(name)

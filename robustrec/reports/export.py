@@ -63,7 +63,7 @@ def write_severity_plot(report: dict, path: str | Path, metric: str, k: int) -> 
     axes.set_xscale("log")
     axes.set_xlabel(f"{strength_name} (log scale); dashed: clean")
     axes.set_ylabel(metric_label(metric, k))
-    axes.set_title(f"{report['kind']} severity on {report['dataset']['name']} "
+    axes.set_title(f"{report['settings'].get('title') or report['kind']} severity on {report['dataset']['name']} "
                    f"({len(report['settings']['trial_seeds'])} repeats, mean ± std)")
     axes.legend()
     figure.tight_layout()

@@ -4,18 +4,22 @@ Top level (schema version 1)::
 
   format          "robustrec-report" (marks the file as ours)
   schema_version  1
-  kind            perturbation kind ("noise", later "caption", ...)
+  kind            perturbation kind ("noise", "caption", "modality", ...: any name, reports are
+                  kind-agnostic)
   created         ISO time
   versions        robustrec, python, torch, numpy, scipy
   dataset         name, users, items, fingerprint (all checkpoints share it)
   settings        perturbation parameters, strength_name, levels, repeats, seed, trial_seeds,
-                  split, ks, default metric and k, flatness settings
+                  split, ks, default metric and k, flatness settings; optional "title" (table
+                  heading, e.g. "modality: missing audio (fill mean)"; default: the kind) and
+                  "description" (one-line summary of the kind's settings)
   checkpoints     one entry per checkpoint: name, path, model, mg, config (the full TrainConfig),
                   clean {metric@K: value}, levels [ {strength, parameters,
                   trials [{seed, metrics {metric@K}}], summary {metric@K: {mean, std, drop_pct}},
                   user_test {metric@K: paired per-user test}, flatness {...} } ];
                   trials may carry kind-specific counts (caption: changed_items,
-                  drawn_without_caption); an entry with "unaffected" (a reason) has no levels:
+                  drawn_without_caption; modality: changed_items, items); an entry with
+                  "unaffected" (a reason) has no levels:
                   the perturbation cannot change that model's scores by construction
   mg_gains        MG-vs-baseline pairs at every level and metric@K (see ``reports.gains``)
 """
@@ -32,7 +36,6 @@ from robustrec.paths import umask_mode
 
 FORMAT = "robustrec-report"
 SCHEMA_VERSION = 1
-KINDS = ("noise", "caption")
 TOP_KEYS = ("kind", "created", "versions", "dataset", "settings", "checkpoints")
 SETTINGS_KEYS = ("strength_name", "levels", "repeats", "seed", "trial_seeds", "ks", "metric", "k")
 CHECKPOINT_KEYS = ("name", "model", "mg", "config", "clean", "levels")
@@ -65,8 +68,8 @@ def validate(report: object, source: str = "report") -> dict:
         raise ReportError(f"{source} has report schema version {version!r}; this robustrec reads "
                           f"versions 1 to {SCHEMA_VERSION}")
     _require(report, TOP_KEYS, source)
-    if report["kind"] not in KINDS:
-        raise ReportError(f"{source}: unknown report kind {report['kind']!r}")
+    if not isinstance(report["kind"], str) or not report["kind"]:
+        raise ReportError(f"{source}: report kind must be a non-empty string, got {report['kind']!r}")
     _require(report["settings"], SETTINGS_KEYS, f"{source} settings")
     if not isinstance(report["dataset"], dict) or "fingerprint" not in report["dataset"]:
         raise ReportError(f"{source}: dataset fingerprint missing")
