@@ -193,3 +193,39 @@ def load_model_data(run: Run, data_dir: str | None, modalities=None):
         except RobustRecError as exc:
             error = exc
     raise CheckpointError(f"cannot load dataset {config.dataset!r} of {run.path}: {error}")
+
+
+def newest_runs(root: str | Path) -> list[Path]:
+    """The run folders a stress test takes when none is named: the newest run under ``root``
+    and, when one exists, its twin — the newest run of the same model, dataset (interactions)
+    and modalities trained with the other strategy (plain ↔ Mirror Gradient). Baseline first.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CheckpointError(f"no CHECKPOINT given and {str(root)!r} is not a folder of runs; train one with "
+                              f"`robustrec train` or name the run folders")
+    runs = []
+    for folder in root.iterdir():
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            run = read_run(folder)
+        except CheckpointError:
+            continue  # not a run folder (reports, partial state, ...)
+        runs.append((os.stat(folder / "model.safetensors").st_mtime_ns, folder.name, run))
+    if not runs:
+        raise CheckpointError(f"no CHECKPOINT given and no run folder under {root}; train one with "
+                              f"`robustrec train` or name the run folders")
+    runs.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    newest = runs[0][2]
+
+    def key(run: Run) -> tuple:
+        return (run.config.get("model"), run.config.get("dataset"),
+                run.data.get("interactions_fingerprint") or run.data.get("fingerprint"),
+                tuple(run.config.get("modalities") or ()))
+
+    twins = [run for _, _, run in runs[1:] if key(run) == key(newest)
+             and bool(run.config.get("mg")) != bool(newest.config.get("mg"))]
+    chosen = [newest] + twins[:1]
+    chosen.sort(key=lambda run: bool(run.config.get("mg")))
+    return [run.path for run in chosen]

@@ -11,7 +11,11 @@ from robustrec.cli.render import console
 app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
 
 # arguments and options both stress tests take
-CHECKPOINTS = typer.Argument(..., metavar="CHECKPOINT...", help="Run folders written by `robustrec train` (same data).")
+CHECKPOINTS = typer.Argument(
+    None, metavar="[CHECKPOINT]...", show_default=False,
+    help="Run folders written by `robustrec train` (same data). None: the newest run under "
+         "--checkpoint-dir and its plain/MG twin.")
+CHECKPOINT_DIR = typer.Option(Path("checkpoints"), help="Where to look for runs when no CHECKPOINT is given.")
 SEED = typer.Option(0, help="Root seed; repeat seeds are derived from it.")
 METRIC = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg.")
 CUTOFF = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report).")
@@ -22,6 +26,19 @@ PLOT = typer.Option(False, "--plot", help="Also write a PNG severity curve next 
 DATA_DIR = typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")
 THREADS = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def pick_checkpoints(checkpoints: list[Path] | None, checkpoint_dir: Path) -> list[Path]:
+    """The named run folders, or the newest run under ``checkpoint_dir`` and its twin (said)."""
+    if checkpoints:
+        return checkpoints
+    from robustrec.checkpoints import newest_runs
+
+    chosen = newest_runs(checkpoint_dir)
+    console.print(f"no CHECKPOINT given: using the newest run{'s' if len(chosen) > 1 else ''} under "
+                  f"{checkpoint_dir}: {', '.join(path.name for path in chosen)}"
+                  + ("" if len(chosen) > 1 else " (no plain/MG twin of it found)"))
+    return chosen
 
 
 def parse_levels(text: str, flag: str) -> list[float]:
@@ -40,6 +57,7 @@ def parse_levels(text: str, flag: str) -> list[float]:
 @app.command("noise")
 def noise(
     checkpoints: list[Path] = CHECKPOINTS,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
     sigma: str = typer.Option("1e-3", help="Noise std σ, or a comma list for a severity sweep (paper: 1e-3)."),
     repeats: int = typer.Option(10, help="Noise draws per σ (paper: 10)."),
     target: str = typer.Option("all", help="Embedding tables to perturb: all, user or item."),
@@ -70,7 +88,7 @@ def noise(
     check_output_dir(report_dir, "--report-dir")
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
     report = _with_progress(lambda cbs: run_noise_study(loaded, data, sigmas, target, settings, cbs, flatness),
                             quiet)
     finish_report(report, report_dir, csv, plot)
@@ -79,6 +97,7 @@ def noise(
 @app.command("caption")
 def caption(
     checkpoints: list[Path] = CHECKPOINTS,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
     rate: str = typer.Option("0.01", help="Share of items whose text gets a caption, or a comma list (paper: 0.01)."),
     repeats: int = typer.Option(5, help="Item draws per rate."),
     position: str = typer.Option("random-sentence", help="Where the caption goes: random-sentence "
@@ -114,7 +133,7 @@ def caption(
     check_output_dir(report_dir, "--report-dir")
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
     inputs = load_caption_inputs(data, captioner or default_captioner(data.name), captions)
     encoder = SentenceTextEncoder(text_encoder)
     report = _with_progress(lambda cbs: run_caption_study(loaded, data, rates, position, inputs, encoder,
@@ -129,6 +148,7 @@ def caption(
 @app.command("modality")
 def modality(
     checkpoints: list[Path] = CHECKPOINTS,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
     missing: str = typer.Option(None, metavar="MODALITY", help="Treat this modality's feature row as missing "
                                 "for a seeded share --rate of items and replace it by --fill."),
     swap: str = typer.Option(None, metavar="MODALITY", help="Give a seeded share --rate of items the row of "
@@ -175,7 +195,7 @@ def modality(
     check_output_dir(report_dir, "--report-dir")
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
     check_against(spec, loaded, data)
     report = _with_progress(lambda cbs: run_modality_study(loaded, data, spec, levels, settings, cbs), quiet)
     finish_report(report, report_dir, csv, plot)
