@@ -164,3 +164,24 @@ def test_compare_refuses_different_data_and_merges_same(study, tmp_path):
     third = save_report(other, tmp_path / "c.json")
     with pytest.raises(ReportError, match="different data"):
         load_comparison([first, third])
+
+
+def test_severity_plot_draws_relative_drops_with_their_interval(study, tmp_path, monkeypatch):
+    """The y values are each level's drop %; the band is the per-user 95% interval over clean."""
+    from matplotlib.axes import Axes
+
+    drawn, bands = [], []
+    original_plot, original_fill = Axes.plot, Axes.fill_between
+    monkeypatch.setattr(Axes, "plot", lambda self, x, y, *a, **kw: drawn.append((list(x), list(y))) or
+                        original_plot(self, x, y, *a, **kw))
+    monkeypatch.setattr(Axes, "fill_between", lambda self, x, lo, hi, *a, **kw: bands.append((list(lo), list(hi)))
+                        or original_fill(self, x, lo, hi, *a, **kw))
+    write_severity_plot(study, tmp_path / "r.png", "recall", 5)
+    key = "recall@5"
+    for entry, (x, y), (low, high) in zip(study["checkpoints"], drawn, bands):
+        levels = sorted(entry["levels"], key=lambda lv: lv["strength"])
+        assert x == [lv["strength"] for lv in levels]
+        assert y == [lv["summary"][key]["drop_pct"] for lv in levels]
+        ci = levels[-1]["user_test"][key]["ci95"]
+        assert (low[-1], high[-1]) == pytest.approx((ci[0] / entry["clean"][key] * 100, ci[1] / entry["clean"][key] * 100))
+        assert low[-1] <= y[-1] <= high[-1]

@@ -43,8 +43,10 @@ def write_csv(report: dict, path: str | Path) -> Path:
 
 
 def write_severity_plot(report: dict, path: str | Path, metric: str, k: int) -> Path:
-    """Metric vs strength on a log x axis (zero strengths are left out), one line per checkpoint,
-    error bars = std over repeats, dashed line in the same colour = that checkpoint's clean value."""
+    """Relative drop (%) of the metric against strength, one line per checkpoint, with the
+    per-user paired 95% interval of the drop as a band (the tables' "drop % [95% CI]"); a
+    log x axis when every strength is positive and they span more than a factor 10. The
+    same plot for every kind of stress test: only ``strength_name`` and the title vary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,19 +54,27 @@ def write_severity_plot(report: dict, path: str | Path, metric: str, k: int) -> 
 
     key, strength_name = metric_key(metric, k), report["settings"]["strength_name"]
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    strengths = sorted({lv["strength"] for entry in report["checkpoints"] for lv in entry["levels"]})
     for index, entry in enumerate(report["checkpoints"]):
-        levels = sorted((lv for lv in entry["levels"] if lv["strength"] > 0), key=lambda lv: lv["strength"])
+        clean = entry["clean"][key]
+        levels = sorted(entry["levels"], key=lambda lv: lv["strength"])
+        if not levels or not clean:
+            continue
+        x = [lv["strength"] for lv in levels]
+        drops = [lv["summary"][key]["drop_pct"] for lv in levels]
+        bands = [((lv.get("user_test") or {}).get(key) or {}).get("ci95") or [None, None] for lv in levels]
+        low = [d if b[0] is None else b[0] / clean * 100 for d, b in zip(drops, bands)]
+        high = [d if b[1] is None else b[1] / clean * 100 for d, b in zip(drops, bands)]
         color = f"C{index}"
-        if levels:
-            axes.errorbar([lv["strength"] for lv in levels], [lv["summary"][key]["mean"] for lv in levels],
-                          yerr=[lv["summary"][key]["std"] for lv in levels], marker="o", capsize=3,
-                          color=color, label=entry["name"])
-        axes.axhline(entry["clean"][key], color=color, linestyle="--", linewidth=0.8)
-    axes.set_xscale("log")
-    axes.set_xlabel(f"{strength_name} (log scale); dashed: clean")
-    axes.set_ylabel(metric_label(metric, k))
-    axes.set_title(f"{report['settings'].get('title') or report['kind']} severity on {report['dataset']['name']} "
-                   f"({len(report['settings']['trial_seeds'])} repeats, mean ± std)")
+        axes.plot(x, drops, marker="o", color=color, label=entry["name"])
+        axes.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    if strengths and strengths[0] > 0 and strengths[-1] / strengths[0] > 10:
+        axes.set_xscale("log")
+    axes.set_xlabel(strength_name)
+    axes.set_ylabel(f"drop of {metric_label(metric, k)} (%, > 0: worse)")
+    axes.set_title(f"{report['settings'].get('title') or report['kind']} on {report['dataset']['name']} "
+                   f"({len(report['settings']['trial_seeds'])} repeats; band: per-user 95% CI)")
     axes.legend()
     figure.tight_layout()
     try:
