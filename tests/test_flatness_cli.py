@@ -6,26 +6,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from cli_helpers import run_cli
 from robustrec.flatness import (direction_loss_rise, hessian_top_eigenvalue, noise_sensitivity, random_direction,
                                 training_loss, training_triplets)
 from robustrec.models import build_model
-
-
-class Quadratic(nn.Module):
-    """loss = ½ θᵀ A θ with A = diag(1, 2, 3, 4, 5) + a rotation: known Hessian A."""
-
-    def __init__(self):
-        super().__init__()
-        rng = np.random.default_rng(0)
-        q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
-        self.A = torch.tensor(q @ np.diag([1.0, 2.0, 3.0, 4.0, 5.0]) @ q.T, dtype=torch.float32)
-        self.theta = nn.Parameter(torch.tensor(rng.standard_normal(5), dtype=torch.float32))
-
-    def loss(self, *_):
-        return 0.5 * self.theta @ self.A @ self.theta
+from flatness_helpers import Quadratic
 
 
 def test_power_iteration_finds_the_top_eigenvalue_of_a_known_hessian():
@@ -62,27 +48,13 @@ def test_loss_of_a_stochastic_model_is_a_function_of_its_weights(small_data):
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory, synthetic_dir):
-    from robustrec.cli.app import main
-
-    ck = tmp_path_factory.mktemp("flat") / "ck"
-    for extra in ([], ["--mg"]):
-        try:
-            main(["train", "--model", "bprmf", "--epochs", "2", "-q", "--threads", "1", "--data-dir",
-                  str(synthetic_dir), "--checkpoint-dir", str(ck), *extra])
-        except SystemExit as exc:
-            assert not exc.code
-    return ck / "bprmf-synthetic", ck / "bprmf-synthetic-mg"
-
-
-def test_cli_table_json_and_mg_ratios(pair, tmp_path, capsys, monkeypatch):
+def test_cli_table_json_and_mg_ratios(bprmf_pair, tmp_path, capsys, monkeypatch):
     import robustrec.cli.flatness as flat_cli
     from rich.console import Console
 
     monkeypatch.setattr(flat_cli, "console", Console(width=80, force_terminal=False))
     out_json = tmp_path / "flat.json"
-    code, out, err = run_cli(capsys, "flatness", *pair, "--hessian", "--draws", "4", "--json", out_json)
+    code, out, err = run_cli(capsys, "flatness", *bprmf_pair, "--hessian", "--draws", "4", "--json", out_json)
     assert code == 0, err
     assert max(map(len, out.splitlines())) <= 80
     assert "bprmf-synthetic-mg / bprmf-synthetic (< 1: MG flatter)" in out and "λ max" in out
@@ -93,7 +65,7 @@ def test_cli_table_json_and_mg_ratios(pair, tmp_path, capsys, monkeypatch):
         assert len(run["random_rise"]["values"]) == 4 and run["hessian"]["iterations"] >= 1
         assert np.isfinite(run["rho_sharpness"]) and run["rho"] > 0
     # deterministic: the same command gives the same numbers
-    code, _, _ = run_cli(capsys, "flatness", *pair, "--hessian", "--draws", "4", "--json", tmp_path / "again.json")
+    code, _, _ = run_cli(capsys, "flatness", *bprmf_pair, "--hessian", "--draws", "4", "--json", tmp_path / "again.json")
     again = json.loads((tmp_path / "again.json").read_text())
     for a, b in zip(payload["runs"], again["runs"]):
         assert a["random_rise"] == b["random_rise"] and a["hessian"]["value"] == b["hessian"]["value"]
@@ -107,8 +79,8 @@ def test_cli_table_json_and_mg_ratios(pair, tmp_path, capsys, monkeypatch):
     (["--json", "."], "is a folder"),
     (["--json", "nowhere/x.json"], "does not exist"),
 ])
-def test_bad_input_is_one_line(pair, tmp_path, capsys, monkeypatch, args, fragment):
+def test_bad_input_is_one_line(bprmf_pair, tmp_path, capsys, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, "flatness", *pair, *args)
+    code, _, err = run_cli(capsys, "flatness", *bprmf_pair, *args)
     assert code == 2 and fragment in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []

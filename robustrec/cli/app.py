@@ -7,7 +7,7 @@ import sys
 import typer
 
 from robustrec import __version__
-from robustrec.cli import captions, compare, data, evaluate, features, flatness, models, perturb, train
+from robustrec.cli import captions, compare, data, evaluate, features, flatness, landscape, models, perturb, train
 from robustrec.errors import RobustRecError
 from robustrec.runtime import tune_allocator
 
@@ -24,6 +24,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("models")(models.list_models)
 app.command("compare")(compare.compare)
 app.command("flatness")(flatness.flatness)
+app.command("landscape")(landscape.landscape)
 app.add_typer(perturb.app, name="perturb")
 app.add_typer(captions.app, name="captions")
 app.add_typer(data.app, name="data")
