@@ -356,6 +356,11 @@ def _other_version(recorded):
     return recorded
 
 
+def _other_sha(recorded):
+    recorded["modalities"]["image"]["feat_sha256"] = "0" * 64
+    return recorded
+
+
 def _no_image_entry(recorded):
     del recorded["modalities"]["image"]
     return recorded
@@ -374,6 +379,7 @@ def _no_image_entry(recorded):
     (["vbpr-hm"], ["--edit", "jpeg", "--radius", "2"], None, "--radius applies to --edit blur"),
     (["vbpr-hm"], ["--repeats", "0"], None, "--repeats must be >= 1"),
     (["vbpr-hm"], [], {"sidecar": _other_version}, "the image encoder available now does not match"),
+    (["vbpr-hm"], [], {"sidecar": _other_sha}, "is not the file"),
     (["vbpr-hm"], [], {"sidecar": _no_image_entry}, "image edits need features made by `robustrec features extract`"),
     (["vbpr-hm"], [], {"drop": ("images",)}, "image edits need item photos"),
     (["vbpr-text"], [], {"drop": ("image_feat.npy", "image_mask.npy")}, "has no image features"),
