@@ -330,6 +330,17 @@ def test_rate_zero_on_the_cli_is_the_clean_model(hm, tmp_path, capsys):
     assert json.loads(path.read_text())["settings"]["encoder_check"] is None  # nothing was encoded
 
 
+@pytest.mark.parametrize("edit", ["swap", "crop", "color"])
+def test_other_edits_on_the_cli(hm, tmp_path, capsys, edit):
+    code, out, err = _perturb(capsys, hm, ["vbpr-hm"], "--edit", edit, "--rate", "0.2", "--repeats", "1",
+                              report_dir=tmp_path)
+    assert code == 0, err
+    (path,) = tmp_path.glob("image-hm-*.json")
+    report = json.loads(path.read_text())
+    assert report["settings"]["edit"] == edit and report["settings"]["title"].startswith(f"image: {edit} (")
+    assert [t["changed_items"] for t in report["checkpoints"][0]["levels"][0]["trials"]] == [12]
+
+
 def test_checkpoints_without_image_are_reported_unaffected_and_said_so(hm, tmp_path, capsys):
     code, out, err = run_cli(capsys, "perturb", "image", hm / "ck" / "bm3-hm", hm / "ck" / "vbpr-text",
                              "--report-dir", tmp_path, "--threads", "1", "--repeats", "1")

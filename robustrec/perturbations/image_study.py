@@ -133,10 +133,11 @@ def prepare_rows(data, photos: ItemPhotos, encoder=None, device: str | None = No
 
 def title(edit: str, amount) -> str:
     """Table heading, e.g. "image: blur (radius 4)"."""
-    detail = {"blur": f"Gaussian blur, radius {amount:g}", "jpeg": f"JPEG quality {amount}",
-              "crop": f"random crop keeping {amount:g} of the area", "color": f"brightness and colour x{amount:g}",
-              "occlude": f"grey patch over {amount:g} of the area", "swap": "photos swapped between items"}[edit]
-    return f"image: {edit} ({detail})"
+    if edit == "swap":
+        return "image: swap (photos swapped between items)"
+    detail = {"blur": "Gaussian blur, radius {:g}", "jpeg": "JPEG quality {}", "crop": "random crop keeping {:g} of "
+              "the area", "color": "brightness and colour x{:g}", "occlude": "grey patch over {:g} of the area"}[edit]
+    return f"image: {edit} ({detail.format(amount)})"
 
 
 def run_image_study(checkpoints, data, edit: str, amount, rates: list[float], photos: ItemPhotos,
