@@ -17,6 +17,7 @@ import numpy as np
 
 from robustrec.errors import ConfigError, DataError
 from robustrec.perturbations.caption import MemoTextEncoder
+from robustrec.perturbations.base import trial_seeds
 from robustrec.perturbations.runner import StudySettings, run_study
 from robustrec.perturbations.text_edit import (DEFAULT_KEYWORDS, DROPPED_FIELD, ItemRecords, TextEdit, check_edit,
                                                check_keywords)
@@ -170,12 +171,15 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
         extra.update(keywords=keywords, keyword_pool_size=keyword_pool,
                      keyword_pool=[[tag, count] for tag, count in items.ranking[:depth]])
     settings.extra_settings = extra
-    report = run_study(checkpoints, data, perturbations, settings, callbacks)
-    if timed is not None:
-        report["settings"]["reencoding"] = {"edited_texts_encoded": timed.texts, "seconds": round(timed.seconds, 3),
-                                            "rule": "only edited texts, each distinct text encoded once for all "
-                                                    "checkpoints (memoised)"}
-    return report
+    if embeddings is not None:  # every trial's edited texts, encoded once in one length-sorted pass
+        before = timed.texts
+        seeds = trial_seeds(settings.seed, settings.repeats)
+        edited = {t for p in perturbations for s in seeds for t in p.edited_texts(s).values()}
+        embeddings.encoder.encode(sorted(edited))
+        extra["reencoding"] = {"edited_texts_encoded": timed.texts - before, "seconds": round(timed.seconds, 3),
+                               "rule": "only edited texts: the distinct edited texts of every trial, encoded once "
+                                       "before evaluation and reused for every checkpoint"}
+    return run_study(checkpoints, data, perturbations, settings, callbacks)
 
 
 def _description(edit: str, keywords: int, keyword_pool: int | None) -> str:
