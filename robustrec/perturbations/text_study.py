@@ -143,8 +143,8 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
                    keyword_pool: int | None = None, encoder_source: str = "") -> dict:
     """Clean + R edited evaluations per rate for each checkpoint (see ``robustrec.perturbations.text_edit``).
 
-    ``encoder`` (or a zero-argument callable returning it) is used only when some checkpoint's model
-    reads text at inference; models that do not are reported as unaffected by construction.
+    ``encoder`` is used only when some checkpoint's model reads text at inference (``SentenceTextEncoder``
+    loads lazily); models that do not are reported as unaffected by construction.
     """
     from robustrec.captioning.text_encoder import ItemTextEmbeddings
 
@@ -153,7 +153,6 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
     affected = [c for c in checkpoints if probe.unaffected_reason(c.model) is None]
     embeddings, timed, check, encoder_id = None, None, None, None
     if affected:
-        encoder = encoder() if callable(encoder) and not hasattr(encoder, "encode") else encoder
         clean = np.asarray(data.features["text"], dtype=np.float32)
         check = encoder_check(encoder, items, clean)
         timed = TimedEncoder(encoder)
