@@ -28,9 +28,9 @@ ENCODER_CHECK_MIN_COSINE = 0.999
 SELECTION = ("per trial, numpy default_rng(seed).permutation(eligible ids); the first "
              "floor(rate*n_eligible + 0.5) are chosen (nested across rates for one seed)")
 EDIT_RULES = {
-    "keywords": "put in front of the item's categories the k catalogue tags it lacks (case-insensitive) ranked highest by "
-                "the number of items carrying them (ties by string); with --keyword-pool N, k drawn from the top N "
-                "it lacks with numpy default_rng([seed, item]); text rebuilt by build_item_text",
+    "keywords": "put in front of the item's categories the k catalogue tags it lacks (case-insensitive) ranked "
+                "highest by the number of items carrying them (ties by string); with --keyword-pool N, k drawn from "
+                "the top N it lacks with numpy default_rng([seed, item]); text rebuilt by build_item_text",
     "drop-description": "remove the description field (title, brand, categories kept); text rebuilt by build_item_text",
     "drop-categories": "remove the categories field (other fields kept); an item left without text gets the "
                        "encoder's embedding of the empty string",
