@@ -265,6 +265,81 @@ def image(
         console.print(f"re-encoded {rows.encoded} edited photos with {rows.encoder_id}", highlight=False)
 
 
+@app.command("text")
+def text(
+    checkpoints: list[Path] = CHECKPOINTS,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
+    edit: str = typer.Option(..., help="keywords (stuff the catalogue's most frequent tags into the item's "
+                             "categories), drop-description, drop-categories (remove that field) or swap (chosen "
+                             "items exchange texts by a random derangement)."),
+    rate: str = typer.Option("0.05", help="Share of the eligible items (items with a text; with the field, for "
+                             "drop-*) that are edited, or a comma list."),
+    keywords: int = typer.Option(None, help="--edit keywords: tags stuffed into each chosen item (default 3)."),
+    keyword_pool: int = typer.Option(None, help="--edit keywords: draw the tags (seeded) from the top N of the "
+                                     "ranking instead of taking the k most frequent the item lacks."),
+    text_encoder: str = typer.Option(None, help="Encoder that made text_feat.npy when features.json records none "
+                                     "(default all-MiniLM-L6-v2); checked on untouched items."),
+    repeats: int = typer.Option(5, help="Draws per rate."),
+    seed: int = SEED,
+    metric: str = METRIC,
+    k: int = CUTOFF,
+    split: str = SPLIT,
+    report_dir: Path = REPORT_DIR,
+    csv: bool = CSV,
+    plot: bool = PLOT,
+    data_dir: str = DATA_DIR,
+    threads: int = THREADS,
+    quiet: bool = QUIET,
+) -> None:
+    """Edit real item texts (keyword stuffing, field removal, swap) at RATE, re-encode them, re-evaluate R times.
+
+    The Mirror Gradient paper's information-adjustment risk on the dataset's own records: edited
+    records are rebuilt into text by build_item_text and only edited texts are re-encoded, with the
+    encoder recorded in features.json (else --text-encoder, checked against the stored rows).
+    Items: the first ⌊rate·n + ½⌋ eligible ids of a seeded permutation. Models that do not read
+    text features at inference are reported as unaffected by construction.
+    """
+    import torch
+
+    from robustrec.paths import check_output_dir
+    from robustrec.perturbations.caption import check_rate
+    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+    from robustrec.perturbations.text_study import (check_flags, check_inputs, load_item_records, run_text_study,
+                                                    text_encoder_for)
+
+    n_keywords, pool = check_flags(edit, keywords, keyword_pool)
+    rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
+    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
+    check_output_dir(report_dir, "--report-dir")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
+    items = load_item_records(data)
+    check_inputs(edit, items, data)
+    encoder, source = text_encoder_for(data.source, text_encoder)
+    report = _with_progress(lambda cbs: run_text_study(loaded, data, edit, rates, items, encoder, settings, cbs,
+                                                       n_keywords, pool, source), quiet)
+    _print_text_summary(report)
+    finish_report(report, report_dir, csv, plot)
+
+
+def _print_text_summary(report: dict) -> None:
+    settings = report["settings"]
+    console.print(f"eligible items: {settings['eligible_items']} of {settings['items_with_text']} with a text "
+                  f"({settings['n_items']} items)", highlight=False)
+    if settings.get("keyword_pool"):
+        pool = ", ".join(f"{tag} ({count})" for tag, count in settings["keyword_pool"])
+        console.print(f"keyword pool (items carrying each tag): {pool}", highlight=False)
+    if not settings.get("text_encoder"):
+        console.print("no given checkpoint's model reads text features at inference: all are unaffected by "
+                      "construction", highlight=False)
+    elif "reencoding" in settings:
+        again = settings["reencoding"]
+        console.print(f"re-encoded {again['edited_texts_encoded']} edited texts in {again['seconds']:.2f} s with "
+                      f"{settings['text_encoder']} (encoder check: min cosine "
+                      f"{settings['encoder_check']['min_cosine']:.5f})", highlight=False)
+
+
 def _with_progress(run, quiet: bool):
     from robustrec.cli.progress import RichStudyProgress, study_progress
 
