@@ -79,3 +79,15 @@ def test_compare_does_not_pair_an_mg_run_with_another_reports_baseline(tmp_path)
     _, (group,) = load_comparison([save_report(only_base, tmp_path / "a.json"),
                                    save_report(only_mg, tmp_path / "b.json")])
     assert all_mg_gains(group.entries, ["recall@5"]) == []
+
+
+def test_mg_runs_pair_with_the_baseline_of_their_own_seed():
+    from robustrec.reports.gains import mg_pairs
+
+    def entry(name, seed, mg):
+        return {"name": name, "mg": mg, "config": {"model": "vbpr", "dataset": "d", "model_params": {}, "seed": seed}}
+
+    entries = [entry("b0", 0, False), entry("b1", 1, False), entry("m1", 1, True), entry("m0", 0, True),
+               entry("m5", 5, True)]
+    pairs = {mg["name"]: base["name"] for base, mg in mg_pairs(entries)}
+    assert pairs == {"m1": "b1", "m0": "b0", "m5": "b0"}  # no seed-5 baseline: the first one

@@ -51,16 +51,24 @@ SOURCE = "_report"
 
 
 def mg_pairs(entries: list[dict]) -> list[tuple[dict, dict]]:
-    """(baseline, MG) pairs: each MG checkpoint with the first baseline of the same model and
-    data **in the same report** (entries merged by ``compare`` carry their report in ``SOURCE``),
+    """(baseline, MG) pairs: each MG checkpoint with the baseline of the same model, data and
+    hyper-parameters trained with the same seed (else the first such baseline) **in the same report** (entries merged by ``compare`` carry their report in ``SOURCE``),
     so MG runs are compared with the baseline that went through the same draws and levels."""
     pairs = []
     for mg in (e for e in entries if e["mg"]):
-        baseline = next((e for e in entries if not e["mg"] and pair_key(e) == pair_key(mg)
-                         and e.get(SOURCE) == mg.get(SOURCE)), None)
+        candidates = [e for e in entries if not e["mg"] and pair_key(e) == pair_key(mg)
+                      and e.get(SOURCE) == mg.get(SOURCE)]
+        # several seeds in one report: the baseline trained with the same seed (and modalities)
+        twin = next((e for e in candidates if _twin_key(e) == _twin_key(mg)), None)
+        baseline = twin or (candidates[0] if candidates else None)
         if baseline is not None:
             pairs.append((baseline, mg))
     return pairs
+
+
+def _twin_key(entry: dict) -> tuple:
+    config = entry["config"]
+    return config.get("seed"), tuple(config.get("modalities") or ())
 
 
 def _levels_by_strength(entry: dict) -> dict[float, dict]:
