@@ -374,11 +374,7 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
 
 
 def _setting_summary(settings: dict) -> str:
-    if "description" in settings:
-        return settings["description"]
-    if "position" in settings:
-        return f"captions {settings['captioner']}, position {settings['position']}"
-    return f"target {settings.get('target', '-')}"
+    return settings.get("description") or settings.get("perturbation", "")
 
 
 def _print_changed_items(report: dict) -> None:
@@ -388,7 +384,7 @@ def _print_changed_items(report: dict) -> None:
     if entry is None or any("changed_items" not in t for lv in entry["levels"] for t in lv["trials"]):
         return
     settings = report["settings"]
-    of = (f" (of {settings['items_with_caption']} with a caption)" if "items_with_caption" in settings
+    of = (f" (of {settings['eligible_items']} eligible items)" if "eligible_items" in settings
           else f" (of {report['dataset']['items']} items)")
     for level in entry["levels"]:
         counts = [trial["changed_items"] for trial in level["trials"]]

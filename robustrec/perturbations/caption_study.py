@@ -119,6 +119,8 @@ def run_caption_study(checkpoints, data, rates: list[float], position: str, inpu
     perturbations = [CaptionInjection(rate, inputs.captions, inputs.texts, embeddings, position,
                                       inputs.captioner, encoder_id) for rate in rates]
     settings.extra_settings = {
+        "title": "caption", "description": f"captions {inputs.captioner}, position {position}",
+        "eligible_items": len(inputs.texts) - inputs.without_caption,
         "position": position, "captioner": inputs.captioner, "captions": str(inputs.cache_path),
         "text_encoder": encoder_id, "items_with_caption": len(inputs.texts) - inputs.without_caption,
         "items_without_caption": inputs.without_caption, "encoder_check": check,

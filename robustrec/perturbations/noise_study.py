@@ -35,12 +35,13 @@ def run_noise_study(checkpoints, data, sigmas: list[float], target: str, setting
     perturbations = [GaussianEmbeddingNoise(sigma, target) for sigma in sigmas]
     for checkpoint in checkpoints:  # fail early when a model lacks the targeted tables
         perturbations[0].tables(checkpoint.model)
+    named = {"title": "noise", "description": f"target {target}"}
     settings.extra_settings = {
-        "target": target,
+        **named, "target": target,
         "flatness": {"measure": "BPR training-loss rise under N(0, sigma^2) weight noise on all learnable "
                                 "parameters, same seeds as the trials; rho-sharpness with rho = sigma*sqrt(d)",
                      "samples": FLATNESS_SAMPLES if flatness else 0, "sample_seed": settings.seed},
-    } if flatness else {"target": target, "flatness": None}
+    } if flatness else {**named, "target": target, "flatness": None}
     flat = noise_flatness(data, FLATNESS_SAMPLES, settings.seed) if flatness else None
 
     def extra(model, perturbation, seeds):  # name the tables actually perturbed
