@@ -31,7 +31,11 @@ def train(
     epochs: int = typer.Option(1000, help="Maximum number of epochs."),
     patience: int = typer.Option(20, help="Stop after this many epochs without a better validation metric."),
     seed: int = typer.Option(0, help="Seed for weights and negative sampling."),
-    sam_rho: float = typer.Option(0.0, help="If > 0, use SAM steps with this ρ (composes with --mg)."),
+    step: str = typer.Option("plain", help="Step strategy: plain, mg (= --mg), sam, asam (adaptive SAM) or sgbd "
+                                            "(sharpness-aware MG); --mg composes with plain/sam/asam."),
+    sam_rho: Optional[float] = typer.Option(
+        None, "--rho", "--sam-rho", help="ρ of sam/asam/sgbd (defaults 0.05 / 0.5 / 0.05); with --step plain, "
+                                         "ρ > 0 means SAM steps (the older --sam-rho)."),
     valid_metric: str = typer.Option("recall@20", help="Early-stopping metric on validation."),
     param: list[str] = typer.Option([], "--param", "-p", help="Model hyper-parameter key=value (repeatable)."),
     checkpoint_dir: Path = typer.Option(Path(DEFAULT_CHECKPOINTS), help="Root folder for run folders."),
@@ -49,11 +53,18 @@ def train(
     from robustrec.paths import check_folder_name, check_output_dir
     from robustrec.training import TrainConfig
 
+    from robustrec.training.config import DEFAULT_RHO
+
+    if sam_rho is None:
+        sam_rho = DEFAULT_RHO.get(step, 0.0)
+    if step in ("mg", "sgbd"):
+        mg = True
     config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()),
                          model_params=parse_assignments(param), modalities=parse_modalities(modalities), optimizer=optimizer, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
                          seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
-                         sam_rho=sam_rho, valid_metric=valid_metric).validate()
+                         sam_rho=sam_rho, step="plain" if step == "mg" else step,
+                         valid_metric=valid_metric).validate()
     check_output_dir(checkpoint_dir, "--checkpoint-dir")
     run_dir = checkpoint_dir / (check_folder_name(name, "--name") if name else default_run_name(config))
     if run_dir.exists() and not overwrite:
@@ -76,7 +87,9 @@ def parse_modalities(text: str) -> list[str] | None:
 
 
 def default_run_name(config) -> str:
-    return f"{config.model}-{config.dataset}" + ("-mg" if config.mg else "")
+    """<model>-<dataset>, then -sam/-asam/-sgbd for those steps, then -mg with Mirror Gradient."""
+    step = f"-{config.step}" if config.step in ("sam", "asam", "sgbd") else ""
+    return f"{config.model}-{config.dataset}{step}" + ("-mg" if config.mg and config.step != "sgbd" else "")
 
 
 def partial_dir(run_dir: Path) -> Path:
@@ -122,7 +135,7 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
     elif resume:
         console.print(f"nothing to resume in {state_dir}; starting from epoch 1")
     model = build_model(config.model, data, config.model_params, seed=config.seed, modalities=chosen)
-    strategy = "Mirror Gradient" if config.mg else "plain"
+    strategy = config.strategy_name()
     console.print(f"[bold]{config.model}[/] on [bold]{data.name}[/] ({data.n_users} users, {data.n_items} items, "
                   f"{data.n_train} train interactions), {strategy} steps, {config.optimizer} lr {config.lr}")
     if chosen:

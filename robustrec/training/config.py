@@ -8,6 +8,10 @@ from robustrec.errors import ConfigError
 from robustrec.training.strategies import validate_mirror
 
 OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop", "adagrad")
+#: ``--step``: the base step (mg wraps any of plain/sam/asam; sgbd is a mirror step itself)
+STEPS = ("plain", "mg", "sam", "asam", "sgbd")
+#: ρ when ``--rho`` is not given: SAM's and SGBD's usual 0.05, ASAM's 0.5 (Kwon et al.)
+DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sgbd": 0.05}
 
 
 @dataclass
@@ -32,6 +36,7 @@ class TrainConfig:
     alpha2: float = 0.1
     beta: int = 3
     sam_rho: float = 0.0
+    step: str = "plain"
     valid_metric: str = "recall@20"
     eval_batch_size: int = 0
 
@@ -43,7 +48,7 @@ class TrainConfig:
             (self.eval_batch_size >= 0, f"eval_batch_size must be >= 0 (0 = automatic), got {self.eval_batch_size}"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
-            (self.sam_rho >= 0, f"--sam-rho must be >= 0, got {self.sam_rho}"),
+            (self.sam_rho >= 0, f"--rho must be >= 0, got {self.sam_rho}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -61,15 +66,39 @@ class TrainConfig:
                 raise ConfigError(f"--modalities names a modality twice: {','.join(self.modalities)}")
         if self.optimizer.lower() not in OPTIMIZER_NAMES:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
+        if self.step not in STEPS:
+            raise ConfigError(f"unknown --step {self.step!r}; choose one of {', '.join(STEPS)}")
+        if self.step in ("sam", "asam") and not self.sam_rho > 0:
+            raise ConfigError(f"--step {self.step} needs --rho > 0, got {self.sam_rho}")
+        if self.step == "sgbd" and not self.mg:
+            raise ConfigError("--step sgbd is a Mirror Gradient step: it needs mg (set by --step sgbd)")
         if self.mg:
             validate_mirror(self.alpha1, self.alpha2, self.beta, self.mg_form)
         return self
 
     def strategy(self):
-        """The step strategy this config asks for: plain or SAM, optionally wrapped by MG."""
-        from robustrec.training.strategies import MirrorGradientStep, PlainStep, SharpnessAwareStep
+        """The step strategy this config asks for: plain, SAM or ASAM, optionally wrapped by MG;
+        or SGBD (sharpness-aware MG)."""
+        from robustrec.training.strategies import (AdaptiveSharpnessAwareStep, MirrorGradientStep, PlainStep,
+                                                   SharpMirrorStep, SharpnessAwareStep)
 
-        base = SharpnessAwareStep(self.sam_rho) if self.sam_rho > 0 else PlainStep()
+        if self.step == "sgbd":
+            return SharpMirrorStep(self.alpha1, self.alpha2, self.beta, self.mg_form, PlainStep(), rho=self.sam_rho)
+        if self.step == "asam":
+            base = AdaptiveSharpnessAwareStep(self.sam_rho)
+        elif self.step == "sam" or self.sam_rho > 0:
+            base = SharpnessAwareStep(self.sam_rho)
+        else:
+            base = PlainStep()
         if not self.mg:
             return base
         return MirrorGradientStep(self.alpha1, self.alpha2, self.beta, self.mg_form, base)
+
+    def strategy_name(self) -> str:
+        """'plain', 'SAM', 'ASAM', 'Mirror Gradient + ASAM', 'SGBD', ... for messages."""
+        if self.step == "sgbd":
+            return "SGBD (sharpness-aware Mirror Gradient)"
+        base = {"asam": "ASAM", "sam": "SAM"}.get(self.step) or ("SAM" if self.sam_rho > 0 else "")
+        if self.mg:
+            return "Mirror Gradient" + (f" + {base}" if base else "")
+        return base or "plain"

@@ -5,6 +5,10 @@
   step replaces the base step; other batches delegate to the wrapped base strategy, so MG
   composes with any other strategy (e.g. ``SharpnessAwareStep``).
 - ``SharpnessAwareStep`` (Foret et al., ICLR 2021): gradient at the worst point of a ρ-ball.
+- ``AdaptiveSharpnessAwareStep`` (ASAM, Kwon et al., ICML 2021): the same with the ball scaled
+  per weight by |w| + η, so the sharpness it minimises does not change when weights are rescaled.
+- ``SharpMirrorStep``: SGBD's sharpness-aware Mirror Gradient (read from its abstract): mirror
+  steps whose two gradients are taken at the SAM-perturbed point; ρ = 0 is Mirror Gradient.
 """
 
 from __future__ import annotations
@@ -123,10 +127,81 @@ class SharpnessAwareStep:
 
     def __post_init__(self) -> None:
         if self.rho <= 0:
-            raise ConfigError(f"SAM needs rho > 0, got {self.rho}")
+            raise ConfigError(f"{type(self).__name__} needs rho > 0, got {self.rho}")
+
+    def shifts(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The ascent step ε added to the weights before the second gradient."""
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).clamp_min(1e-12)
+        return [g * (self.rho / norm) for g in grads]
 
     def step(self, model, optimizer, batch, index):
         params = _params(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        loss = model.loss(*batch)
+        loss.backward()
+        with torch.no_grad():
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            shifts = self.shifts(params, grads)
+            for p, s in zip(params, shifts):
+                p.add_(s)
+        optimizer.zero_grad(set_to_none=True)
+        model.loss(*batch).backward()
+        with torch.no_grad():
+            for p, s in zip(params, shifts):
+                p.sub_(s)
+        optimizer.step()
+        return float(loss.detach())
+
+
+@dataclass
+class AdaptiveSharpnessAwareStep(SharpnessAwareStep):
+    """ASAM (Kwon et al., ICML 2021): ε = ρ · T²g / ‖T g‖ with T = |w| + η element-wise, the
+    worst point of an ellipsoid that grows with each weight's magnitude (scale-invariant
+    sharpness). Kwon et al. use larger ρ than SAM (0.5 against 0.05 on CIFAR); η = 0.01."""
+
+    rho: float = 0.5
+    eta: float = 0.01
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eta < 0:
+            raise ConfigError(f"ASAM needs eta >= 0, got {self.eta}")
+
+    def shifts(self, params, grads):
+        scales = [p.detach().abs() + self.eta for p in params]
+        norm = torch.sqrt(sum((t * g).pow(2).sum() for t, g in zip(scales, grads))).clamp_min(1e-12)
+        return [t * t * g * (self.rho / norm) for t, g in zip(scales, grads)]
+
+
+@dataclass
+class SharpMirrorStep(MirrorGradientStep):
+    """SGBD's sharpness-aware Mirror Gradient, in the natural reading of its abstract (the paper
+    publishes no algorithm): on mirror batches, each of MG's two gradients is taken at the
+    SAM-perturbed point θ + ρ·g/‖g‖ of the current weights (g the batch gradient there), and
+    applied from the unperturbed weights — the first step with α1, the mirror step with −α2.
+    Other batches use ``base`` (plain by default). ρ = 0 is Mirror Gradient exactly.
+    """
+
+    rho: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rho < 0:
+            raise ConfigError(f"SGBD needs rho >= 0, got {self.rho}")
+
+    def _optimizer_form(self, model, optimizer, batch) -> float:
+        if self.rho == 0:
+            return super()._optimizer_form(model, optimizer, batch)
+        params = _params(optimizer)
+        loss = self._sharp_backward(model, optimizer, params, batch, self.alpha1)
+        optimizer.step()
+        self._sharp_backward(model, optimizer, params, batch, -self.alpha2)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def _sharp_backward(self, model, optimizer, params, batch, scale: float) -> float:
+        """Leave scale · ∇L(θ + ε) in the .grad fields, θ unchanged; return L(θ)."""
         optimizer.zero_grad(set_to_none=True)
         loss = model.loss(*batch)
         loss.backward()
@@ -137,9 +212,37 @@ class SharpnessAwareStep:
             for p, s in zip(params, shifts):
                 p.add_(s)
         optimizer.zero_grad(set_to_none=True)
-        model.loss(*batch).backward()
+        (scale * model.loss(*batch)).backward()
         with torch.no_grad():
             for p, s in zip(params, shifts):
                 p.sub_(s)
-        optimizer.step()
         return float(loss.detach())
+
+    def _literal_form(self, model, optimizer, batch) -> float:
+        if self.rho == 0:
+            return super()._literal_form(model, optimizer, batch)
+        params, lrs = [], []
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                params.append(p)
+                lrs.append(group["lr"])
+        loss = float(model.loss(*batch).detach())
+        for factor in (-self.alpha1, self.alpha2):
+            grads = self._grads_at_sharp_point(model, params, batch)
+            self._apply(params, grads, [factor * lr for lr in lrs])
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def _grads_at_sharp_point(self, model, params, batch):
+        grads = torch.autograd.grad(model.loss(*batch), params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        with torch.no_grad():
+            norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).clamp_min(1e-12)
+            shifts = [g * (self.rho / norm) for g in grads]
+            for p, s in zip(params, shifts):
+                p.add_(s)
+        out = torch.autograd.grad(model.loss(*batch), params, allow_unused=True)
+        with torch.no_grad():
+            for p, s in zip(params, shifts):
+                p.sub_(s)
+        return out
