@@ -324,7 +324,7 @@ def test_rate_zero_on_the_cli_is_the_clean_model(hm, tmp_path, capsys):
     code, out, err = _perturb(capsys, hm, ["vbpr-hm"], "--edit", "occlude", "--rate", "0", "--repeats", "2",
                               report_dir=tmp_path)
     assert code == 0, err
-    (path,) = tmp_path.glob("image-hm-*.json")
+    (path,) = tmp_path.glob("image-*-hm-*.json")
     entry = json.loads(path.read_text())["checkpoints"][0]
     assert all(t["metrics"] == entry["clean"] for t in entry["levels"][0]["trials"])
     assert json.loads(path.read_text())["settings"]["encoder_check"] is None  # nothing was encoded
@@ -335,7 +335,7 @@ def test_other_edits_on_the_cli(hm, tmp_path, capsys, edit):
     code, out, err = _perturb(capsys, hm, ["vbpr-hm"], "--edit", edit, "--rate", "0.2", "--repeats", "1",
                               report_dir=tmp_path)
     assert code == 0, err
-    (path,) = tmp_path.glob("image-hm-*.json")
+    (path,) = tmp_path.glob("image-*-hm-*.json")
     report = json.loads(path.read_text())
     assert report["settings"]["edit"] == edit and report["settings"]["title"].startswith(f"image: {edit} (")
     assert [t["changed_items"] for t in report["checkpoints"][0]["levels"][0]["trials"]] == [12]

@@ -350,7 +350,7 @@ def test_swap_and_noise_end_to_end(tri, tmp_path, capsys, monkeypatch):
                               "--repeats", "2", "--seed", "4", report_dir=tmp_path / "swap")
     assert code == 0, err
     assert "rate 0.5: items changed per trial [75, 75] (of 150 items)" in out
-    (path,) = (tmp_path / "swap").glob("modality-tri-*.json")
+    (path,) = (tmp_path / "swap").glob("modality-swap-text-tri-*.json")
     report = json.loads(path.read_text())
     assert report["settings"]["fault"] == "swap" and report["settings"]["seed"] == 4
     code, out, err = _perturb(capsys, ck, ["vbpr-tri"], "--noise", "image", "--sigma", "0,0.3", "--repeats", "2",
@@ -411,7 +411,7 @@ def test_lfm2k_missing_audio_end_to_end(shared_datasets, tmp_path, capsys):
                              "--fill", "mean", "--repeats", "2", "--report-dir", tmp_path / "r", "-q",
                              "--threads", "1")
     assert code == 0, err
-    (path,) = (tmp_path / "r").glob("modality-lfm2k-*.json")
+    (path,) = (tmp_path / "r").glob("modality-missing-audio-lfm2k-*.json")
     report = json.loads(path.read_text())
     assert not [e["name"] for e in report["checkpoints"] if e.get("unaffected")]
     (level,) = report["checkpoints"][0]["levels"]

@@ -256,7 +256,7 @@ def test_lfm2k_keyword_stuffing_end_to_end(lfm, tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert "keyword pool (items carrying each tag): rock (662), alternative (572), pop (512)" in out
     assert "rate 0.05: items changed per trial [71, 71]" in out  # floor(0.05 * 1425 + 0.5)
-    (path,) = (tmp_path / "r").glob("text-lfm2k-*.json")
+    (path,) = (tmp_path / "r").glob("text-keywords-lfm2k-*.json")
     report = json.loads(path.read_text())
     settings = report["settings"]
     assert report["kind"] == "text" and settings["strength_name"] == "rate" and settings["title"] == "text: keywords"

@@ -362,7 +362,9 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
     print_tables(report["dataset"], settings.get("title") or report["kind"], settings["strength_name"],
                  report["checkpoints"], settings["metric"], settings["k"], extra=extra)
     _print_changed_items(report)
-    path = report_path(report_dir, report["kind"], report["dataset"]["name"], time.strftime("%Y%m%d-%H%M%S"))
+    tag = settings.get("file_tag")  # e.g. the edit or fault, so reports of one kind tell apart by name
+    kind = f"{report['kind']}-{tag}" if tag else report["kind"]
+    path = report_path(report_dir, kind, report["dataset"]["name"], time.strftime("%Y%m%d-%H%M%S"))
     save_report(report, path)
     written = [path]
     if csv:

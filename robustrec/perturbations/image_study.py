@@ -148,7 +148,7 @@ def run_image_study(checkpoints, data, edit: str, amount, rates: list[float], ph
     probe = perturbations[0]
     strength = {probe.strength_key: probe.amount} if probe.strength_key else {}
     settings.extra_settings = {
-        "edit": edit, **strength, "title": title(edit, probe.amount),
+        "edit": edit, "file_tag": edit, **strength, "title": title(edit, probe.amount),
         "description": f"edited photos re-encoded with {entry['encoder']}, {len(photos.ids)} items with a photo",
         "edit_rule": EDIT_RULES[edit], "selection": SELECTION, "reencoding": REENCODING,
         "image_encoder": entry["encoder"], "image_encoder_version": entry.get("encoder_version"),

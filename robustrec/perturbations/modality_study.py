@@ -128,6 +128,7 @@ def run_modality_study(checkpoints, data, spec: ModalityFaultSpec, levels: list[
     scale = rms_scale(data.features[spec.modality]) if spec.fault == "noise" else None
     perturbations = spec.perturbations(levels, data.n_items, scale)
     extra = {"fault": spec.fault, "modality": spec.modality, "title": spec.title(),
+             "file_tag": f"{spec.fault}-{spec.modality}",
              "description": _description(spec, scale), "n_items": data.n_items}
     if spec.fault != "noise":
         extra["selection"] = SELECTION

@@ -160,7 +160,7 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
         encoder_id = encoder.encoder_id
     perturbations = [TextEdit(edit, rate, items, embeddings, keywords, keyword_pool) for rate in rates]
     eligible = len(items.eligible(edit))
-    extra = {"edit": edit, "title": f"text: {edit}", "description": _description(edit, keywords, keyword_pool),
+    extra = {"edit": edit, "file_tag": edit, "title": f"text: {edit}", "description": _description(edit, keywords, keyword_pool),
              "n_items": items.n_items, "items_with_text": int(items.has_text.sum()), "eligible_items": eligible,
              "selection": SELECTION, "edit_rule": EDIT_RULES[edit], "text_encoder": encoder_id,
              "encoder_source": encoder_source if affected else None, "encoder_check": check,
