@@ -14,3 +14,12 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def cli_code(*args) -> int:
+    """Exit code of ``robustrec ARGS`` (for module and session fixtures, which cannot use capsys)."""
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0

@@ -94,13 +94,10 @@ def synthetic_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def bprmf_pair(tmp_path_factory, synthetic_dir):
     """A 2-epoch BPR-MF run on the synthetic data and its -mg twin."""
-    from robustrec.cli.app import main
+    from cli_helpers import cli_code
 
     ck = tmp_path_factory.mktemp("bprmf-pair") / "ck"
     for extra in ([], ["--mg"]):
-        try:
-            main(["train", "--model", "bprmf", "--epochs", "2", "-q", "--threads", "1", "--data-dir",
-                  str(synthetic_dir), "--checkpoint-dir", str(ck), *extra])
-        except SystemExit as exc:
-            assert not exc.code
+        assert cli_code("train", "--model", "bprmf", "--epochs", "2", "-q", "--threads", "1", "--data-dir",
+                        synthetic_dir, "--checkpoint-dir", ck, *extra) == 0
     return ck / "bprmf-synthetic", ck / "bprmf-synthetic-mg"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import run_cli
+from cli_helpers import cli_code as _cli, run_cli
 from robustrec.cli.perturb import parse_levels
 from robustrec.data import load_dataset
 from robustrec.errors import ConfigError, DataError
@@ -24,16 +24,6 @@ from robustrec.perturbations.image_study import edit_plan, encoder_check, load_p
 N_ITEMS = 60
 STRENGTH = {"blur": 4.0, "jpeg": 10, "crop": 0.5, "color": 0.5, "occlude": 0.25}
 
-
-def _cli(*args) -> int:
-    """Exit code of ``robustrec ARGS`` (for module fixtures, which cannot use capsys)."""
-    from robustrec.cli.app import main
-
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import run_cli
+from cli_helpers import cli_code as _cli, run_cli
 from robustrec.data.dataset import InteractionData, interactions_matrix
 from robustrec.errors import ConfigError, DataError
 from robustrec.models import available_models, build_model
@@ -264,16 +264,6 @@ def tri(tmp_path_factory, small_data):
                     "--threads", "1", "--checkpoint-dir", ck) == 0
     return root, ck
 
-
-def _cli(*args) -> int:
-    """Exit code of ``robustrec ARGS`` (for module fixtures, which cannot use capsys)."""
-    from robustrec.cli.app import main
-
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
 
 
 def _perturb(capsys, ck, runs, *flags, report_dir):

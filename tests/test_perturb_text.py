@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import run_cli
+from cli_helpers import cli_code as _cli, run_cli
 from robustrec.captioning.text_encoder import ItemTextEmbeddings
 from robustrec.data.content import build_item_text
 from robustrec.data.dataset import InteractionData, interactions_matrix
@@ -230,15 +230,6 @@ def lfm(shared_datasets, tmp_path_factory):
                     "--threads", "1", "--checkpoint-dir", ck) == 0
     return ck
 
-
-def _cli(*args) -> int:
-    from robustrec.cli.app import main
-
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
 
 
 def _text(capsys, ck, runs, *flags, report_dir):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import run_cli
+from cli_helpers import cli_code, run_cli
 from robustrec.data import load_dataset
 from robustrec.models import available_models, build_model
 from robustrec.training import TrainConfig, Trainer
@@ -42,12 +42,7 @@ def hm_root(tmp_path_factory, shared_datasets):
 @pytest.fixture(scope="module")
 def hm_features(hm_root):
     """Run the extractor the way a user does (into the dataset folder, which is writable here)."""
-    from robustrec.cli.app import main
-
-    try:
-        main(["features", "extract", "--dataset", "hm", "--data-dir", str(hm_root), "-q"])
-    except SystemExit as exc:
-        assert not exc.code, f"features extract exited {exc.code}"
+    assert cli_code("features", "extract", "--dataset", "hm", "--data-dir", hm_root, "-q") == 0
     return hm_root
 
 

@@ -11,21 +11,7 @@ from robustrec.errors import ConfigError
 from robustrec.training import TrainConfig
 from robustrec.training.strategies import (AdaptiveSharpnessAwareStep, MirrorGradientStep, PlainStep,
                                            SharpMirrorStep, SharpnessAwareStep)
-
-
-class Quadratic(torch.nn.Module):
-    """loss = 0.5 · Σ c·w² (∇L = c·w)."""
-
-    def __init__(self, w):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.tensor(w))
-
-    def loss(self, users, pos, neg):
-        return 0.5 * (users.float().mean() * self.w.pow(2)).sum()
-
-
-def _batch(c=1.0):
-    return torch.tensor([c]), torch.tensor([0]), torch.tensor([0])
+from step_helpers import Quadratic, _batch
 
 
 def test_asam_step_matches_hand_computation():
