@@ -2,12 +2,12 @@
 and the refusals (unknown modality, changed feature file, ID-only models, no modality at all)."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
 from cli_helpers import run_cli
+from dataset_helpers import write_three_modal
 from robustrec.checkpoints import load_model
 from robustrec.data import load_dataset
 from robustrec.data.dataset import canonical_order
@@ -25,18 +25,7 @@ def _listing(folder):
 @pytest.fixture
 def three_modal(tmp_path, small_data):
     """The small planted dataset as a folder with image, text and a third modality, audio."""
-    folder = tmp_path / "data" / "tri"
-    folder.mkdir(parents=True)
-    users, items = small_data.train_pairs()
-    rows = [(u, i, 0) for u, i in zip(users, items)]
-    for label, split in ((1, small_data.valid), (2, small_data.test)):
-        coo = split.tocoo()
-        rows += [(u, i, label) for u, i in zip(coo.row, coo.col)]
-    (folder / "tri.inter").write_text("userID\titemID\tx_label\n" + "".join(f"{u}\t{i}\t{x}\n" for u, i, x in rows))
-    np.save(folder / "image_feat.npy", small_data.features["image"])
-    np.save(folder / "text_feat.npy", small_data.features["text"])
-    rng = np.random.default_rng(3)
-    np.save(folder / "audio_feat.npy", rng.standard_normal((small_data.n_items, 12)).astype(np.float32))
+    write_three_modal(tmp_path / "data", small_data)
     return tmp_path / "data"
 
 

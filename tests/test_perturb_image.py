@@ -6,19 +6,19 @@ end to end on a small real hm subset (60 articles, their photos, texts and purch
 import json
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from cli_helpers import cli_code as _cli, run_cli
+from dataset_helpers import write_hm_subset
 from robustrec.cli.perturb import parse_levels
 from robustrec.data import load_dataset
 from robustrec.errors import ConfigError, DataError
 from robustrec.models import build_model
-from robustrec.perturbations.image import EditedPhotoRows, ImageEdit, ItemPhotos
-from robustrec.perturbations.image_edits import EDITS, check_strength, derangement, edit_photo
+from robustrec.perturbations.image import EditedPhotoRows, ImageEdit
+from robustrec.perturbations.image_edits import check_strength, derangement, edit_photo
 from robustrec.perturbations.image_study import edit_plan, encoder_check, load_photo_inputs
 
 N_ITEMS = 60
@@ -32,18 +32,7 @@ def hm(tmp_path_factory, shared_datasets):
     extracted with `robustrec features extract`, and 1-epoch runs: vbpr, its MG twin, bprmf, bm3
     and vbpr on text alone."""
     root = tmp_path_factory.mktemp("hm-image")
-    source, folder = os.path.join(shared_datasets, "hm"), root / "data" / "hm"
-    (folder / "images").mkdir(parents=True)
-    for i in range(N_ITEMS):
-        os.symlink(os.path.join(source, "images", f"{i}.jpg"), folder / "images" / f"{i}.jpg")
-    with open(os.path.join(source, "hm.items.jsonl"), encoding="utf-8") as handle:
-        texts = [line for line in handle if json.loads(line)["itemID"] < N_ITEMS]
-    (folder / "hm.items.jsonl").write_text("".join(texts), encoding="utf-8")
-    with open(os.path.join(source, "hm.inter"), encoding="utf-8") as handle:
-        header, *rows = handle.read().splitlines()
-    item = header.split("\t").index("itemID")
-    kept = [row for row in rows if int(row.split("\t")[item]) < N_ITEMS]
-    (folder / "hm.inter").write_text("\n".join([header, *kept]) + "\n")
+    write_hm_subset(root / "data" / "hm", shared_datasets, N_ITEMS)
     assert _cli("features", "extract", "--dataset", "hm", "--data-dir", root / "data", "-q", "--threads", "1") == 0
     ck = root / "ck"
     for args in (["--model", "vbpr"], ["--model", "vbpr", "--mg"], ["--model", "bprmf"], ["--model", "bm3"],

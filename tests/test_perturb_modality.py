@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cli_helpers import cli_code as _cli, run_cli
+from dataset_helpers import write_three_modal
 from robustrec.data.dataset import InteractionData, interactions_matrix
 from robustrec.errors import ConfigError, DataError
 from robustrec.models import available_models, build_model
@@ -244,18 +245,7 @@ def tri(tmp_path_factory, small_data):
     """The planted dataset with image, text and audio files, and 1-epoch runs: vbpr (+ MG twin),
     freedom on image+text, bm3, bprmf, and vbpr on audio alone."""
     root = tmp_path_factory.mktemp("modality")
-    folder = root / "data" / "tri"
-    folder.mkdir(parents=True)
-    users, items = small_data.train_pairs()
-    rows = [(u, i, 0) for u, i in zip(users, items)]
-    for label, split in ((1, small_data.valid), (2, small_data.test)):
-        coo = split.tocoo()
-        rows += [(u, i, label) for u, i in zip(coo.row, coo.col)]
-    (folder / "tri.inter").write_text("userID\titemID\tx_label\n" + "".join(f"{u}\t{i}\t{x}\n" for u, i, x in rows))
-    np.save(folder / "image_feat.npy", small_data.features["image"])
-    np.save(folder / "text_feat.npy", small_data.features["text"])
-    rng = np.random.default_rng(3)
-    np.save(folder / "audio_feat.npy", rng.standard_normal((small_data.n_items, 12)).astype(np.float32))
+    write_three_modal(root / "data", small_data)
     ck = root / "ck"
     for args in (["--model", "vbpr"], ["--model", "vbpr", "--mg"], ["--model", "freedom", "--modalities", "image,text"],
                  ["--model", "bm3"], ["--model", "bprmf"], ["--model", "vbpr", "--modalities", "audio", "--name",

@@ -5,7 +5,6 @@ whose text features `features extract` made (the features.json path)."""
 
 import json
 import math
-import os
 import zlib
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from cli_helpers import cli_code as _cli, run_cli
+from dataset_helpers import hm_subset_texts_and_purchases
 from robustrec.captioning.text_encoder import ItemTextEmbeddings
 from robustrec.data.content import build_item_text
 from robustrec.data.dataset import InteractionData, interactions_matrix
@@ -306,14 +306,9 @@ def hm(shared_datasets, tmp_path_factory):
     user does; 1-epoch VBPR on text and BPRMF. Beside it: the same data without item texts, and
     without text features."""
     root = tmp_path_factory.mktemp("text-hm")
-    source, folder = os.path.join(shared_datasets, "hm"), root / "data" / "hm"
+    folder = root / "data" / "hm"
     folder.mkdir(parents=True)
-    with open(os.path.join(source, "hm.items.jsonl"), encoding="utf-8") as handle:
-        texts = "".join(line for line in handle if json.loads(line)["itemID"] < HM_ITEMS)
-    with open(os.path.join(source, "hm.inter"), encoding="utf-8") as handle:
-        header, *rows = handle.read().splitlines()
-    item = header.split("\t").index("itemID")
-    inter = "\n".join([header, *(r for r in rows if int(r.split("\t")[item]) < HM_ITEMS)]) + "\n"
+    texts, inter = hm_subset_texts_and_purchases(shared_datasets, HM_ITEMS)
     for where, with_texts in ((folder, True), (root / "bare" / "hm", False), (root / "nofeat" / "hm", True)):
         where.mkdir(parents=True, exist_ok=True)
         (where / "hm.inter").write_text(inter)

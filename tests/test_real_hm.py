@@ -5,13 +5,13 @@ To keep the suite fast the dataset is hm's first 240 articles with their real pu
 rows dropped), real photos (linked) and real texts (only some articles have one)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
 
 from cli_helpers import cli_code, run_cli
+from dataset_helpers import write_hm_subset
 from robustrec.data import load_dataset
 from robustrec.models import available_models, build_model
 from robustrec.training import TrainConfig, Trainer
@@ -23,19 +23,7 @@ MULTIMODAL = [n for n, c in available_models().items() if c.multimodal]
 @pytest.fixture(scope="module")
 def hm_root(tmp_path_factory, shared_datasets):
     root = tmp_path_factory.mktemp("hm-real")
-    source, folder = os.path.join(shared_datasets, "hm"), root / "hm"
-    (folder / "images").mkdir(parents=True)
-    for i in range(N_ITEMS):
-        os.symlink(os.path.join(source, "images", f"{i}.jpg"), folder / "images" / f"{i}.jpg")
-    with open(os.path.join(source, "hm.items.jsonl"), encoding="utf-8") as handle:
-        texts = [line for line in handle if json.loads(line)["itemID"] < N_ITEMS]
-    (folder / "hm.items.jsonl").write_text("".join(texts), encoding="utf-8")
-    with open(os.path.join(source, "hm.inter"), encoding="utf-8") as handle:
-        header, *rows = handle.read().splitlines()
-    columns = header.split("\t")
-    item = columns.index("itemID")
-    kept = [row for row in rows if int(row.split("\t")[item]) < N_ITEMS]
-    (folder / "hm.inter").write_text("\n".join([header, *kept]) + "\n")
+    write_hm_subset(root / "hm", shared_datasets, N_ITEMS)
     return root
 
 
