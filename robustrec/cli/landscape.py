@@ -11,7 +11,7 @@ from robustrec.cli.render import console
 
 def landscape(
     checkpoints: list[Path] = typer.Argument(..., metavar="CHECKPOINT...", help="Run folders written by `robustrec train`."),
-    grid: int = typer.Option(21, help="Points per axis (3–101); cost grid² + grid loss evaluations per run."),
+    grid: int = typer.Option(21, help="Points per axis (3–101); cost grid² loss evaluations per run (+ grid when even)."),
     span: float = typer.Option(1.0, help="The grid covers [−span, span] along each direction."),
     filter_norm: bool = typer.Option(True, "--filter-norm/--no-filter-norm",
                                      help="Filter-normalise the directions per row (Li et al. 2018)."),
@@ -32,7 +32,7 @@ def landscape(
 
     from robustrec.errors import ConfigError
     from robustrec.flatness import training_triplets
-    from robustrec.flatness.landscape import MAX_GRID, PAPER, loss_surface, plot_landscape
+    from robustrec.flatness.landscape import PAPER, check_grid, loss_surface, plot_landscape
     from robustrec.paths import check_output_dir
     from robustrec.perturbations.runner import load_checkpoints
     from robustrec.reports.schema import write_atomic
@@ -41,10 +41,7 @@ def landscape(
         grid, span, normalization = PAPER["grid"], PAPER["span"], PAPER["normalization"]
     else:
         normalization = "filter" if filter_norm else "none"
-    if not 3 <= grid <= MAX_GRID:
-        raise ConfigError(f"--grid must be between 3 and {MAX_GRID}, got {grid}")
-    if not span > 0:
-        raise ConfigError(f"--span must be > 0, got {span}")
+    check_grid(grid, span)
     if triplets < 1:
         raise ConfigError(f"--triplets must be >= 1, got {triplets}")
     check_output_dir(out_dir, "--out-dir")

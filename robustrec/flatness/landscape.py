@@ -23,17 +23,23 @@ PAPER = {"grid": 20, "span": 100.0, "normalization": "none"}
 MAX_GRID = 101
 
 
-def loss_surface(model, triplets: Triplets, grid: int = 21, span: float = 1.0, normalization: str = "filter",
-                 seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
-    """The 2-D surface and the 1-D slice (JSON-able); the model is not modified.
-
-    ``progress(n)`` is called after every n evaluated points (grid² + grid in all)."""
+def check_grid(grid: int, span: float) -> None:
+    """One-line ConfigErrors for a grid outside 3–``MAX_GRID`` points or a span that is not > 0."""
     from robustrec.errors import ConfigError
 
     if not 3 <= grid <= MAX_GRID:
         raise ConfigError(f"--grid must be between 3 and {MAX_GRID}, got {grid}")
     if not span > 0:
         raise ConfigError(f"--span must be > 0, got {span}")
+
+
+def loss_surface(model, triplets: Triplets, grid: int = 21, span: float = 1.0, normalization: str = "filter",
+                 seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+    """The 2-D surface and the 1-D slice (JSON-able); the model is not modified.
+
+    ``progress(n)`` is called after every n evaluated points (grid² + grid in all; on odd grids the
+    slice is the surface's middle row, b = 0, so its n points cost nothing)."""
+    check_grid(grid, span)
     probe = copy_model(model)
     probe.eval()
     params = learnable(probe)
@@ -54,7 +60,10 @@ def loss_surface(model, triplets: Triplets, grid: int = 21, span: float = 1.0, n
             surface[i, j] = loss_at(float(a), float(b))
         if progress:
             progress(grid)
-    line = np.array([loss_at(float(a), 0.0) for a in axis])
+    if grid % 2:  # b = 0 is the middle row of the grid
+        line = surface[grid // 2].copy()
+    else:
+        line = np.array([loss_at(float(a), 0.0) for a in axis])
     if progress:
         progress(grid)
     center = loss_at(0.0, 0.0)

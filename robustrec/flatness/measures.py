@@ -121,11 +121,12 @@ def random_direction(model, seed: int, normalization: str = "none") -> list[torc
 
 
 def direction_loss_rise(model, triplets: Triplets, step: float, seeds: list[int],
-                        normalization: str = "none") -> np.ndarray:
+                        normalization: str = "none", clean: float | None = None) -> np.ndarray:
     """L(θ + step·d) − L(θ) for one ``random_direction`` per seed; the model is not modified.
+    ``clean``: L(θ) when the caller has it already (the loss is a deterministic function of θ).
 
     With ``normalization="none"`` and step σ this is exactly ``noise_sensitivity``."""
-    clean = training_loss(model, triplets)
+    clean = training_loss(model, triplets) if clean is None else clean
     rises = []
     for seed in seeds:
         moved = copy_model(model)
@@ -234,10 +235,11 @@ def sharpness(model, triplets: Triplets, sigma: float = 1e-3, step: float = 0.01
     - ``hessian``: the top Hessian eigenvalue (power iteration), when asked.
     """
     seeds = [int(seed) * 1000 + i for i in range(draws)]
-    raw = direction_loss_rise(model, triplets, sigma, seeds, "none")
-    filtered = direction_loss_rise(model, triplets, step, seeds, "filter")
+    clean = training_loss(model, triplets)
+    raw = direction_loss_rise(model, triplets, sigma, seeds, "none", clean)
+    filtered = direction_loss_rise(model, triplets, step, seeds, "filter", clean)
     rho_value = default_rho(model, sigma) if rho is None else rho
-    out = {"loss": training_loss(model, triplets), "parameters": int(sum(p.numel() for p in learnable(model))),
+    out = {"loss": clean, "parameters": int(sum(p.numel() for p in learnable(model))),
            "random_rise": _stats(raw, sigma=sigma), "filter_rise": _stats(filtered, step=step),
            "rho": rho_value, "rho_sharpness": rho_sharpness(model, triplets, rho_value)}
     if hessian:

@@ -165,9 +165,14 @@ class CaptionInjection(Perturbation):
     def _perturb_copy(self, model, seed: int) -> None:
         if self.unaffected_reason(model) is not None:
             return
-        features, _ = self.embeddings.with_texts(self.edited_texts(seed))
-        current = model.features()
-        if tuple(current["text"].shape) != features.shape:
-            raise DataError(f"text features of {model.name} have shape {tuple(current['text'].shape)}, "
-                            f"the re-encoded texts {features.shape}")
-        model.set_item_features({**current, "text": features})
+        set_text_features(model, self.embeddings.with_texts(self.edited_texts(seed))[0])
+
+
+def set_text_features(model, features: np.ndarray) -> None:
+    """Give ``model`` (a private copy) new text features, the other modalities unchanged; a
+    DataError when their shape is not the model's."""
+    current = model.features()
+    if tuple(current["text"].shape) != features.shape:
+        raise DataError(f"text features of {model.name} have shape {tuple(current['text'].shape)}, "
+                        f"the re-encoded texts {features.shape}")
+    model.set_item_features({**current, "text": features})

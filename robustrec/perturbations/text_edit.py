@@ -44,9 +44,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robustrec.data.content import _flatten_categories, build_item_text
-from robustrec.errors import ConfigError, DataError
+from robustrec.errors import ConfigError
 from robustrec.perturbations.base import Perturbation
-from robustrec.perturbations.caption import check_rate
+from robustrec.perturbations.caption import check_rate, set_text_features
 from robustrec.perturbations.modality import RECORDED_ITEMS, model_unaffected_reason
 
 EDITS = ("keywords", "drop-description", "drop-categories", "swap")
@@ -251,9 +251,4 @@ class TextEdit(Perturbation):
             return
         if self.embeddings is None:
             raise ConfigError("this text edit has no text encoder to re-encode edited texts with")
-        features, _ = self.embeddings.with_texts(self.edited_texts(seed))
-        current = model.features()
-        if tuple(current["text"].shape) != features.shape:
-            raise DataError(f"text features of {model.name} have shape {tuple(current['text'].shape)}, "
-                            f"the re-encoded texts {features.shape}")
-        model.set_item_features({**current, "text": features})
+        set_text_features(model, self.embeddings.with_texts(self.edited_texts(seed))[0])
