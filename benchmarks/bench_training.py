@@ -6,9 +6,10 @@ so each peak RSS belongs to one model and one mode. Each subprocess loads the da
 the model (the one-off setup time: graphs, kNN, caches), trains ``--epochs`` epochs with the
 library's Trainer, and then times one valid + one test full-ranking evaluation.
 
-Multimodal models get generated random features of Baby's shapes (image 4096-d, text 384-d,
-one row per item) for every modality the dataset lacks: such rows are labelled
-"random (timing only)" — their quality numbers mean nothing.
+Multimodal models run on the dataset's own feature files (any modalities; ``--modalities``
+picks some), or, on a dataset without any (Baby), on generated random features of Baby's
+shapes (image 4096-d, text 384-d, one row per item), labelled "random (timing only)": their
+quality numbers mean nothing.
 
 The table compares with the MMRec figures of ``shared/PERF.md`` (same kind of machine,
 2 threads); expect ±10% noise between runs, and more when other jobs share the cores.
@@ -142,20 +143,14 @@ class EpochCpuClock:
 
 
 def _with_timing_features(data, modalities, seed, np):
-    """Add random Baby-shaped features for modalities the dataset lacks; say which are which."""
+    """A dataset's own features when it has any; else random Baby-shaped ones for ``modalities``."""
     if not modalities:
         return data, "none"
     if data.features:  # a dataset with real features (any modalities): time on those
         return data, "real " + ",".join(data.modalities)
-    missing = list(modalities)
-    if not missing:
-        return data, "real"
     rng = np.random.default_rng(seed)
-    features = dict(data.features)
-    for modality in missing:
-        features[modality] = rng.standard_normal((data.n_items, BABY_FEATURE_DIMS[modality]), dtype=np.float32)
-    label = "random (timing only)" if len(missing) == len(modalities) else f"random {','.join(missing)} (timing only)"
-    return data.with_features(features), label
+    features = {m: rng.standard_normal((data.n_items, BABY_FEATURE_DIMS[m]), dtype=np.float32) for m in modalities}
+    return data.with_features(features), "random (timing only)"
 
 
 # --- parent: spawn workers, collect, render -------------------------------------------------
