@@ -149,11 +149,14 @@ def feature_fingerprint(matrix: np.ndarray) -> str:
 
 
 def missing_modalities_message(data: "InteractionData", missing) -> str:
-    where = data.source or data.name
-    have = ", ".join(data.modalities) or "none"
+    return modalities_not_found(data.name, data.source or data.name, missing, data.modalities)
+
+
+def modalities_not_found(name: str, where, missing, have) -> str:
+    """The one-line message for asked-for modalities a dataset does not have."""
     files = ", ".join(f"{m}_feat.npy" for m in missing)
-    return (f"dataset {data.name!r} has no {', '.join(missing)} features ({files} not found in {where}); "
-            f"modalities it has: {have}")
+    return (f"dataset {name!r} has no {', '.join(missing)} features ({files} not found in {where}); "
+            f"modalities it has: {', '.join(have) or 'none'}")
 
 
 def check_features(modality: str, matrix: np.ndarray, n_items: int) -> None:

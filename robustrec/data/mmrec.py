@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from robustrec.data.dataset import (InteractionData, canonical_order, check_modality_name,
-                                    interactions_matrix)
+                                    interactions_matrix, modalities_not_found)
 from robustrec.errors import DataError
 
 REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
@@ -53,9 +53,7 @@ def load_mmrec(data_dir: str | Path, name: str, modalities=None) -> InteractionD
         chosen = canonical_order(check_modality_name(m) for m in modalities)
         missing = [m for m in chosen if m not in available]
         if missing:
-            files = ", ".join(f"{m}{FEATURE_SUFFIX}" for m in missing)
-            raise DataError(f"dataset {name!r} has no {', '.join(missing)} features ({files} not found in "
-                            f"{folder}); modalities it has: {', '.join(available) or 'none'}")
+            raise DataError(modalities_not_found(name, folder, missing, available))
     if not chosen:
         return data
     features = {m: _load_features(folder / f"{m}{FEATURE_SUFFIX}", m) for m in chosen}
