@@ -229,3 +229,41 @@ def newest_runs(root: str | Path) -> list[Path]:
     chosen = [newest] + twins[:1]
     chosen.sort(key=lambda run: bool(run.config.get("mg")))
     return [run.path for run in chosen]
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: object
+    run: object
+
+
+def load_checkpoints(paths: list[str | Path], data_dir: str | None = None):
+    """(checkpoints, data): every run read first, refused unless all share one data fingerprint."""
+    if not paths:
+        raise CheckpointError("no checkpoint given")
+    runs = [read_run(path) for path in paths]
+    prints = {_interactions_print(run) for run in runs}
+    if len(prints) > 1:
+        listing = ", ".join(f"{run.name} ({run.data.get('name')}, {_interactions_print(run)})" for run in runs)
+        raise CheckpointError(f"checkpoints were trained on different data: {listing}")
+    names = [run.name for run in runs]
+    if len(set(names)) < len(names):
+        raise CheckpointError(f"checkpoint folder names must be distinct, got {', '.join(names)}")
+    data = _shared_data(runs, data_dir)
+    loaded = []
+    for path in paths:
+        model, data, run = load_model(path, data=data, data_dir=data_dir)
+        loaded.append(LoadedCheckpoint(model, run))
+    return loaded, data
+
+
+def _interactions_print(run) -> str:
+    return run.data.get("interactions_fingerprint") or run.data.get("fingerprint")
+
+
+def _shared_data(runs, data_dir: str | None):
+    """The dataset of the first run, with the features every run reads (their union); each
+    model then takes its own modalities, checked against what it was trained on."""
+    wanted = [run.config.get("modalities") for run in runs]
+    union = None if any(w is None for w in wanted) else sorted({m for w in wanted for m in w})
+    return load_model_data(runs[0], data_dir, union)

@@ -12,7 +12,7 @@ from robustrec.errors import ConfigError
 from robustrec.evaluation import full_ranking
 from robustrec.models import build_model
 from robustrec.perturbations.caption import CaptionInjection, MemoTextEncoder, insert_caption
-from robustrec.perturbations.caption_study import make_text_embeddings
+from robustrec.studies.caption_study import make_text_embeddings
 
 
 class HashEncoder:

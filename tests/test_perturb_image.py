@@ -19,7 +19,7 @@ from robustrec.errors import ConfigError, DataError
 from robustrec.models import build_model
 from robustrec.perturbations.image import EditedPhotoRows, ImageEdit
 from robustrec.perturbations.image_edits import check_strength, derangement, edit_photo
-from robustrec.perturbations.image_study import edit_plan, encoder_check, load_photo_inputs
+from robustrec.studies.image_study import edit_plan, encoder_check, load_photo_inputs
 
 N_ITEMS = 60
 STRENGTH = {"blur": 4.0, "jpeg": 10, "crop": 0.5, "color": 0.5, "occlude": 0.25}

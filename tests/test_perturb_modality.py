@@ -17,7 +17,7 @@ from robustrec.errors import ConfigError, DataError
 from robustrec.models import available_models, build_model
 from robustrec.perturbations.modality import (FeatureNoise, FeatureSwap, MissingModality, chosen_items,
                                               neighbour_fill, rms_scale)
-from robustrec.perturbations.modality_study import fault_spec
+from robustrec.studies.modality_study import fault_spec
 from robustrec.cli.perturb import parse_levels
 
 N_ITEMS = 40

@@ -20,7 +20,7 @@ from robustrec.errors import ConfigError, DataError
 from robustrec.models import build_model
 from robustrec.perturbations.caption import MemoTextEncoder
 from robustrec.perturbations.text_edit import (ItemRecords, TextEdit, drop_field, keyword_ranking, stuff_keywords)
-from robustrec.perturbations.text_study import check_flags, encoder_check
+from robustrec.studies.text_study import check_flags, encoder_check
 
 RECORDS = [
     {"itemID": 0, "title": "Red Dress", "categories": ["Dress", "red", "Summer"], "description": "A light dress."},

@@ -7,8 +7,8 @@ import pytest
 
 from robustrec.checkpoints import save_run
 from robustrec.models import build_model
-from robustrec.perturbations.noise_study import run_noise_study
-from robustrec.perturbations.runner import StudySettings
+from robustrec.studies.noise_study import run_noise_study
+from robustrec.studies.runner import StudySettings
 from robustrec.reports import ReportError, load_report, save_report
 from robustrec.reports.compare import load_comparison
 from robustrec.reports.export import CSV_COLUMNS, write_csv, write_severity_plot
@@ -100,7 +100,7 @@ def study(small_data, tmp_path_factory):
 
 def _load(root, data):
     from robustrec.checkpoints import load_model
-    from robustrec.perturbations.runner import LoadedCheckpoint
+    from robustrec.checkpoints import LoadedCheckpoint
 
     loaded = []
     for name in ("lightgcn", "lightgcn-mg"):

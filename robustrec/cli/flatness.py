@@ -34,7 +34,7 @@ def flatness(
 
     from robustrec.errors import ConfigError
     from robustrec.flatness import sharpness, training_triplets
-    from robustrec.perturbations.runner import load_checkpoints
+    from robustrec.checkpoints import load_checkpoints
 
     checks = [(sigma >= 0, f"--sigma must be >= 0, got {sigma}"), (step >= 0, f"--step must be >= 0, got {step}"),
               (draws >= 2, f"--draws must be >= 2 (a mean ± std), got {draws}"),

@@ -34,7 +34,7 @@ def landscape(
     from robustrec.flatness import training_triplets
     from robustrec.flatness.landscape import PAPER, check_grid, loss_surface, plot_landscape
     from robustrec.paths import check_output_dir
-    from robustrec.perturbations.runner import load_checkpoints
+    from robustrec.checkpoints import load_checkpoints
     from robustrec.reports.schema import write_atomic
 
     if paper:

@@ -78,8 +78,9 @@ def noise(
 
     from robustrec.paths import check_output_dir
     from robustrec.perturbations import GaussianEmbeddingNoise
-    from robustrec.perturbations.noise_study import run_noise_study
-    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+    from robustrec.studies.noise_study import run_noise_study
+    from robustrec.checkpoints import load_checkpoints
+    from robustrec.studies.runner import StudySettings
 
     sigmas = parse_levels(sigma, "--sigma")
     for value in sigmas:
@@ -123,9 +124,10 @@ def caption(
     from robustrec.captioning.text_encoder import SentenceTextEncoder
     from robustrec.paths import check_output_dir
     from robustrec.perturbations.caption import check_position, check_rate
-    from robustrec.perturbations.caption_study import (ENCODER_CHECK_WARN, default_captioner,
+    from robustrec.studies.caption_study import (ENCODER_CHECK_WARN, default_captioner,
                                                        load_caption_inputs, run_caption_study)
-    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+    from robustrec.checkpoints import load_checkpoints
+    from robustrec.studies.runner import StudySettings
 
     rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
     check_position(position)
@@ -187,8 +189,9 @@ def modality(
     import torch
 
     from robustrec.paths import check_output_dir
-    from robustrec.perturbations.modality_study import check_against, fault_spec, run_modality_study
-    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+    from robustrec.studies.modality_study import check_against, fault_spec, run_modality_study
+    from robustrec.checkpoints import load_checkpoints
+    from robustrec.studies.runner import StudySettings
 
     spec, levels = fault_spec(missing, swap, noise, rate, sigma, fill, neighbour_k, neighbour_modality, parse_levels)
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
@@ -240,10 +243,11 @@ def image(
     import torch
 
     from robustrec.paths import check_output_dir
-    from robustrec.perturbations.image_study import (edit_plan, load_photo_inputs, needs_encoder, prepare_rows,
+    from robustrec.studies.image_study import (edit_plan, load_photo_inputs, needs_encoder, prepare_rows,
                                                      run_image_study)
     from robustrec.perturbations.modality import model_unaffected_reason
-    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+    from robustrec.checkpoints import load_checkpoints
+    from robustrec.studies.runner import StudySettings
 
     plan, rates = edit_plan(edit, rate, {"blur": radius, "jpeg": quality, "crop": crop_fraction,
                                          "color": brightness, "occlude": occlusion}, parse_levels)
@@ -303,8 +307,9 @@ def text(
 
     from robustrec.paths import check_output_dir
     from robustrec.perturbations.caption import check_rate
-    from robustrec.perturbations.runner import StudySettings, load_checkpoints
-    from robustrec.perturbations.text_study import (check_flags, check_inputs, load_item_records, run_text_study,
+    from robustrec.checkpoints import load_checkpoints
+    from robustrec.studies.runner import StudySettings
+    from robustrec.studies.text_study import (check_flags, check_inputs, load_item_records, run_text_study,
                                                     text_encoder_for)
 
     n_keywords, pool = check_flags(edit, keywords, keyword_pool)

@@ -66,6 +66,8 @@ def train(
                          sam_rho=sam_rho, step="plain" if step == "mg" else step,
                          valid_metric=valid_metric).validate()
     check_output_dir(checkpoint_dir, "--checkpoint-dir")
+    from robustrec.studies.training import default_run_name
+
     run_dir = checkpoint_dir / (check_folder_name(name, "--name") if name else default_run_name(config))
     if run_dir.exists() and not overwrite:
         from robustrec.errors import CheckpointError
@@ -86,72 +88,20 @@ def parse_modalities(text: str) -> list[str] | None:
     return names
 
 
-def default_run_name(config) -> str:
-    """<model>-<dataset>, then -sam/-asam/-sgbd for those steps, then -mg with Mirror Gradient."""
-    step = f"-{config.step}" if config.step in ("sam", "asam", "sgbd") else ""
-    return f"{config.model}-{config.dataset}{step}" + ("-mg" if config.mg and config.step != "sgbd" else "")
-
-
-def partial_dir(run_dir: Path) -> Path:
-    """Where the unfinished run of ``run_dir`` keeps its resumable state."""
-    return run_dir.parent / f".{run_dir.name}.partial"
-
-
 def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bool,
                  resume: bool | None = None) -> None:
-    """Train and save the run; ``resume``: True/None continue an unfinished run of the same
-    name (None: only if its settings match, True: also say so when there is none), False
-    discards it."""
-    import dataclasses
-
-    import torch
-
-    from robustrec.checkpoints import save_run
+    """Train and save the run (robustrec.studies.training.train_run) with a progress bar and tables."""
     from robustrec.cli.progress import KeptOnInterrupt, train_callbacks
-    from robustrec.data import load_dataset
-    from robustrec.models import build_model, get_model_class
-    from robustrec.models.base import resolve_modalities
-    from robustrec.training import Trainer
-    from robustrec.training.state import clear_state, differences, has_state, mismatch_error, read_state_info
+    from robustrec.studies.training import partial_dir, train_run
 
-    if threads > 0:
-        torch.set_num_threads(threads)
-    cls = get_model_class(config.model)
-    data = load_dataset(config.dataset, config.data_dir, config.modalities if cls.multimodal else ())
-    chosen = resolve_modalities(cls, data, config.modalities)
-    data = data.select_modalities(chosen)
-    config = dataclasses.replace(config, modalities=list(chosen))  # recorded: reloading uses exactly these
-    state_dir = partial_dir(run_dir)
-    if resume is False and state_dir.exists():
-        clear_state(state_dir)
-        console.print(f"discarded the unfinished run in {state_dir}")
-    elif has_state(state_dir):
-        info = read_state_info(state_dir)
-        diffs = differences(info["config"], dataclasses.asdict(config))
-        if diffs:
-            raise mismatch_error(state_dir, diffs)
-        console.print(f"resuming [bold]{run_dir.name}[/] after epoch {info['epoch']} of at most {config.epochs} "
-                      f"(state in {state_dir}; --no-resume starts over)")
-    elif resume:
-        console.print(f"nothing to resume in {state_dir}; starting from epoch 1")
-    model = build_model(config.model, data, config.model_params, seed=config.seed, modalities=chosen)
-    strategy = config.strategy_name()
-    console.print(f"[bold]{config.model}[/] on [bold]{data.name}[/] ({data.n_users} users, {data.n_items} items, "
-                  f"{data.n_train} train interactions), {strategy} steps, {config.optimizer} lr {config.lr}")
-    if chosen:
-        console.print("modalities: " + ", ".join(_modality_note(data, m) for m in chosen))
+    def note(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+
     with train_callbacks(console, config.valid_metric, quiet) as callbacks:
-        result = Trainer(config, [*callbacks, KeptOnInterrupt(state_dir)]).fit(model, data, state_dir)
-    save_run(run_dir, model, config, data, result, overwrite=overwrite)
-    clear_state(state_dir)
+        outcome = train_run(config, run_dir, callbacks=[*callbacks, KeptOnInterrupt(partial_dir(run_dir))],
+                            overwrite=overwrite, resume=resume, threads=threads, note=note)
+    result = outcome.result
     stop = "early stop" if result.stopped_early else "max epochs"
     console.print(metrics_table(f"best epoch {result.best_epoch} of {len(result.history)} ({stop})",
                                 {"valid": result.valid.summary(), "test": result.test.summary()}))
     console.print(f"saved [bold]{run_dir}[/]")
-
-
-def _modality_note(data, modality: str) -> str:
-    """``text (384-d, 819/1,994 items with content)``: what the model reads of one modality."""
-    dim, covered = data.features[modality].shape[1], int(data.coverage(modality).sum())
-    content = "" if covered == data.n_items else f", {covered:,}/{data.n_items:,} items with content"
-    return f"{modality} ({dim}-d{content})"

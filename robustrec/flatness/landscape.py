@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from robustrec.flatness.measures import Triplets, fixed_loss, learnable, random_direction
-from robustrec.perturbations.base import copy_model
+from robustrec.models.base import copy_model
 
 #: the Mirror Gradient paper's Figure 3: grid points per axis, span, normalisation
 PAPER = {"grid": 20, "span": 100.0, "normalization": "none"}

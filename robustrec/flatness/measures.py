@@ -26,7 +26,7 @@ import torch
 
 from robustrec.data.dataset import InteractionData
 from robustrec.data.sampler import BPRSampler
-from robustrec.perturbations.base import copy_model
+from robustrec.models.base import copy_model
 
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -156,3 +158,36 @@ def joint_xavier_tables(n_users: int, n_items: int, dim: int) -> tuple[nn.Parame
     initialisation MMGCN and GRCN use (the fan-in counts users and items together)."""
     joint = nn.init.xavier_normal_(torch.empty(n_users + n_items, dim))
     return nn.Parameter(joint[:n_users].clone()), nn.Parameter(joint[n_users:].clone())
+
+
+def copy_model(model):
+    """Deep copy of ``model`` whose learnable parameters are independent of the original.
+
+    Non-learnable tensors (feature buffers, propagation graphs) are shared with the original
+    to save memory: a perturbation must replace them (``set_item_features``), never write
+    into them in place.
+    """
+    shared: dict[int, object] = {}
+    _collect_constant_tensors(model, shared, set())
+    return copy.deepcopy(model, shared)
+
+
+def _collect_constant_tensors(obj, shared: dict[int, object], seen: set[int]) -> None:
+    """Every non-parameter tensor reachable from ``obj`` through attributes and containers."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        if not isinstance(obj, torch.nn.Parameter):
+            shared[id(obj)] = obj
+        return
+    if isinstance(obj, dict):
+        children = obj.values()
+    elif isinstance(obj, (list, tuple, set)):
+        children = obj
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        children = vars(obj).values()
+    else:
+        return
+    for child in list(children):
+        _collect_constant_tensors(child, shared, seen)

@@ -10,12 +10,12 @@ plug in without touching them.
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
-import torch
+
+from robustrec.models.base import copy_model  # noqa: F401  (re-exported: perturbations' public name)
 
 
 class Perturbation(ABC):
@@ -61,39 +61,6 @@ class Perturbation(ABC):
 
     def describe(self) -> str:
         return ", ".join(f"{key}={value}" for key, value in self.parameters().items())
-
-
-def copy_model(model):
-    """Deep copy of ``model`` whose learnable parameters are independent of the original.
-
-    Non-learnable tensors (feature buffers, propagation graphs) are shared with the original
-    to save memory: a perturbation must replace them (``set_item_features``), never write
-    into them in place.
-    """
-    shared: dict[int, object] = {}
-    _collect_constant_tensors(model, shared, set())
-    return copy.deepcopy(model, shared)
-
-
-def _collect_constant_tensors(obj, shared: dict[int, object], seen: set[int]) -> None:
-    """Every non-parameter tensor reachable from ``obj`` through attributes and containers."""
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, torch.Tensor):
-        if not isinstance(obj, torch.nn.Parameter):
-            shared[id(obj)] = obj
-        return
-    if isinstance(obj, dict):
-        children = obj.values()
-    elif isinstance(obj, (list, tuple, set)):
-        children = obj
-    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
-        children = vars(obj).values()
-    else:
-        return
-    for child in list(children):
-        _collect_constant_tensors(child, shared, seen)
 
 
 def trial_seeds(seed: int, repeats: int) -> list[int]:

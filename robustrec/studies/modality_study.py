@@ -15,7 +15,7 @@ from robustrec.errors import ConfigError, DataError
 from robustrec.perturbations.modality import (DEFAULT_NEIGHBOUR_K, FAULTS, FeatureNoise, FeatureSwap,
                                               MissingModality, ModalityFault, check_fill, check_neighbour_k,
                                               check_rate, check_sigma, model_unaffected_reason, rms_scale)
-from robustrec.perturbations.runner import StudySettings, run_study
+from robustrec.studies.runner import StudySettings, run_study
 
 DEFAULT_RATE = 0.1
 DEFAULT_SIGMA = 0.1

@@ -18,7 +18,7 @@ import numpy as np
 from robustrec.errors import ConfigError, DataError
 from robustrec.perturbations.caption import MemoTextEncoder
 from robustrec.perturbations.base import trial_seeds
-from robustrec.perturbations.runner import StudySettings, run_study
+from robustrec.studies.runner import StudySettings, run_study
 from robustrec.perturbations.text_edit import (DEFAULT_KEYWORDS, DROPPED_FIELD, ItemRecords, TextEdit, check_edit,
                                                check_keywords)
 

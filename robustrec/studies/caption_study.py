@@ -16,7 +16,7 @@ import numpy as np
 
 from robustrec.errors import ConfigError, DataError
 from robustrec.perturbations.caption import CaptionInjection, MemoTextEncoder
-from robustrec.perturbations.runner import StudySettings, run_study
+from robustrec.studies.runner import StudySettings, run_study
 
 DEFAULT_CAPTIONER = "blip2:Salesforce/blip2-opt-2.7b"
 SYNTHETIC_CAPTIONER = "synthetic-reference"

@@ -23,7 +23,7 @@ from robustrec.perturbations.caption import check_rate
 from robustrec.perturbations.image import EditedPhotoRows, ImageEdit, ItemPhotos
 from robustrec.perturbations.image_edits import EDITS, STRENGTHS, check_edit, check_strength, default_strength
 from robustrec.perturbations.modality import model_unaffected_reason
-from robustrec.perturbations.runner import StudySettings, run_study
+from robustrec.studies.runner import StudySettings, run_study
 
 DEFAULT_RATE = 0.1
 #: untouched photos re-encoded once to check the encoder against the stored rows

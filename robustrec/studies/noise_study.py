@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from robustrec.flatness import default_rho, noise_sensitivity, rho_sharpness, training_triplets
 from robustrec.perturbations.noise import GaussianEmbeddingNoise
-from robustrec.perturbations.runner import StudySettings, run_study
+from robustrec.studies.runner import StudySettings, run_study
 
 FLATNESS_SAMPLES = 4096
 
