@@ -13,7 +13,7 @@ import torch
 
 from cli_helpers import cli_code as _cli, run_cli
 from dataset_helpers import write_hm_subset
-from robustrec.cli.perturb import parse_levels
+from robustrec.studies.stress import parse_levels
 from robustrec.data import load_dataset
 from robustrec.errors import ConfigError, DataError
 from robustrec.models import build_model

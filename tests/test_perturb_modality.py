@@ -18,7 +18,7 @@ from robustrec.models import available_models, build_model
 from robustrec.perturbations.modality import (FeatureNoise, FeatureSwap, MissingModality, chosen_items,
                                               neighbour_fill, rms_scale)
 from robustrec.studies.modality_study import fault_spec
-from robustrec.cli.perturb import parse_levels
+from robustrec.studies.stress import parse_levels
 
 N_ITEMS = 40
 

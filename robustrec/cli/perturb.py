@@ -41,19 +41,6 @@ def pick_checkpoints(checkpoints: list[Path] | None, checkpoint_dir: Path) -> li
     return chosen
 
 
-def parse_levels(text: str, flag: str) -> list[float]:
-    """'1e-4,1e-3' -> [1e-4, 1e-3]; anything else is a one-line ConfigError."""
-    from robustrec.errors import ConfigError
-
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag} must be a number or a comma-separated list of numbers, got {text!r}") from None
-    if not values:
-        raise ConfigError(f"{flag} needs at least one value")
-    return values
-
-
 @app.command("noise")
 def noise(
     checkpoints: list[Path] = CHECKPOINTS,
@@ -74,25 +61,11 @@ def noise(
     quiet: bool = QUIET,
 ) -> None:
     """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
-    import torch
+    from robustrec.studies.stress import NoiseStress
 
-    from robustrec.paths import check_output_dir
-    from robustrec.perturbations import GaussianEmbeddingNoise
-    from robustrec.studies.noise_study import run_noise_study
-    from robustrec.checkpoints import load_checkpoints
-    from robustrec.studies.runner import StudySettings
-
-    sigmas = parse_levels(sigma, "--sigma")
-    for value in sigmas:
-        GaussianEmbeddingNoise(value, target)  # validates σ and target before any loading
-    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
-    check_output_dir(report_dir, "--report-dir")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
-    report = _with_progress(lambda cbs: run_noise_study(loaded, data, sigmas, target, settings, cbs, flatness),
-                            quiet)
-    finish_report(report, report_dir, csv, plot)
+    spec = NoiseStress(sigma=sigma, target=target, flatness=flatness).check()
+    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
+               threads, quiet)
 
 
 @app.command("caption")
@@ -119,32 +92,12 @@ def caption(
     quiet: bool = QUIET,
 ) -> None:
     """Insert image captions into item texts at RATE, re-encode them, re-evaluate R times, report."""
-    import torch
+    from robustrec.studies.stress import CaptionStress
 
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
-    from robustrec.paths import check_output_dir
-    from robustrec.perturbations.caption import check_position, check_rate
-    from robustrec.studies.caption_study import (ENCODER_CHECK_WARN, default_captioner,
-                                                       load_caption_inputs, run_caption_study)
-    from robustrec.checkpoints import load_checkpoints
-    from robustrec.studies.runner import StudySettings
-
-    rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
-    check_position(position)
-    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
-    check_output_dir(report_dir, "--report-dir")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
-    inputs = load_caption_inputs(data, captioner or default_captioner(data.name), captions)
-    encoder = SentenceTextEncoder(text_encoder)
-    report = _with_progress(lambda cbs: run_caption_study(loaded, data, rates, position, inputs, encoder,
-                                                          settings, cbs), quiet)
-    check = report["settings"]["encoder_check"]
-    if check and check["mean_cosine"] < ENCODER_CHECK_WARN:
-        console.print(f"[yellow]warning:[/] {encoder.encoder_id} re-encodes clean item texts with mean cosine "
-                      f"{check['mean_cosine']:.3f} to text_feat.npy: it may not be the encoder that made it")
-    finish_report(report, report_dir, csv, plot)
+    spec = CaptionStress(rate=rate, position=position, captioner=captioner, captions=str(captions or ''),
+                        text_encoder=text_encoder).check()
+    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
+               threads, quiet)
 
 
 @app.command("modality")
@@ -186,22 +139,12 @@ def modality(
     Items: the first ⌊rate·n + ½⌋ of a seeded permutation. Models that do not use the modality,
     or whose scores ignore features at inference, are reported as unaffected by construction.
     """
-    import torch
+    from robustrec.studies.stress import ModalityStress
 
-    from robustrec.paths import check_output_dir
-    from robustrec.studies.modality_study import check_against, fault_spec, run_modality_study
-    from robustrec.checkpoints import load_checkpoints
-    from robustrec.studies.runner import StudySettings
-
-    spec, levels = fault_spec(missing, swap, noise, rate, sigma, fill, neighbour_k, neighbour_modality, parse_levels)
-    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
-    check_output_dir(report_dir, "--report-dir")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
-    check_against(spec, loaded, data)
-    report = _with_progress(lambda cbs: run_modality_study(loaded, data, spec, levels, settings, cbs), quiet)
-    finish_report(report, report_dir, csv, plot)
+    spec = ModalityStress(missing=missing, swap=swap, noise=noise, rate=rate, sigma=sigma, fill=fill,
+                          neighbour_k=neighbour_k, neighbour_modality=neighbour_modality).check()
+    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
+               threads, quiet)
 
 
 @app.command("image")
@@ -240,33 +183,12 @@ def image(
     items. Edited rows are encoded once per trial and reused for every checkpoint. Models that do
     not use image features at inference are reported as unaffected by construction.
     """
-    import torch
+    from robustrec.studies.stress import ImageStress
 
-    from robustrec.paths import check_output_dir
-    from robustrec.studies.image_study import (edit_plan, load_photo_inputs, needs_encoder, prepare_rows,
-                                                     run_image_study)
-    from robustrec.perturbations.modality import model_unaffected_reason
-    from robustrec.checkpoints import load_checkpoints
-    from robustrec.studies.runner import StudySettings
-
-    plan, rates = edit_plan(edit, rate, {"blur": radius, "jpeg": quality, "crop": crop_fraction,
-                                         "color": brightness, "occlude": occlusion}, parse_levels)
-    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
-    check_output_dir(report_dir, "--report-dir")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
-    photos, entry = load_photo_inputs(data)
-    rows, check = prepare_rows(data, photos) if needs_encoder(loaded, plan, rates) else (None, None)
-    if all(model_unaffected_reason(c.model, "image") is not None for c in loaded):
-        console.print("[yellow]note:[/] no given checkpoint's scores read image features at inference: every "
-                      "one is reported unaffected by construction")
-    for name, amount in plan:
-        report = _with_progress(lambda cbs: run_image_study(loaded, data, name, amount, rates, photos, rows, check,
-                                                            entry, settings, cbs), quiet)
-        finish_report(report, report_dir, csv, plot)
-    if rows is not None and not quiet:
-        console.print(f"re-encoded {rows.encoded} edited photos with {rows.encoder_id}", highlight=False)
+    spec = ImageStress(edit=edit, rate=rate, radius=radius, quality=quality, crop_fraction=crop_fraction,
+                       brightness=brightness, occlusion=occlusion).check()
+    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
+               threads, quiet)
 
 
 @app.command("text")
@@ -303,46 +225,34 @@ def text(
     Items: the first ⌊rate·n + ½⌋ eligible ids of a seeded permutation. Models that do not read
     text features at inference are reported as unaffected by construction.
     """
+    from robustrec.studies.stress import TextStress
+
+    spec = TextStress(edit=edit, rate=rate, keywords=keywords, keyword_pool=keyword_pool,
+                      text_encoder=text_encoder).check()
+    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
+               threads, quiet)
+
+
+def run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot,
+               data_dir, threads, quiet) -> None:
+    """Every ``perturb`` command: settings checked, checkpoints loaded, the spec run with a progress
+    bar, its notes shown, then each report's tables and files."""
     import torch
 
-    from robustrec.paths import check_output_dir
-    from robustrec.perturbations.caption import check_rate
     from robustrec.checkpoints import load_checkpoints
+    from robustrec.paths import check_output_dir
     from robustrec.studies.runner import StudySettings
-    from robustrec.studies.text_study import (check_flags, check_inputs, load_item_records, run_text_study,
-                                                    text_encoder_for)
 
-    n_keywords, pool = check_flags(edit, keywords, keyword_pool)
-    rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
     if threads > 0:
         torch.set_num_threads(threads)
     loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
-    items = load_item_records(data)
-    check_inputs(edit, items, data)
-    encoder, source = text_encoder_for(data.source, text_encoder)
-    report = _with_progress(lambda cbs: run_text_study(loaded, data, edit, rates, items, encoder, settings, cbs,
-                                                       n_keywords, pool, source), quiet)
-    _print_text_summary(report)
-    finish_report(report, report_dir, csv, plot)
-
-
-def _print_text_summary(report: dict) -> None:
-    settings = report["settings"]
-    console.print(f"eligible items: {settings['eligible_items']} of {settings['items_with_text']} with a text "
-                  f"({settings['n_items']} items)", highlight=False)
-    if settings.get("keyword_pool"):
-        pool = ", ".join(f"{tag} ({count})" for tag, count in settings["keyword_pool"])
-        console.print(f"keyword pool (items carrying each tag): {pool}", highlight=False)
-    if not settings.get("text_encoder"):
-        console.print("no given checkpoint's model reads text features at inference: all are unaffected by "
-                      "construction", highlight=False)
-    elif "reencoding" in settings:
-        again = settings["reencoding"]
-        console.print(f"re-encoded {again['edited_texts_encoded']} edited texts in {again['seconds']:.2f} s with "
-                      f"{settings['text_encoder']} (encoder check: min cosine "
-                      f"{settings['encoder_check']['min_cosine']:.5f})", highlight=False)
+    outcome = _with_progress(lambda cbs: spec.run(loaded, data, settings, cbs), quiet)
+    for line in outcome.notes:
+        console.print(line, highlight=False, markup=False)
+    for report in outcome.reports:
+        finish_report(report, report_dir, csv, plot)
 
 
 def _with_progress(run, quiet: bool):
