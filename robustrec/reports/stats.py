@@ -105,3 +105,54 @@ def _p_or_degenerate(spread: float, difference: float, compute) -> float | None:
     with warnings.catch_warnings():  # scipy warns on near-constant samples; the p-value stands
         warnings.simplefilter("ignore", RuntimeWarning)
         return finite_or_none(compute())
+
+
+def adjust_p_values(p_values: list[float | None], method: str = "holm") -> list[float | None]:
+    """Multiple-comparison adjusted p-values over one family (None entries are left out and stay None).
+
+    holm: Holm's step-down (controls the family-wise error rate);
+    bh: Benjamini–Hochberg step-up (controls the false discovery rate).
+    """
+    if method not in CORRECTIONS:
+        from robustrec.errors import ConfigError
+
+        raise ConfigError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {method!r}")
+    known = [(i, p) for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    m = len(known)
+    if not m:
+        return out
+    order = sorted(known, key=lambda item: item[1])
+    if method == "holm":
+        running = 0.0
+        for rank, (i, p) in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * p))
+            out[i] = running
+    else:
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            i, p = order[rank]
+            running = min(running, min(1.0, p * m / (rank + 1)))
+            out[i] = running
+    return out
+
+
+#: names of the corrections ``adjust_p_values`` knows, as tables print them
+CORRECTIONS = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
+
+
+def seed_paired_test(a: list[float], b: list[float]) -> dict:
+    """Strategy A vs B over training seeds (paired by seed): mean of a − b, 95% t-interval, p.
+
+    Identical values give a difference of 0 and p = 1; fewer than two seeds give no p-value.
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    diff = x - y
+    out = {"test": "paired t-test over training seeds", "n": int(len(diff)),
+           "mean_difference": finite_or_none(diff.mean()) if len(diff) else None,
+           "ci95": list(t_interval(diff)), "p_value": None}
+    if len(diff) >= 2:
+        out["p_value"] = _p_or_degenerate(diff.std(ddof=1), float(diff.mean()), lambda: stats.ttest_rel(x, y).pvalue)
+    return out

@@ -1,0 +1,161 @@
+"""``robustrec study``: run a study file (resumable), show its state, report it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from robustrec.cli.render import console
+
+app = typer.Typer(help="Studies: models × strategies × grids × seeds × stress tests, as one resumable command.",
+                  no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file (see docs/studies.md)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default study-out/<name>)."),
+    workers: int = typer.Option(0, min=0, help="Cells at once on this machine (0: cores ÷ --threads)."),
+    threads: int = typer.Option(0, min=0, help="Torch threads per cell (0: cores ÷ --workers); workers × threads "
+                                               "≤ cores."),
+    ray: bool = typer.Option(False, "--ray", help="Run every cell as a Ray task (also when RAY_ADDRESS is set)."),
+    ray_address: str = typer.Option("", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run STUDY.toml in its study folder: a rerun skips finished cells and redoes unfinished ones.
+
+    Exit code: 0 when every cell is done, else the number of failed cells (at most 100).
+    """
+    import os
+
+    from robustrec.cli import interrupt
+    from robustrec.paths import check_output_dir
+    from robustrec.studies.execute import (InlineExecutor, PoolExecutor, RayExecutor, import_ray, run_study,
+                                           worker_layout)
+    from robustrec.studies.spec import load_study
+
+    study = load_study(study_file)
+    folder = out or Path("study-out") / study.name
+    check_output_dir(folder.parent if not folder.exists() else folder, "--out")
+    use_ray = ray or bool(ray_address) or bool(os.environ.get("RAY_ADDRESS"))
+    if use_ray:
+        import_ray()
+        executor = RayExecutor(threads or 1, address=ray_address or None)
+    else:
+        workers, threads = worker_layout(workers, threads)
+        executor = InlineExecutor(threads) if workers == 1 else PoolExecutor(workers, threads)
+    console.print(f"study [bold]{study.name}[/]: {len(study.datasets)} dataset(s) × {len(study.models)} model(s) × "
+                  f"{len(study.strategies)} strateg{'y' if len(study.strategies) == 1 else 'ies'} × "
+                  f"{len(study.seeds)} seed(s), {len(study.stresses)} stress test(s); {executor.name}"
+                  + (f", {executor.capacity} at once" if executor.name != "inline" else ""), highlight=False)
+    interrupt.kept(f"finished cells are recorded in {folder}; run the same command again to resume")
+    with _progress(quiet) as callbacks:
+        manifest = run_study(study, folder, executor, callbacks, retry_failed=retry_failed)
+    counts = manifest.counts()
+    _print_counts(counts, folder)
+    for cell in manifest.cells.values():
+        if cell.state in ("failed", "blocked"):
+            console.print(f"[red]{cell.state}[/] {cell.id}: {cell.error}", highlight=False)
+    if counts["failed"]:
+        raise typer.Exit(min(counts["failed"], 100))
+
+
+@app.command("status")
+def status(folder: Path = typer.Argument(..., metavar="STUDY_DIR", help="A study folder.")) -> None:
+    """Done / running / failed / blocked / pending cells of a study folder."""
+    from robustrec.studies.plan import STATES, read_manifest
+
+    body = read_manifest(folder)
+    cells = body["cells"].values()
+    counts = {state: sum(c["state"] == state for c in cells) for state in STATES}
+    _print_counts(counts, folder)
+    for cell in cells:
+        if cell["state"] != "done":  # whole ids and errors: one line each, never cut
+            took = f" after {cell['seconds']:.1f} s" if cell.get("seconds") is not None else ""
+            error = f": {cell['error']}" if cell.get("error") else ""
+            console.print(f"{cell['state']:<8} {cell['id']}{took}{error}", highlight=False, markup=False,
+                          soft_wrap=True)
+
+
+def _print_counts(counts: dict, folder) -> None:
+    total = sum(counts.values())
+    parts = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    console.print(f"{folder}: {total} cells: {parts or 'none planned'}", highlight=False)
+
+
+class _Bar:
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("cells", total=None, info="")
+
+    def on_cells_planned(self, total: int, done: int) -> None:
+        self.progress.update(self.task, total=total, completed=done)
+
+    def on_cell_start(self, cell) -> None:
+        self.progress.update(self.task, info=f"started {cell.id}")
+
+    def on_cell_end(self, cell) -> None:
+        self.progress.update(self.task, advance=1 if cell.state == "done" else 0,
+                             info=f"{cell.state} {cell.id}" + (f" ({cell.seconds:.0f} s)" if cell.seconds else ""))
+
+
+class _Lines:
+    def on_cells_planned(self, total: int, done: int) -> None: ...
+
+    def on_cell_start(self, cell) -> None: ...
+
+    def on_cell_end(self, cell) -> None:
+        took = f" in {cell.seconds:.1f} s" if cell.seconds is not None else ""
+        console.print(f"{cell.state} {cell.id}{took}" + (f": {cell.error}" if cell.error else ""), highlight=False)
+
+
+def _progress(quiet: bool):
+    from contextlib import contextmanager
+
+    @contextmanager
+    def context():
+        if quiet:
+            yield []
+        elif not console.is_interactive:
+            yield [_Lines()]
+        else:
+            from robustrec.cli.progress import study_progress
+
+            with study_progress(console) as progress:
+                yield [_Bar(progress)]
+
+    return context()
+
+
+@app.command("report")
+def report(
+    folder: Path = typer.Argument(..., metavar="STUDY_DIR", help="A study folder."),
+    markdown: Optional[Path] = typer.Option(None, help="Also write the tables as Markdown to this file."),
+    metric: str = typer.Option("recall", help="Metric compared: recall, precision, map, ndcg."),
+    k: int = typer.Option(5, help="Cut-off K of that metric."),
+    correction: str = typer.Option("holm", help="Multiple-comparison correction: holm or bh (Benjamini–Hochberg)."),
+) -> None:
+    """Tables of a study: clean metrics over seeds and drops under each stress, paired tests over
+    seeds with Holm/BH correction; writes study-report.json, CSVs and drops.png under STUDY_DIR/report."""
+    from robustrec.cli.render import plain_table
+    from robustrec.studies.report import build_report, clean_table, stress_table, write_outputs
+
+    if markdown is not None and markdown.is_dir():
+        from robustrec.errors import ConfigError
+
+        raise ConfigError(f"--markdown {markdown} is a folder; give a file name")
+    result = build_report(folder, metric, k, correction)
+    if not result["complete"]:
+        console.print(f"[yellow]note:[/] not every cell is done ({result['cells']}); tables cover finished cells")
+    headers, rows = clean_table(result)
+    console.print(plain_table(headers, rows, title=f"study {result['study']}: clean {result['key']} over seeds "
+                                                   f"(p: paired over seeds, {result['correction']}-adjusted)"))
+    headers, rows = stress_table(result)
+    if rows:
+        console.print(plain_table(headers, rows, title=f"drops under stress ({result['correction']}-adjusted p; "
+                                                       f"* < {result['alpha']})"))
+    for path in write_outputs(result, Path(folder) / "report", markdown):
+        console.print(f"wrote [bold]{path}[/]")

@@ -1,0 +1,217 @@
+"""A study's cells and its manifest: what has to run, what ran, and what each cell produced.
+
+Cells are pure functions of their spec (``execute.run_cell``): a training cell is a TrainConfig
+and a run folder; a stress cell is a stress spec, its evaluation settings and the run folders
+it reads. The manifest (``study.json`` in the study folder) holds every cell's spec, state
+(pending, running, done, failed, blocked), result or one-line error, and is rewritten
+atomically after every change, so a killed study is resumed by running it again: done cells
+are skipped, everything else is redone (a training cell continues from its last epoch).
+
+Cells appear as their inputs become known: the grid search of a model × strategy first (first
+seed), then the chosen point on the other seeds, then one stress cell per dataset × model × seed
+× stress with that seed's chosen run of every strategy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustrec.errors import ConfigError
+from robustrec.studies.spec import Study
+
+MANIFEST = "study.json"
+FORMAT = "robustrec-study"
+STATES = ("pending", "running", "done", "failed", "blocked")
+
+
+@dataclass
+class Cell:
+    id: str
+    kind: str  # "train" or "stress"
+    spec: dict
+    deps: list[str] = field(default_factory=list)
+    state: str = "pending"
+    result: dict | None = None
+    error: str | None = None
+    detail: str | None = None  # a failure's traceback, for the curious
+    seconds: float | None = None
+    attempts: int = 0
+
+    def record(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Manifest:
+    """The study folder's ``study.json``: the study, and every cell by id."""
+
+    def __init__(self, folder: Path, study: Study, cells: dict[str, Cell] | None = None) -> None:
+        self.folder = Path(folder)
+        self.study = study
+        self.cells: dict[str, Cell] = cells or {}
+
+    @property
+    def path(self) -> Path:
+        return self.folder / MANIFEST
+
+    @classmethod
+    def open(cls, folder: Path, study: Study) -> "Manifest":
+        """The manifest of ``folder`` for ``study``: resumed if one exists (unfinished cells go
+        back to pending; cells whose spec changed with the study file are redone), else new."""
+        manifest = cls(folder, study)
+        if manifest.path.exists():
+            stored = read_manifest(folder)
+            for record in stored["cells"].values():
+                cell = Cell(**record)
+                if cell.state in ("running", "blocked"):
+                    cell.state = "pending"
+                manifest.cells[cell.id] = cell
+        return manifest
+
+    def counts(self) -> dict[str, int]:
+        out = {state: 0 for state in STATES}
+        for cell in self.cells.values():
+            out[cell.state] += 1
+        return out
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        body = {"format": FORMAT, "version": 1, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "study": self.study.to_dict(), "fingerprint": self.study.fingerprint(),
+                "cells": {cid: cell.record() for cid, cell in self.cells.items()}}
+        fd, tmp = tempfile.mkstemp(prefix=".study.", suffix=".json", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(body, handle, indent=1)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def merge(self, planned: list[Cell]) -> list[Cell]:
+        """Add newly planned cells; a known cell whose spec changed is reset. Returns the new or reset."""
+        changed = []
+        for cell in planned:
+            known = self.cells.get(cell.id)
+            if known is None or known.spec != cell.spec:
+                self.cells[cell.id] = cell
+                changed.append(cell)
+            else:
+                known.deps = cell.deps
+        return changed
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The parsed ``study.json`` of a study folder (one-line errors when absent or corrupt)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise ConfigError(f"{folder} is not a study folder: no {MANIFEST} (run `robustrec study run FILE` first)")
+    try:
+        body = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is corrupt: {exc}") from None
+    if body.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not a robustrec study manifest")
+    return body
+
+
+def plan(study: Study, manifest: Manifest) -> list[Cell]:
+    """Every cell whose spec is known now, given the finished cells of ``manifest``."""
+    return _walk(study, manifest)[0]
+
+
+def chosen_runs(study: Study, manifest: Manifest) -> dict[tuple[str, str, str], dict[int, str]]:
+    """(dataset, model, strategy) -> seed -> the training cell of the chosen grid point (known ones)."""
+    return _walk(study, manifest)[1]
+
+
+def _walk(study: Study, manifest: Manifest):
+    cells: list[Cell] = []
+    chosen: dict[tuple, dict[int, str]] = {}  # (dataset, model, strategy) -> seed -> train cell id
+    for dataset in study.datasets:
+        for model in study.models:
+            for strategy in _ordered(study):
+                points = _points(study, manifest, dataset, model, strategy, chosen)
+                if points is None:
+                    continue  # waits for plain's choice (selection = "baseline")
+                group = (dataset, model, strategy)
+                if len(points) == 1:
+                    index, point = points[0]
+                    ids = {seed: _train_cell(study, cells, dataset, model, strategy, index, point, seed)
+                           for seed in study.seeds}
+                    chosen[group] = ids
+                    continue
+                search = {index: _train_cell(study, cells, dataset, model, strategy, index, point, study.seeds[0])
+                          for index, point in points}
+                best = select_point(manifest, search, study.train.get("valid_metric", "recall@20"))
+                if best is None:
+                    continue
+                point = dict(points)[best]
+                ids = {study.seeds[0]: search[best]}
+                ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
+                            for seed in study.seeds[1:]})
+                chosen[group] = ids
+            for seed in study.seeds:
+                runs = [chosen.get((dataset, model, strategy), {}).get(seed) for strategy in study.strategies]
+                if not all(runs):
+                    continue
+                run_dirs = [next(c.spec["run_dir"] for c in cells if c.id == run) for run in runs]
+                for index, stress in enumerate(study.stresses, 1):
+                    if model in stress.models:
+                        cells.append(_stress_cell(study, dataset, model, seed, index, stress, runs, run_dirs))
+    return cells, chosen
+
+
+def _ordered(study: Study) -> list[str]:
+    """Strategies with plain first (others may reuse its point)."""
+    return sorted(study.strategies, key=lambda name: name != "plain")
+
+
+def _points(study, manifest, dataset, model, strategy, chosen) -> list[tuple[int, dict]] | None:
+    grid = list(enumerate(study.grids[model]))
+    if study.selection == "each" or strategy == "plain" or len(grid) == 1:
+        return grid
+    plain = chosen.get((dataset, model, "plain"))
+    if not plain:
+        return None
+    cell = manifest.cells.get(plain[study.seeds[0]])
+    index = cell.spec["point_index"] if cell else None
+    return None if index is None else [(index, study.grids[model][index])]
+
+
+def select_point(manifest: Manifest, search: dict[int, str], metric: str) -> int | None:
+    """The grid point with the best validation ``metric`` once every search cell finished (ties:
+    the earlier point); None while one is unfinished or when all failed."""
+    cells = [manifest.cells.get(cid) for cid in search.values()]
+    if any(cell is None or cell.state not in ("done", "failed") for cell in cells):
+        return None
+    scores = {index: manifest.cells[cid].result["valid"][metric] for index, cid in search.items()
+              if manifest.cells[cid].state == "done"}
+    if not scores:
+        return None
+    return max(scores, key=lambda index: (scores[index], -index))
+
+
+def _train_cell(study, cells, dataset, model, strategy, index, point, seed) -> str:
+    config = study.train_config(dataset, model, strategy, point, seed)
+    cid = f"train/{dataset}/{model}/{strategy}/g{index}/s{seed}"
+    run_dir = Path("runs") / dataset / f"{model}-{strategy}-g{index}-s{seed}"
+    cells.append(Cell(cid, "train", {"config": dataclasses.asdict(config), "run_dir": str(run_dir),
+                                     "point_index": index, "point": {k: str(v) for k, v in point.items()},
+                                     "dataset": dataset, "model": model, "strategy": strategy, "seed": seed}))
+    return cid
+
+
+def _stress_cell(study, dataset, model, seed, index, stress, runs, run_dirs) -> Cell:
+    cid = f"stress/{dataset}/{model}/s{seed}/{index}-{stress.kind}"
+    spec = {"kind": stress.kind, "options": stress.options, "settings": stress.settings, "label": stress.label,
+            "stress_index": index, "dataset": dataset, "model": model, "seed": seed,
+            "checkpoints": run_dirs,
+            "strategies": list(study.strategies), "report_dir": str(Path("reports") / dataset),
+            "report_name": f"{model}-s{seed}-{index}-{stress.kind}"}
+    return Cell(cid, "stress", spec, deps=list(runs))

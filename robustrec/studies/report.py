@@ -1,0 +1,324 @@
+"""The study report: clean metrics over seeds (the paper's Table 3) and drops under each stress
+(Tables 4/5), with paired tests across training seeds and a multiple-comparison correction.
+
+Every number is traceable: each row names the cells (and so the run folders and stress
+reports) it was computed from. Nothing here trains or evaluates: it reads ``study.json``, the
+runs' metrics and the stress reports.
+
+- Clean rows: per dataset × model × strategy, the chosen grid point's test metrics (at the
+  best-validation epoch) mean ± std over seeds; a strategy other than plain is compared with
+  plain by a paired t-test over seeds on ``metric@k`` (improvement % of the means).
+- Stress rows: per dataset × stress × level × model × strategy, the relative drop % of
+  ``metric@k`` (each seed's mean over its repeats), mean with a 95% t-interval over seeds, and
+  in how many seeds the drop is significant by the per-user paired test; a strategy other
+  than plain is compared with plain on the drop by a paired t-test over seeds.
+- Each family (clean comparisons; stress comparisons; per-user drop tests) is corrected with
+  Holm (default) or Benjamini–Hochberg; tables say which and print adjusted p-values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from robustrec.reports.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
+
+ALPHA = 0.05
+
+
+def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correction: str = "holm") -> dict:
+    """The study report of a study folder as a dict (JSON-able)."""
+    from robustrec.errors import ConfigError
+    from robustrec.evaluation import METRICS
+    from robustrec.studies.plan import Cell, Manifest, chosen_runs, read_manifest
+    from robustrec.studies.spec import study_from_dict
+
+    if metric not in METRICS:
+        raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    adjust_p_values([], correction)  # checks the name
+    folder = Path(folder)
+    body = read_manifest(folder)
+    study = study_from_dict(body["study"])
+    manifest = Manifest(folder, study, {cid: Cell(**rec) for cid, rec in body["cells"].items()})
+    key = f"{metric}@{k}"
+    chosen = chosen_runs(study, manifest)
+    clean = _clean_rows(study, manifest, chosen, key)
+    stress = _stress_rows(study, manifest, folder, key)
+    _correct(clean, "vs_plain", correction)
+    _correct(stress, "vs_plain", correction)
+    _correct_user_tests(stress, correction)
+    counts = manifest.counts()
+    return {"format": "robustrec-study-report", "study": study.name, "folder": str(folder.resolve()),
+            "metric": metric, "k": k, "key": key, "correction": CORRECTIONS[correction], "alpha": ALPHA,
+            "cells": counts, "complete": counts["done"] == sum(counts.values()),
+            "valid_metric": study.train.get("valid_metric", "recall@20"), "seeds": study.seeds,
+            "selection": study.selection, "clean": clean, "stress": stress}
+
+
+def _clean_rows(study, manifest, chosen, key) -> list[dict]:
+    rows = []
+    valid_metric = study.train.get("valid_metric", "recall@20")
+    for (dataset, model, strategy), by_seed in chosen.items():
+        done = {seed: manifest.cells[cid] for seed, cid in by_seed.items()
+                if cid in manifest.cells and manifest.cells[cid].state == "done"}
+        if not done:
+            continue
+        seeds = sorted(done)
+        tests = {name: [done[s].result["test"][name] for s in seeds] for name in done[seeds[0]].result["test"]}
+        valid = [done[s].result["valid"][valid_metric] for s in seeds]
+        rows.append({"dataset": dataset, "model": model, "strategy": strategy, "seeds": seeds,
+                     "point": done[seeds[0]].spec["point"], "valid": _spread(valid),
+                     "test": {name: _spread(values) for name, values in tests.items()},
+                     "per_seed": {str(s): done[s].result["test"][key] for s in seeds},
+                     "cells": [done[s].id for s in seeds],
+                     "runs": [done[s].result["run_dir"] for s in seeds]})
+    by_group = {(r["dataset"], r["model"], r["strategy"]): r for r in rows}
+    for row in rows:
+        plain = by_group.get((row["dataset"], row["model"], "plain"))
+        if row["strategy"] == "plain" or plain is None:
+            continue
+        seeds = [s for s in row["seeds"] if s in plain["seeds"]]
+        mine = [row["per_seed"][str(s)] for s in seeds]
+        base = [plain["per_seed"][str(s)] for s in seeds]
+        test = seed_paired_test(mine, base)
+        base_mean = float(np.mean(base)) if base else 0.0
+        test["gain_pct"] = (float(np.mean(mine)) - base_mean) / base_mean * 100.0 if base_mean else None
+        row["vs_plain"] = test
+    return rows
+
+
+def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
+    rows = []
+    cells = [c for c in manifest.cells.values() if c.kind == "stress" and c.state == "done"]
+    groups: dict[tuple, dict] = {}
+    for cell in cells:
+        spec = cell.spec
+        for report_path in cell.result["reports"]:
+            report = json.loads((folder / report_path).read_text())
+            title = report["settings"].get("title") or report["kind"]
+            description = report["settings"].get("description", "")
+            by_strategy = dict(zip(spec["checkpoints"], spec["strategies"]))
+            for entry in report["checkpoints"]:
+                strategy = _strategy_of(entry, by_strategy, folder)
+                if entry.get("unaffected"):
+                    group = groups.setdefault((spec["dataset"], spec["stress_index"], title, None, spec["model"],
+                                               strategy), _group(spec, title, description, None, strategy))
+                    group["unaffected"] = entry["unaffected"]
+                    group["cells"].append(cell.id)
+                    continue
+                for level in entry["levels"]:
+                    group = groups.setdefault((spec["dataset"], spec["stress_index"], title, level["strength"],
+                                               spec["model"], strategy),
+                                              _group(spec, title, description, level["strength"], strategy))
+                    drop = level["summary"][key]["drop_pct"]
+                    group["per_seed"][str(spec["seed"])] = drop
+                    group["user_p"][str(spec["seed"])] = level["user_test"][key]["p_value"]
+                    group["cells"].append(cell.id)
+                    group["reports"].append(report_path)
+    for group in groups.values():
+        drops = [v for v in group["per_seed"].values() if v is not None]
+        group["drop_pct"] = _spread(drops)
+        low, high = t_interval(np.asarray(drops)) if len(drops) >= 2 else (None, None)
+        group["drop_pct"]["ci95"] = [low, high]
+        rows.append(group)
+    index = {(r["dataset"], r["stress_index"], r["title"], r["strength"], r["model"], r["strategy"]): r for r in rows}
+    for row in rows:
+        plain = index.get((row["dataset"], row["stress_index"], row["title"], row["strength"], row["model"], "plain"))
+        if row["strategy"] == "plain" or plain is None or row.get("unaffected"):
+            continue
+        seeds = [s for s in row["per_seed"] if s in plain["per_seed"] and row["per_seed"][s] is not None
+                 and plain["per_seed"][s] is not None]
+        row["vs_plain"] = seed_paired_test([row["per_seed"][s] for s in seeds], [plain["per_seed"][s] for s in seeds])
+        row["vs_plain"]["what"] = "drop (pct points) minus plain's drop; negative = drops less than plain"
+    rows.sort(key=lambda r: (r["dataset"], r["stress_index"], r["title"], r["strength"] is None,
+                             r["strength"] or 0, r["model"], r["strategy"] != "plain", r["strategy"]))
+    return rows
+
+
+def _group(spec, title, description, strength, strategy) -> dict:
+    return {"dataset": spec["dataset"], "stress_index": spec["stress_index"], "kind": spec["kind"], "title": title,
+            "description": description, "strength": strength, "model": spec["model"], "strategy": strategy,
+            "per_seed": {}, "user_p": {}, "cells": [], "reports": []}
+
+
+def _strategy_of(entry: dict, by_path: dict, folder: Path) -> str:
+    for path, strategy in by_path.items():
+        if Path(entry["path"]).resolve() == (folder / path).resolve():
+            return strategy
+    return entry["name"]
+
+
+def _spread(values) -> dict:
+    values = [float(v) for v in values]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "n": len(values)}
+
+
+def _correct(rows: list[dict], field: str, method: str) -> None:
+    tests = [row[field] for row in rows if field in row]
+    for test, adjusted in zip(tests, adjust_p_values([t["p_value"] for t in tests], method)):
+        test["p_adjusted"] = adjusted
+        test["significant"] = adjusted is not None and adjusted < ALPHA
+
+
+def _correct_user_tests(rows: list[dict], method: str) -> None:
+    """Per-user drop tests (one per row and seed) as one family: seeds whose drop is significant."""
+    flat = [(row, seed, p) for row in rows for seed, p in row["user_p"].items()]
+    adjusted = adjust_p_values([p for _, _, p in flat], method)
+    for row in rows:
+        row["user_p_adjusted"] = {}
+    for (row, seed, _), p in zip(flat, adjusted):
+        row["user_p_adjusted"][seed] = p
+    for row in rows:
+        row["significant_seeds"] = sum(p is not None and p < ALPHA for p in row["user_p_adjusted"].values())
+
+
+# --- rendering: plain strings for the terminal table, Markdown and CSV -----------------------------
+
+
+def fmt_spread(spread: dict, scale: float = 1.0, digits: int = 4) -> str:
+    if spread.get("mean") is None:
+        return "–"
+    return f"{spread['mean'] * scale:.{digits}f} ± {spread['std'] * scale:.{digits}f}"
+
+
+def fmt_p(value) -> str:
+    if value is None:
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def clean_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    key = report["key"]
+    metric, k = key.split("@")
+    names = ["recall", "precision", "map", "ndcg"]
+    headers = ["dataset", "model", "strategy", "point", "seeds", f"valid {report['valid_metric']}",
+               *[f"{n.upper()[:4] if n != 'recall' else 'REC'}@{k}" for n in names],
+               f"{key} vs plain", "p", f"p ({report['correction']})"]
+    rows = []
+    for row in report["clean"]:
+        test = row.get("vs_plain")
+        gain = "" if not test or test.get("gain_pct") is None else f"{test['gain_pct']:+.1f}%"
+        point = " ".join(f"{name}={value}" for name, value in row["point"].items()) or "–"
+        rows.append([row["dataset"], row["model"], row["strategy"], point, str(len(row["seeds"])),
+                     fmt_spread(row["valid"]),
+                     *[fmt_spread(row["test"].get(f"{n}@{k}", {})) for n in names], gain,
+                     fmt_p(test["p_value"]) if test else "", _adj(test) if test else ""])
+    return headers, rows
+
+
+def stress_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["dataset", "stress", "level", "model", "strategy", f"drop % {report['key']} (95% CI)",
+               "sig. seeds", "Δ drop vs plain (pts)", "p", f"p ({report['correction']})"]
+    rows = []
+    for row in report["stress"]:
+        stress = f"#{row['stress_index']} {row['title']}"
+        if row.get("unaffected"):
+            rows.append([row["dataset"], stress, "", row["model"], row["strategy"], "unaffected by construction",
+                         "", "", "", ""])
+            continue
+        drop = row["drop_pct"]
+        low, high = drop.get("ci95", [None, None])
+        ci = f" [{low:.2f}, {high:.2f}]" if low is not None else ""
+        value = "–" if drop["mean"] is None else f"{drop['mean']:.2f}{ci}"
+        test = row.get("vs_plain")
+        delta = "" if not test or test["mean_difference"] is None else f"{test['mean_difference']:+.2f}"
+        rows.append([row["dataset"], stress, f"{row['strength']:g}", row["model"], row["strategy"], value,
+                     f"{row['significant_seeds']}/{len(row['per_seed'])}", delta,
+                     fmt_p(test["p_value"]) if test else "", _adj(test) if test else ""])
+    return headers, rows
+
+
+def _adj(test: dict) -> str:
+    text = fmt_p(test.get("p_adjusted"))
+    return text + (" *" if test.get("significant") else "")
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Study {report['study']}", "",
+             f"Metric {report['key']} (test split; grid points chosen on validation {report['valid_metric']} with "
+             f"seed {report['seeds'][0]}, selection '{report['selection']}'). Seeds: "
+             f"{', '.join(map(str, report['seeds']))}. Paired t-tests over training seeds; p-values adjusted by "
+             f"{report['correction']} within each table; * = adjusted p < {report['alpha']}. "
+             f"Cells: {', '.join(f'{n} {s}' for s, n in report['cells'].items() if n)}.", ""]
+    if not report["complete"]:
+        lines += ["**The study is not complete: these tables cover finished cells only.**", ""]
+    for title, (headers, rows), note in (
+            ("Clean metrics (mean ± std over seeds)", clean_table(report), ""),
+            ("Drops under stress", stress_table(report),
+             "Drop: relative drop % of each seed's mean over its repeats; 95% t-interval over seeds. "
+             "sig. seeds: seeds whose per-user paired test (adjusted) finds a drop. Δ drop < 0: the strategy "
+             "drops less than plain.")):
+        lines += [f"## {title}", ""]
+        if note:
+            lines += [note, ""]
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|" + "|".join("---" for _ in headers) + "|")
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        lines.append("")
+    lines += ["Every row's cells, run folders and reports are listed in study-report.json.", ""]
+    return "\n".join(lines)
+
+
+def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None) -> list[Path]:
+    """study-report.json, clean.csv, stress.csv and drops.png (when there are drops) in ``out_dir``."""
+    import csv
+    import os
+    import tempfile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def atomic(path: Path, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+        written.append(path)
+
+    atomic(out_dir / "study-report.json", json.dumps(report, indent=1) + "\n")
+    for name, (headers, rows) in (("clean.csv", clean_table(report)), ("stress.csv", stress_table(report))):
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(headers)
+        writer.writerows(rows)
+        atomic(out_dir / name, buffer.getvalue())
+    if markdown_path is not None:
+        atomic(markdown_path, markdown(report))
+    plotted = [r for r in report["stress"] if not r.get("unaffected") and r["drop_pct"]["mean"] is not None]
+    if plotted:
+        written.append(_plot(report, plotted, out_dir / "drops.png"))
+    return written
+
+
+def _plot(report: dict, rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['model']} {r['strategy']}\n#{r['stress_index']} {r['title'][:24]} {r['strength']:g}" for r in rows]
+    means = [r["drop_pct"]["mean"] for r in rows]
+    errors = [[m - (r["drop_pct"]["ci95"][0] if r["drop_pct"]["ci95"][0] is not None else m) for m, r in
+               zip(means, rows)],
+              [(r["drop_pct"]["ci95"][1] if r["drop_pct"]["ci95"][1] is not None else m) - m for m, r in
+               zip(means, rows)]]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows)), 4.5))
+    colors = ["#4c72b0" if r["strategy"] == "plain" else "#dd8452" for r in rows]
+    ax.bar(range(len(rows)), means, yerr=errors, color=colors, capsize=3)
+    ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel(f"drop % of {report['key']} (95% CI over seeds)")
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_title(f"study {report['study']}: drops under stress")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

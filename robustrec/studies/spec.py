@@ -1,0 +1,287 @@
+"""The study file: a typed, validated description of models × strategies × grids × seeds × stresses.
+
+A study file is TOML. Every key is checked (unknown keys, models, strategies and stress kinds are
+one-line errors naming the key) before any work starts::
+
+    name = "mg-lfm2k"
+    data_dir = "../shared/datasets"      # relative to the study file
+    datasets = ["lfm2k"]
+    models = ["vbpr", "freedom"]
+    strategies = ["plain", "mg"]         # built in: plain, mg, sam, asam, sgbd; or [strategy.NAME]
+    seeds = [0, 1, 2]                    # the first seed searches the grid
+    selection = "each"                   # or "baseline": other strategies reuse plain's point
+
+    [train]                              # TrainConfig fields every training shares
+    epochs = 50
+    patience = 10
+
+    [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...)
+    dropout = [0.8, 0.9]
+
+    [[stress]]                           # any `robustrec perturb` kind, its options as flags
+    kind = "noise"
+    sigma = [1e-3]
+    repeats = 10                         # also seed, split, metric, k; models = [...] to restrict it
+
+Selection uses validation only: per dataset × model × strategy, every grid point is trained with
+the first seed and the point with the best validation ``train.valid_metric`` (Recall@20 by
+default; ties go to the earlier point) is trained with the other seeds. Test numbers are never
+read for the choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustrec.errors import ConfigError
+
+#: strategies a study may name without defining them
+BUILTIN_STRATEGIES = {
+    "plain": {},
+    "mg": {"mg": True},
+    "sam": {"step": "sam"},
+    "asam": {"step": "asam"},
+    "sgbd": {"step": "sgbd"},
+}
+#: the keys a [strategy.NAME] table may set (TrainConfig fields of the step)
+STRATEGY_KEYS = ("mg", "mg_form", "alpha1", "alpha2", "beta", "step", "rho")
+#: TrainConfig fields a study sets per cell itself, never from [train] or a grid
+CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho")
+#: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
+STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
+TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",
+            "strategy", "stress")
+
+
+@dataclass
+class StressEntry:
+    kind: str
+    options: dict
+    settings: dict
+    #: the models it applies to (a study's ID-only models have no features to fault, say)
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """Short name for file names and tables: kind plus its options, e.g. noise-sigma=0.001."""
+        parts = [f"{k}={_flat(v)}" for k, v in sorted(self.options.items())]
+        return "-".join([self.kind, *parts]).replace("/", "_").replace(" ", "")
+
+
+@dataclass
+class Study:
+    """A validated study file (``load_study``); ``grids`` hold every model's points in order."""
+
+    name: str
+    path: Path
+    data_dir: str
+    datasets: list[str]
+    models: list[str]
+    strategies: dict[str, dict]
+    seeds: list[int]
+    selection: str
+    train: dict
+    grids: dict[str, list[dict]]
+    stresses: list[StressEntry] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """Changes whenever anything that defines the cells changes."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+    def train_config(self, dataset: str, model: str, strategy: str, point: dict, seed: int):
+        """The TrainConfig of one training cell (validated)."""
+        from robustrec.config import from_dict
+        from robustrec.models import get_model_class
+        from robustrec.training import TrainConfig
+        from robustrec.training.config import DEFAULT_RHO
+
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        model_params = {k: str(v) for k, v in point.items() if k not in train_fields}
+        from_dict(get_model_class(model).Params, model_params, model)  # names and types
+        training = {k: v for k, v in point.items() if k in train_fields}
+        values = {**self.train, **training, "model": model, "dataset": dataset, "data_dir": self.data_dir,
+                  "seed": seed, "model_params": model_params}
+        step = dict(self.strategies[strategy])
+        kind = step.pop("step", "plain")
+        rho = step.pop("rho", None)
+        if kind == "mg":
+            kind, step["mg"] = "plain", True
+        if kind == "sgbd":
+            step["mg"] = True
+        values.update(step, step=kind, sam_rho=DEFAULT_RHO.get(kind, 0.0) if rho is None else rho)
+        return from_dict(TrainConfig, values, f"training of {model} ({strategy})").validate()
+
+
+def study_from_dict(values: dict) -> Study:
+    """The Study a manifest recorded (``Study.to_dict``)."""
+    values = dict(values)
+    values["path"] = Path(values["path"])
+    values["stresses"] = [StressEntry(**entry) for entry in values.get("stresses", [])]
+    return Study(**values)
+
+
+def _flat(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; every mistake is a one-line ConfigError."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file {str(path)!r} not found")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_study(raw, path)
+
+
+def parse_study(raw: dict, path: Path) -> Study:
+    from robustrec.models import available_models
+    from robustrec.studies.stress import SPECS, stress_spec
+
+    _unknown(raw, TOP_KEYS, "study file")
+    where = f"{path.name}"
+    datasets = _names(raw, "datasets", where)
+    models = _names(raw, "models", where)
+    known = available_models()
+    for model in models:
+        if model not in known:
+            raise ConfigError(f"{where}: unknown model {model!r} in models; known: {', '.join(sorted(known))}")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                          for s in seeds):
+        raise ConfigError(f"{where}: seeds must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds lists a seed twice: {seeds}")
+    strategies = _strategies(raw, where)
+    selection = raw.get("selection", "each")
+    if selection not in ("each", "baseline"):
+        raise ConfigError(f"{where}: selection must be 'each' (every strategy searches its grid) or "
+                          f"'baseline' (other strategies reuse plain's point), got {selection!r}")
+    if selection == "baseline" and "plain" not in strategies:
+        raise ConfigError(f"{where}: selection = 'baseline' needs the plain strategy in strategies")
+    train = raw.get("train", {})
+    if not isinstance(train, dict):
+        raise ConfigError(f"{where}: [train] must be a table of TrainConfig fields")
+    from robustrec.training import TrainConfig
+
+    train_fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in CELL_KEYS]
+    _unknown(train, train_fields, "[train]")
+    grids = _grids(raw.get("grid", {}), models, where)
+    data_dir = str((path.parent / raw.get("data_dir", "data")).resolve()) if not Path(
+        str(raw.get("data_dir", "data"))).is_absolute() else str(raw["data_dir"])
+    study = Study(name=str(raw.get("name") or path.stem), path=path.resolve(), data_dir=data_dir, datasets=datasets,
+                  models=models, strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids)
+    stresses = raw.get("stress", [])
+    if not isinstance(stresses, list):
+        raise ConfigError(f"{where}: stress must be an array of tables ([[stress]])")
+    for index, table in enumerate(stresses, 1):
+        table = dict(table)
+        kind = table.pop("kind", None)
+        if kind not in SPECS:
+            raise ConfigError(f"{where}: [[stress]] #{index} needs kind = one of {', '.join(SPECS)}, got {kind!r}")
+        settings = {key: table.pop(key) for key in STRESS_SETTINGS if key in table}
+        applies = table.pop("models", models)
+        if not isinstance(applies, list) or not applies or any(m not in models for m in applies):
+            raise ConfigError(f"{where}: [[stress]] #{index} models must be a non-empty list of the study's models "
+                              f"({', '.join(models)}), got {applies!r}")
+        try:
+            stress_spec(kind, table, f"[[stress]] #{index} ({kind})")  # checks the options now
+        except ConfigError as exc:
+            extra = ", ".join([*STRESS_SETTINGS, "models"])
+            raise ConfigError(f"{exc} (and {extra})" if "known:" in str(exc) else str(exc)) from None
+        _stress_settings(settings, f"[[stress]] #{index}")
+        study.stresses.append(StressEntry(kind, table, settings, applies))
+    # every training cell's config must validate now, not in the middle of the study
+    for dataset, model, strategy in itertools.product(datasets, models, strategies):
+        for point in grids[model]:
+            study.train_config(dataset, model, strategy, point, seeds[0])
+    return study
+
+
+def _stress_settings(settings: dict, where: str) -> None:
+    from robustrec.config import from_dict
+    from robustrec.studies.runner import StudySettings
+
+    from_dict(StudySettings, settings, where).validate()
+
+
+def _unknown(table: dict, known, where: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(known)}")
+
+
+def _names(raw: dict, key: str, where: str) -> list[str]:
+    value = raw.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: {key} must be a non-empty list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: {key} lists a name twice: {value}")
+    return value
+
+
+def _strategies(raw: dict, where: str) -> dict[str, dict]:
+    defined = raw.get("strategy", {})
+    if not isinstance(defined, dict):
+        raise ConfigError(f"{where}: [strategy.NAME] tables define strategies")
+    for name, table in defined.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [strategy.{name}] must be a table")
+        _unknown(table, STRATEGY_KEYS, f"[strategy.{name}]")
+    names = raw.get("strategies", ["plain", "mg"])
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{where}: strategies must be a non-empty list of names, got {names!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: strategies lists a name twice: {names}")
+    out = {}
+    for name in names:
+        if name in defined:
+            base = BUILTIN_STRATEGIES.get(name, {})
+            out[name] = {**base, **defined[name]}
+        elif name in BUILTIN_STRATEGIES:
+            out[name] = dict(BUILTIN_STRATEGIES[name])
+        else:
+            raise ConfigError(f"{where}: unknown strategy {name!r}; built in: {', '.join(BUILTIN_STRATEGIES)}, "
+                              f"or define it in a [strategy.{name}] table")
+    return out
+
+
+def _grids(raw: dict, models: list[str], where: str) -> dict[str, list[dict]]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [grid.MODEL] tables hold the grids")
+    extra = sorted(set(raw) - set(models))
+    if extra:
+        raise ConfigError(f"{where}: [grid.{extra[0]}] names a model that is not in models ({', '.join(models)})")
+    grids = {}
+    for model in models:
+        table = raw.get(model, {})
+        axes = []
+        for key, values in table.items():
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise ConfigError(f"{where}: [grid.{model}] {key} is an empty list; give at least one value")
+            if len(set(map(str, values))) != len(values):
+                raise ConfigError(f"{where}: [grid.{model}] {key} lists a value twice: {values}")
+            axes.append([(key, value) for value in values])
+        grids[model] = [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+    return grids
