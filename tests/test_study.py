@@ -131,6 +131,54 @@ def test_worker_layout_never_oversubscribes():
         worker_layout(2, 2, cores=2)
 
 
+def test_example_study_files_are_valid():
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples" / "studies").glob("*.toml"))
+    assert len(examples) >= 3
+    for path in examples:
+        study = load_study(path)
+        assert study.name == path.stem and Path(study.data_dir).name == "datasets"
+
+
+def fake_manifest(study, results: dict[str, tuple[float, float]]):
+    """A manifest whose listed training cells are done with (valid recall@20, test recall@5)."""
+    from robustrec.studies.plan import Manifest, plan
+
+    manifest = Manifest(Path("unused"), study)
+    for _ in range(3):  # cells appear as the ones before them finish
+        manifest.merge(plan(study, manifest))
+        for cid, (valid, test) in results.items():
+            if cid in manifest.cells:
+                manifest.cells[cid].state = "done"
+                manifest.cells[cid].result = {"valid": {"recall@20": valid}, "test": {"recall@5": test}}
+    return manifest
+
+
+def test_selection_reads_validation_never_test(tmp_path, synthetic_dir):
+    study = load_study(write_study(tmp_path, synthetic_dir, STUDY.replace('"mg"]', '"mg"]\nselection = "baseline"')))
+    # point 1 is far better on test, point 0 on validation: point 0 must be chosen
+    manifest = fake_manifest(study, {"train/synthetic/bprmf/plain/g0/s0": (0.20, 0.01),
+                                     "train/synthetic/bprmf/plain/g1/s0": (0.10, 0.90)})
+    assert "train/synthetic/bprmf/plain/g0/s1" in manifest.cells
+    assert "train/synthetic/bprmf/plain/g1/s1" not in manifest.cells
+    # selection = "baseline": MG trains plain's point only, on every seed, without a search of its own
+    mg = sorted(c for c in manifest.cells if c.startswith("train/synthetic/bprmf/mg/"))
+    assert mg == ["train/synthetic/bprmf/mg/g0/s0", "train/synthetic/bprmf/mg/g0/s1"]
+
+
+def test_ties_go_to_the_earlier_point_and_failed_points_are_skipped(tmp_path, synthetic_dir):
+    from robustrec.studies.plan import select_point
+
+    study = load_study(write_study(tmp_path, synthetic_dir))
+    manifest = fake_manifest(study, {"train/synthetic/bprmf/plain/g0/s0": (0.2, 0.1),
+                                     "train/synthetic/bprmf/plain/g1/s0": (0.2, 0.3)})
+    search = {0: "train/synthetic/bprmf/plain/g0/s0", 1: "train/synthetic/bprmf/plain/g1/s0"}
+    assert select_point(manifest, search, "recall@20") == 0
+    manifest.cells[search[0]].state = "failed"
+    assert select_point(manifest, search, "recall@20") == 1
+    manifest.cells[search[1]].state = "running"
+    assert select_point(manifest, search, "recall@20") is None
+
+
 # --- running, selection, resume, failures ---------------------------------------------------------
 
 
