@@ -114,14 +114,12 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from robustrec.models import build_model
-
     run = read_run(run_dir)
     config = run_config(run)
     if data is None:
         data = load_model_data(run, data_dir, config.modalities)
     check_run_data(run, data)
-    model = build_model(config.model, data, config.model_params, seed=config.seed, modalities=config.modalities)
+    model = config.model_spec.build(data, config.seed)
     try:
         state = load_file(str(run.path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as exc:

@@ -115,3 +115,16 @@ def test_adam_is_fused_and_matches_the_reference_update():
             opt.step()
     assert not torch.equal(params[0].detach(), start)
     torch.testing.assert_close(params[0], params[1], rtol=1e-5, atol=1e-6)
+
+
+def test_train_config_separates_the_model_spec_from_training():
+    from robustrec.training import TrainConfig
+    from robustrec.training.config import MODEL_SPEC_FIELDS
+
+    plain = TrainConfig(model="vbpr", dataset="d", model_params={"reg_weight": "1e-3"}, modalities=["text"])
+    mg = TrainConfig(model="vbpr", dataset="d", model_params={"reg_weight": "1e-3"}, modalities=["text"], mg=True,
+                     seed=3, lr=0.01)
+    assert plain.model_spec == mg.model_spec  # same model, trained differently
+    assert plain.training_settings() != mg.training_settings()
+    assert not set(MODEL_SPEC_FIELDS) & set(mg.training_settings())
+    assert TrainConfig(model="vbpr", model_params={"reg_weight": "1e-4"}).model_spec != plain.model_spec

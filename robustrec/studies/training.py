@@ -71,7 +71,6 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
 
     from robustrec.checkpoints import save_run
     from robustrec.errors import CheckpointError
-    from robustrec.models import build_model
     from robustrec.training import Trainer
     from robustrec.training.state import clear_state, differences, has_state, mismatch_error, read_state_info
 
@@ -96,7 +95,7 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
              f"(state in {state_dir}; --no-resume starts over)")
     elif resume:
         note(f"nothing to resume in {state_dir}; starting from epoch 1")
-    model = build_model(config.model, data, config.model_params, seed=config.seed, modalities=config.modalities)
+    model = config.model_spec.build(data, config.seed)
     note(f"{config.model} on {data.name} ({data.n_users} users, {data.n_items} items, {data.n_train} train "
          f"interactions), {config.strategy_name()} steps, {config.optimizer} lr {config.lr}")
     if config.modalities:

@@ -14,6 +14,33 @@ STEPS = ("plain", "mg", "sam", "asam", "sgbd")
 DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sgbd": 0.05}
 
 
+#: the TrainConfig fields that say *what* is trained (``ModelSpec``); the rest say *how*
+MODEL_SPEC_FIELDS = ("model", "dataset", "data_dir", "modalities", "model_params")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a run trains: the model, its data and modalities, and its hyper-parameters.
+
+    Two runs with equal specs differ only in how they were trained (optimizer, step strategy,
+    seed, ...), which is what MG-vs-plain comparisons pair on. ``config.json`` stays one flat
+    TrainConfig so that every run folder written so far still loads.
+    """
+
+    model: str
+    dataset: str
+    data_dir: str
+    modalities: tuple[str, ...] | None
+    model_params: tuple[tuple[str, str], ...]
+
+    def build(self, data, seed: int):
+        """The model on ``data`` with weights seeded by ``seed``."""
+        from robustrec.models import build_model
+
+        return build_model(self.model, data, dict(self.model_params), seed=seed,
+                           modalities=list(self.modalities) if self.modalities is not None else None)
+
+
 @dataclass
 class TrainConfig:
     model: str = "lightgcn"
@@ -75,6 +102,19 @@ class TrainConfig:
         if self.mg:
             validate_mirror(self.alpha1, self.alpha2, self.beta, self.mg_form)
         return self
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        """What this config trains (the rest of its fields say how)."""
+        return ModelSpec(self.model, self.dataset, self.data_dir,
+                         tuple(self.modalities) if self.modalities is not None else None,
+                         tuple(sorted((k, str(v)) for k, v in self.model_params.items())))
+
+    def training_settings(self) -> dict:
+        """How the model is trained: every field outside the model spec."""
+        import dataclasses
+
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in MODEL_SPEC_FIELDS}
 
     def strategy(self):
         """The step strategy this config asks for: plain, SAM or ASAM, optionally wrapped by MG;
