@@ -161,7 +161,10 @@ class PoolExecutor:
                          "detail": None, "seconds": None}
 
     def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if cancel:  # stop the cells in flight now (their training state stays resumable)
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 def _init_worker(threads: int) -> None:
