@@ -195,17 +195,19 @@ def test_study_runs_every_cell_and_selects_on_validation_only(finished):
         best = max(valid, key=lambda i: (valid[i], -i))
         assert f"train/synthetic/bprmf/{strategy}/g{best}/s1" in cells
         assert f"train/synthetic/bprmf/{strategy}/g{1 - best}/s1" not in cells
-    # stress: noise on both models × 2 seeds, the text fault on vbpr only
-    stress = sorted(c.id for c in cells.values() if c.kind == "stress")
-    assert stress == ["stress/synthetic/bprmf/s0/1-noise", "stress/synthetic/bprmf/s1/1-noise",
-                      "stress/synthetic/vbpr/s0/1-noise", "stress/synthetic/vbpr/s0/2-modality",
-                      "stress/synthetic/vbpr/s1/1-noise", "stress/synthetic/vbpr/s1/2-modality"]
-    for cell in cells.values():
-        if cell.kind == "stress":
-            for report in cell.result["reports"]:
-                body = json.loads((out / report).read_text())
-                assert [Path(e["path"]).name for e in body["checkpoints"]] == [Path(p).name for p in
-                                                                                cell.spec["checkpoints"]]
+    # stress: one cell per seed and stress, holding that seed's chosen run of every model and strategy
+    stress = {c.id: c for c in cells.values() if c.kind == "stress"}
+    assert sorted(stress) == ["stress/synthetic/s0/1-noise", "stress/synthetic/s0/2-modality",
+                              "stress/synthetic/s1/1-noise", "stress/synthetic/s1/2-modality"]
+    assert stress["stress/synthetic/s1/1-noise"].spec["models"] == ["bprmf", "bprmf", "vbpr", "vbpr"]
+    assert stress["stress/synthetic/s1/2-modality"].spec["models"] == ["vbpr", "vbpr"]  # models = ["vbpr"]
+    for cell in stress.values():
+        assert set(cell.deps) == {c.id for c in train if c.spec["seed"] == cell.spec["seed"]
+                                  and c.spec["run_dir"] in cell.spec["checkpoints"]}
+        for report in cell.result["reports"]:
+            body = json.loads((out / report).read_text())
+            assert [Path(e["path"]).name for e in body["checkpoints"]] == [Path(p).name for p in
+                                                                            cell.spec["checkpoints"]]
     assert read_manifest(out)["fingerprint"] == study.fingerprint()
 
 
@@ -255,7 +257,7 @@ def test_killed_study_resumes_to_the_same_report(finished, tmp_path, synthetic_d
 
 def test_a_failing_cell_is_recorded_and_the_study_goes_on(tmp_path, synthetic_dir, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    text = STUDY.replace('models = ["vbpr"]\n', 'models = ["bprmf", "vbpr"]\n').replace(
+    text = STUDY.replace('models = ["vbpr"]\n', 'models = ["bprmf"]\n').replace(
         "[grid.bprmf]\nreg_weight = [1e-4, 1e-1]\n", "")
     text = text.replace("seeds = [0, 1]", "seeds = [0]").replace('strategies = ["plain", "mg"]', 'strategies = ["plain"]')
     path = write_study(tmp_path, synthetic_dir, text)
@@ -264,11 +266,11 @@ def test_a_failing_cell_is_recorded_and_the_study_goes_on(tmp_path, synthetic_di
     assert code == 1, err
     manifest = read_manifest(tmp_path / "study-out" / "syn")
     failed = [c for c in manifest["cells"].values() if c["state"] == "failed"]
-    assert [c["id"] for c in failed] == ["stress/synthetic/bprmf/s0/2-modality"]
+    assert [c["id"] for c in failed] == ["stress/synthetic/s0/2-modality"]
     assert "text" in failed[0]["error"] and "\n" not in failed[0]["error"]
     assert sum(c["state"] == "done" for c in manifest["cells"].values()) == len(manifest["cells"]) - 1
     code, out, _ = run_cli(capsys, "study", "status", tmp_path / "study-out" / "syn")
-    assert code == 0 and "1 failed" in out and "bprmf/s0/2-modality" in out
+    assert code == 0 and "1 failed" in out and "stress/synthetic/s0/2-modality" in out
 
 
 def test_changed_study_file_redoes_only_the_changed_cells(finished, tmp_path, synthetic_dir):
@@ -367,3 +369,18 @@ def test_seed_paired_test_invents_no_effect():
     assert seed_paired_test([0.1], [0.2])["p_value"] is None  # one seed: no test
     noisy = seed_paired_test([0.11, 0.19, 0.32], [0.1, 0.2, 0.3])
     assert 0 < noisy["p_value"] < 1 and noisy["ci95"][0] < noisy["mean_difference"] < noisy["ci95"][1]
+
+
+def test_a_stress_removed_from_the_study_file_leaves_the_manifest_and_report(finished, tmp_path, synthetic_dir):
+    import shutil
+
+    from robustrec.studies.report import build_report
+
+    study, out, _ = finished
+    target = tmp_path / "out"
+    shutil.copytree(out, target)
+    text = STUDY[:STUDY.rindex("[[stress]]")]  # the text fault is gone
+    run_study(load_study(write_study(tmp_path, synthetic_dir, text)), target, InlineExecutor(threads=1))
+    cells = read_manifest(target)["cells"]
+    assert not [c for c in cells if c.endswith("2-modality")] and "stress/synthetic/s0/1-noise" in cells
+    assert {row["kind"] for row in build_report(target)["stress"]} == {"noise"}

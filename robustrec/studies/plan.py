@@ -8,8 +8,9 @@ atomically after every change, so a killed study is resumed by running it again:
 are skipped, everything else is redone (a training cell continues from its last epoch).
 
 Cells appear as their inputs become known: the grid search of a model × strategy first (first
-seed), then the chosen point on the other seeds, then one stress cell per dataset × model × seed
-× stress with that seed's chosen run of every strategy.
+seed), then the chosen point on the other seeds, then one stress cell per dataset × seed × stress
+with that seed's chosen run of every model and strategy (one report: edited photos and texts are
+encoded once for all of them, and every model sees the same draws).
 """
 
 from __future__ import annotations
@@ -94,7 +95,11 @@ class Manifest:
             raise
 
     def merge(self, planned: list[Cell]) -> list[Cell]:
-        """Add newly planned cells; a known cell whose spec changed is reset. Returns the new or reset."""
+        """Add newly planned cells; a known cell whose spec changed is reset; a cell no longer
+        planned (the study file changed) leaves the manifest. Returns the new or reset cells."""
+        wanted = {cell.id for cell in planned}
+        for cid in [cid for cid in self.cells if cid not in wanted]:
+            del self.cells[cid]
         changed = []
         for cell in planned:
             known = self.cells.get(cell.id)
@@ -156,14 +161,12 @@ def _walk(study: Study, manifest: Manifest):
                 ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
                             for seed in study.seeds[1:]})
                 chosen[group] = ids
-            for seed in study.seeds:
-                runs = [chosen.get((dataset, model, strategy), {}).get(seed) for strategy in study.strategies]
-                if not all(runs):
-                    continue
-                run_dirs = [next(c.spec["run_dir"] for c in cells if c.id == run) for run in runs]
-                for index, stress in enumerate(study.stresses, 1):
-                    if model in stress.models:
-                        cells.append(_stress_cell(study, dataset, model, seed, index, stress, runs, run_dirs))
+        for seed in study.seeds:
+            for index, stress in enumerate(study.stresses, 1):
+                runs = [(model, strategy, chosen.get((dataset, model, strategy), {}).get(seed))
+                        for model in study.models if model in stress.models for strategy in study.strategies]
+                if all(run for _, _, run in runs):
+                    cells.append(_stress_cell(dataset, seed, index, stress, runs, by_id(cells)))
     return cells, chosen
 
 
@@ -207,11 +210,17 @@ def _train_cell(study, cells, dataset, model, strategy, index, point, seed) -> s
     return cid
 
 
-def _stress_cell(study, dataset, model, seed, index, stress, runs, run_dirs) -> Cell:
-    cid = f"stress/{dataset}/{model}/s{seed}/{index}-{stress.kind}"
+def by_id(cells: list[Cell]) -> dict[str, Cell]:
+    return {cell.id: cell for cell in cells}
+
+
+def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell]) -> Cell:
+    """One stress test of one seed's chosen runs of every model and strategy it applies to: one
+    report, so edited content is encoded once for all of them and every model sees the same draws."""
+    cid = f"stress/{dataset}/s{seed}/{index}-{stress.kind}"
     spec = {"kind": stress.kind, "options": stress.options, "settings": stress.settings, "label": stress.label,
-            "stress_index": index, "dataset": dataset, "model": model, "seed": seed,
-            "checkpoints": run_dirs,
-            "strategies": list(study.strategies), "report_dir": str(Path("reports") / dataset),
-            "report_name": f"{model}-s{seed}-{index}-{stress.kind}"}
-    return Cell(cid, "stress", spec, deps=list(runs))
+            "stress_index": index, "dataset": dataset, "seed": seed,
+            "checkpoints": [cells[run].spec["run_dir"] for _, _, run in runs],
+            "models": [model for model, _, _ in runs], "strategies": [strategy for _, strategy, _ in runs],
+            "report_dir": str(Path("reports") / dataset), "report_name": f"s{seed}-{index}-{stress.kind}"}
+    return Cell(cid, "stress", spec, deps=[run for _, _, run in runs])

@@ -99,19 +99,19 @@ def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
             report = json.loads((folder / report_path).read_text())
             title = report["settings"].get("title") or report["kind"]
             description = report["settings"].get("description", "")
-            by_strategy = dict(zip(spec["checkpoints"], spec["strategies"]))
+            roles = dict(zip(spec["checkpoints"], zip(spec["models"], spec["strategies"])))
             for entry in report["checkpoints"]:
-                strategy = _strategy_of(entry, by_strategy, folder)
+                model, strategy = _role_of(entry, roles, folder)
                 if entry.get("unaffected"):
-                    group = groups.setdefault((spec["dataset"], spec["stress_index"], title, None, spec["model"],
-                                               strategy), _group(spec, title, description, None, strategy))
+                    group = groups.setdefault((spec["dataset"], spec["stress_index"], title, None, model,
+                                               strategy), _group(spec, title, description, None, model, strategy))
                     group["unaffected"] = entry["unaffected"]
                     group["cells"].append(cell.id)
                     continue
                 for level in entry["levels"]:
                     group = groups.setdefault((spec["dataset"], spec["stress_index"], title, level["strength"],
-                                               spec["model"], strategy),
-                                              _group(spec, title, description, level["strength"], strategy))
+                                               model, strategy),
+                                              _group(spec, title, description, level["strength"], model, strategy))
                     drop = level["summary"][key]["drop_pct"]
                     group["per_seed"][str(spec["seed"])] = drop
                     group["user_p"][str(spec["seed"])] = level["user_test"][key]["p_value"]
@@ -137,17 +137,18 @@ def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
     return rows
 
 
-def _group(spec, title, description, strength, strategy) -> dict:
+def _group(spec, title, description, strength, model, strategy) -> dict:
     return {"dataset": spec["dataset"], "stress_index": spec["stress_index"], "kind": spec["kind"], "title": title,
-            "description": description, "strength": strength, "model": spec["model"], "strategy": strategy,
+            "description": description, "strength": strength, "model": model, "strategy": strategy,
             "per_seed": {}, "user_p": {}, "cells": [], "reports": []}
 
 
-def _strategy_of(entry: dict, by_path: dict, folder: Path) -> str:
-    for path, strategy in by_path.items():
+def _role_of(entry: dict, roles: dict, folder: Path) -> tuple[str, str]:
+    """(model, strategy) of a report entry, by its run folder."""
+    for path, role in roles.items():
         if Path(entry["path"]).resolve() == (folder / path).resolve():
-            return strategy
-    return entry["name"]
+            return role
+    return entry["model"], entry["name"]
 
 
 def _spread(values) -> dict:
