@@ -136,7 +136,7 @@ def test_example_study_files_are_valid():
     assert len(examples) >= 3
     for path in examples:
         study = load_study(path)
-        assert study.name == path.stem and Path(study.data_dir).name == "datasets"
+        assert study.name == path.stem and Path(study.data_dir).name in ("datasets", "features")
 
 
 def fake_manifest(study, results: dict[str, tuple[float, float]]):
