@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console
 
 app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
@@ -71,11 +72,13 @@ def noise(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
     import torch
 
+    from robustrec.device import resolve_device
     from robustrec.paths import check_output_dir
     from robustrec.perturbations import GaussianEmbeddingNoise
     from robustrec.perturbations.noise_study import run_noise_study
@@ -86,9 +89,11 @@ def noise(
         GaussianEmbeddingNoise(value, target)  # validates σ and target before any loading
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    chosen_device = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None,
+                                    device=chosen_device)
     report = _with_progress(lambda cbs: run_noise_study(loaded, data, sigmas, target, settings, cbs, flatness),
                             quiet)
     finish_report(report, report_dir, csv, plot)
@@ -115,12 +120,14 @@ def caption(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Insert image captions into item texts at RATE, re-encode them, re-evaluate R times, report."""
     import torch
 
     from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.device import resolve_device
     from robustrec.paths import check_output_dir
     from robustrec.perturbations.caption import check_position, check_rate
     from robustrec.perturbations.caption_study import (ENCODER_CHECK_WARN, default_captioner,
@@ -131,11 +138,13 @@ def caption(
     check_position(position)
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    chosen_device = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None,
+                                    device=chosen_device)
     inputs = load_caption_inputs(data, captioner or default_captioner(data.name), captions)
-    encoder = SentenceTextEncoder(text_encoder)
+    encoder = SentenceTextEncoder(text_encoder, device=str(chosen_device))
     report = _with_progress(lambda cbs: run_caption_study(loaded, data, rates, position, inputs, encoder,
                                                           settings, cbs), quiet)
     check = report["settings"]["encoder_check"]
@@ -174,6 +183,7 @@ def modality(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Modality faults: a modality missing (with a fill), swapped between items, or noisy; re-evaluate R times.
@@ -186,6 +196,7 @@ def modality(
     """
     import torch
 
+    from robustrec.device import resolve_device
     from robustrec.paths import check_output_dir
     from robustrec.perturbations.modality_study import check_against, fault_spec, run_modality_study
     from robustrec.perturbations.runner import StudySettings, load_checkpoints
@@ -193,9 +204,11 @@ def modality(
     spec, levels = fault_spec(missing, swap, noise, rate, sigma, fill, neighbour_k, neighbour_modality, parse_levels)
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    chosen_device = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None,
+                                    device=chosen_device)
     check_against(spec, loaded, data)
     report = _with_progress(lambda cbs: run_modality_study(loaded, data, spec, levels, settings, cbs), quiet)
     finish_report(report, report_dir, csv, plot)
@@ -227,6 +240,7 @@ def image(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Edit item photos (Pillow) at RATE, re-encode only those with the recorded encoder, re-evaluate R times.
@@ -239,6 +253,7 @@ def image(
     """
     import torch
 
+    from robustrec.device import resolve_device
     from robustrec.paths import check_output_dir
     from robustrec.perturbations.image_study import (edit_plan, load_photo_inputs, needs_encoder, prepare_rows,
                                                      run_image_study)
@@ -249,11 +264,14 @@ def image(
                                          "color": brightness, "occlude": occlusion}, parse_levels)
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    chosen_device = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None,
+                                    device=chosen_device)
     photos, entry = load_photo_inputs(data)
-    rows, check = prepare_rows(data, photos) if needs_encoder(loaded, plan, rates) else (None, None)
+    rows, check = (prepare_rows(data, photos, device=str(chosen_device)) if needs_encoder(loaded, plan, rates)
+                   else (None, None))
     if all(model_unaffected_reason(c.model, "image") is not None for c in loaded):
         console.print("[yellow]note:[/] no given checkpoint's scores read image features at inference: every "
                       "one is reported unaffected by construction")
@@ -289,6 +307,7 @@ def text(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Edit real item texts (keyword stuffing, field removal, swap) at RATE, re-encode them, re-evaluate R times.
@@ -301,6 +320,7 @@ def text(
     """
     import torch
 
+    from robustrec.device import resolve_device
     from robustrec.paths import check_output_dir
     from robustrec.perturbations.caption import check_rate
     from robustrec.perturbations.runner import StudySettings, load_checkpoints
@@ -311,12 +331,14 @@ def text(
     rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    chosen_device = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None,
+                                    device=chosen_device)
     items = load_item_records(data)
     check_inputs(edit, items, data)
-    encoder, source = text_encoder_for(data.source, text_encoder)
+    encoder, source = text_encoder_for(data.source, text_encoder, str(chosen_device))
     report = _with_progress(lambda cbs: run_text_study(loaded, data, edit, rates, items, encoder, settings, cbs,
                                                        n_keywords, pool, source), quiet)
     _print_text_summary(report)

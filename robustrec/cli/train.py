@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console, metrics_table
 
 DEFAULT_CHECKPOINTS = "checkpoints"
@@ -46,10 +47,12 @@ def train(
         help="Continue the unfinished run of this name from its last finished epoch (the default "
              "when one exists with the same settings); --no-resume discards it and starts over."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
+    device: str = DEVICE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a model and save weights, config, metrics and history under CHECKPOINT_DIR/NAME."""
     from robustrec.config import parse_assignments
+    from robustrec.device import resolve_device
     from robustrec.paths import check_folder_name, check_output_dir
     from robustrec.training import TrainConfig
 
@@ -65,13 +68,14 @@ def train(
                          seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
                          sam_rho=sam_rho, step="plain" if step == "mg" else step,
                          valid_metric=valid_metric).validate()
+    target = resolve_device(device)
     check_output_dir(checkpoint_dir, "--checkpoint-dir")
     run_dir = checkpoint_dir / (check_folder_name(name, "--name") if name else default_run_name(config))
     if run_dir.exists() and not overwrite:
         from robustrec.errors import CheckpointError
 
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
-    run_training(config, run_dir, overwrite, threads, quiet, resume)
+    run_training(config, run_dir, overwrite, threads, quiet, resume, device=target)
 
 
 def parse_modalities(text: str) -> list[str] | None:
@@ -98,10 +102,11 @@ def partial_dir(run_dir: Path) -> Path:
 
 
 def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bool,
-                 resume: bool | None = None) -> None:
+                 resume: bool | None = None, device=None) -> None:
     """Train and save the run; ``resume``: True/None continue an unfinished run of the same
     name (None: only if its settings match, True: also say so when there is none), False
-    discards it."""
+    discards it. ``device``: where to train (None: the CPU); recorded in meta.json, not in
+    the config."""
     import dataclasses
 
     import torch
@@ -140,8 +145,12 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
                   f"{data.n_train} train interactions), {strategy} steps, {config.optimizer} lr {config.lr}")
     if chosen:
         console.print("modalities: " + ", ".join(_modality_note(data, m) for m in chosen))
+    if device is not None and torch.device(device).type != "cpu":
+        from robustrec.device import describe_device
+
+        console.print(f"device: {describe_device(device)}")
     with train_callbacks(console, config.valid_metric, quiet) as callbacks:
-        result = Trainer(config, [*callbacks, KeptOnInterrupt(state_dir)]).fit(model, data, state_dir)
+        result = Trainer(config, [*callbacks, KeptOnInterrupt(state_dir)], device=device).fit(model, data, state_dir)
     save_run(run_dir, model, config, data, result, overwrite=overwrite)
     clear_state(state_dir)
     stop = "early stop" if result.stopped_early else "max epochs"

@@ -66,10 +66,13 @@ class LoadedCheckpoint:
     run: object
 
 
-def load_checkpoints(paths: list[str | Path], data_dir: str | None = None):
-    """(checkpoints, data): every run read first, refused unless all share one data fingerprint."""
+def load_checkpoints(paths: list[str | Path], data_dir: str | None = None, device=None):
+    """(checkpoints, data): every run read first, refused unless all share one data fingerprint;
+    the models are moved to ``device`` (see ``load_model``); perturbed copies stay there."""
     from robustrec.checkpoints import load_model, read_run
+    from robustrec.device import resolve_device
 
+    device = None if device is None else resolve_device(device)
     if not paths:
         raise CheckpointError("no checkpoint given")
     runs = [read_run(path) for path in paths]
@@ -83,7 +86,7 @@ def load_checkpoints(paths: list[str | Path], data_dir: str | None = None):
     data = _shared_data(runs, data_dir)
     loaded = []
     for path in paths:
-        model, data, run = load_model(path, data=data, data_dir=data_dir)
+        model, data, run = load_model(path, data=data, data_dir=data_dir, device=device)
         loaded.append(LoadedCheckpoint(model, run))
     return loaded, data
 
