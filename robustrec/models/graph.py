@@ -125,11 +125,10 @@ class EdgePattern:
         multiplying them (about 9× faster on Baby's 118k edges; not differentiable, see
         ``edge_dots``)."""
         key = "_ones_t" if transposed else "_ones"
-        if not hasattr(self, key):
-            setattr(self, key, self.csr(torch.ones(self.n_edges, device=self.crow.device), transposed))
-        ones = getattr(self, key)
-        if ones.dtype != left.dtype or ones.device != left.device:
-            ones = ones.to(device=left.device, dtype=left.dtype)
+        ones = getattr(self, key, None)
+        if ones is None or ones.dtype != left.dtype or ones.device != left.device:
+            ones = self.csr(torch.ones(self.n_edges, dtype=left.dtype, device=left.device), transposed)
+            setattr(self, key, ones)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return torch.sparse.sampled_addmm(ones, left, right.t(), beta=0.0).values()
