@@ -255,3 +255,15 @@ def test_perturb_noise_on_the_cpu_device_matches_the_default(capsys, tmp_path, b
         assert code == 0, err
         reports.append(json.loads(next(folder.glob("*.json")).read_text()))
     assert [c["levels"] for c in reports[0]["checkpoints"]] == [c["levels"] for c in reports[1]["checkpoints"]]
+
+
+def test_feature_encoders_and_captioners_use_the_same_resolver(no_cuda):
+    from robustrec.cli.captions import CaptionerKind, _make_captioner
+    from robustrec.features.encoders import make_encoder
+
+    with pytest.raises(ConfigError, match="^--device cuda: CUDA is not available"):
+        make_encoder("text", device="cuda")
+    with pytest.raises(ConfigError, match="^--device cuda:1: CUDA is not available"):
+        _make_captioner(CaptionerKind.blip2, None, None, "cuda:1", 30, None)
+    with pytest.raises(ConfigError, match="unknown device"):
+        make_encoder("image", device="gpu")

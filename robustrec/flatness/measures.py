@@ -53,7 +53,7 @@ def fixed_loss(model, triplets: Triplets) -> torch.Tensor:
     device = model_device(model)
     with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(LOSS_SEED)
-        return model.loss(*(t.to(device) for t in triplets))
+        return model.loss(*(t.to(device) if isinstance(t, torch.Tensor) else t for t in triplets))
 
 
 @torch.no_grad()

@@ -119,7 +119,7 @@ class Trainer:
         epoch = len(history)
         while epoch < cfg.epochs and epoch - best_epoch < cfg.patience:
             epoch += 1
-            record = self._epoch(model, data, sampler, optimizer, epoch, device)
+            record = self._epoch(model, data, sampler, optimizer, epoch)
             if record.valid > best_value:
                 best_value, best_epoch, best_state = record.valid, epoch, _snapshot(model)
                 record.best = True
@@ -140,8 +140,9 @@ class Trainer:
         return TrainResult(best_epoch, final["valid"], final["test"], history,
                            stopped_early=len(history) < cfg.epochs)
 
-    def _epoch(self, model, data, sampler, optimizer, epoch: int, device) -> EpochRecord:
+    def _epoch(self, model, data, sampler, optimizer, epoch: int) -> EpochRecord:
         start = time.perf_counter()
+        device = model_device(model)
         model.train()
         model.pre_epoch()
         total, count = 0.0, 0
