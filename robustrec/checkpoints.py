@@ -6,7 +6,7 @@ Layout of ``<root>/<run-name>/``:
   metrics.json       best epoch, valid and test metrics at every K
   history.json       one record per epoch
   data.json          dataset summary and content fingerprint
-  meta.json          library versions, creation time
+  meta.json          library versions, creation time, the device it trained on
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False
     from safetensors.torch import save_file
     import torch
 
+    from robustrec.device import describe_device, model_device
+
     run_dir = Path(run_dir)
     if run_dir.exists() and not overwrite:
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
@@ -65,7 +67,8 @@ def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False
         _write_json(tmp / "history.json", [dataclasses.asdict(r) for r in result.history])
         _write_json(tmp / "data.json", {**data.describe(), "data_dir": str(Path(config.data_dir).resolve())})
         _write_json(tmp / "meta.json", {"robustrec": __version__, "torch": torch.__version__,
-                                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                        "device": describe_device(model_device(model))})
         umask_mode(tmp)
         _replace_dir(tmp, run_dir)
     except BaseException:
@@ -105,15 +108,20 @@ def read_run(run_dir: str | Path) -> Run:
     return Run(path, **parts)
 
 
-def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
+def load_model(run_dir: str | Path, data=None, data_dir: str | None = None, device=None):
     """(model, data, run): rebuild the run's model on its dataset and load its weights.
 
     The dataset is reloaded from the config (``data_dir`` overrides where it lives) unless
-    ``data`` is given; its fingerprint must match the one stored at training time.
+    ``data`` is given; its fingerprint must match the one stored at training time. The model
+    is built and loaded on the CPU, then moved to ``device`` ("auto", "cpu", "cuda[:N]", a
+    ``torch.device``; None: stays on the CPU), whatever device it was trained on.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from robustrec.device import resolve_device
+
+    device = None if device is None else resolve_device(device)
     run = read_run(run_dir)
     config = run_config(run)
     if data is None:
@@ -133,6 +141,8 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None):
     except RuntimeError as exc:
         raise CheckpointError(f"{run.path}/model.safetensors does not fit model {config.model}: "
                               f"{str(exc).splitlines()[0]}") from None
+    if device is not None:
+        model.to(device)
     model.eval()
     return model, data, run
 
@@ -235,8 +245,12 @@ class LoadedCheckpoint:
     run: object
 
 
-def load_checkpoints(paths: list[str | Path], data_dir: str | None = None):
-    """(checkpoints, data): every run read first, refused unless all share one data fingerprint."""
+def load_checkpoints(paths: list[str | Path], data_dir: str | None = None, device=None):
+    """(checkpoints, data): every run read first, refused unless all share one data fingerprint;
+    the models are moved to ``device`` (see ``load_model``); perturbed copies stay there."""
+    from robustrec.device import resolve_device
+
+    device = None if device is None else resolve_device(device)
     if not paths:
         raise CheckpointError("no checkpoint given")
     runs = [read_run(path) for path in paths]
@@ -250,7 +264,7 @@ def load_checkpoints(paths: list[str | Path], data_dir: str | None = None):
     data = _shared_data(runs, data_dir)
     loaded = []
     for path in paths:
-        model, data, run = load_model(path, data=data, data_dir=data_dir)
+        model, data, run = load_model(path, data=data, data_dir=data_dir, device=device)
         loaded.append(LoadedCheckpoint(model, run))
     return loaded, data
 

@@ -22,19 +22,11 @@ from typing import Any
 from robustrec.captioning.cache import CaptionCache, CaptionRunSummary
 from robustrec.captioning.captioner import ProgressCallback, caption_items_with
 from robustrec.captioning.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from robustrec.device import device_string
 from robustrec.errors import ConfigError
 
 DEFAULT_BLIP2_CHECKPOINT = "Salesforce/blip2-opt-2.7b"
 _MODEL_CLASSES = {"blip-2": "Blip2ForConditionalGeneration", "blip": "BlipForConditionalGeneration"}
-
-
-def resolve_device(device: str | None) -> str:
-    """`auto`/None -> `cuda` when available else `cpu`; other values are passed through."""
-    if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class Blip2Captioner:
@@ -81,7 +73,7 @@ class Blip2Captioner:
         import transformers
 
         model_type = self._model_type()
-        device = resolve_device(self.device)
+        device = device_string(self.device)
         self._dtype = torch.float16 if device.startswith("cuda") else torch.float32
         model_class = getattr(transformers, _MODEL_CLASSES[model_type])
         try:

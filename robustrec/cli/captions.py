@@ -49,8 +49,10 @@ def _make_captioner(kind: CaptionerKind, checkpoint: str | None, prompt: str | N
         return LavisCaptioner(lavis_python, model_type=checkpoint or DEFAULT_LAVIS_MODEL_TYPE,
                               device=device, prompt=prompt, max_length=max_new_tokens)
     from robustrec.captioning.blip2 import DEFAULT_BLIP2_CHECKPOINT, Blip2Captioner
+    from robustrec.device import device_string
 
-    return Blip2Captioner(checkpoint or DEFAULT_BLIP2_CHECKPOINT, device=device, prompt=prompt,
+    # checked here, before any captioning (LAVIS runs in its own Python, which resolves its own)
+    return Blip2Captioner(checkpoint or DEFAULT_BLIP2_CHECKPOINT, device=device_string(device), prompt=prompt,
                           max_new_tokens=max_new_tokens)
 
 

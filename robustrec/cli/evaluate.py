@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console, err_console, metrics_table
 
 
@@ -13,16 +14,19 @@ def evaluate(
     run: Path = typer.Argument(..., help="A run folder written by `robustrec train`."),
     data_dir: str = typer.Option("", help="Where the run's dataset lives, if it moved."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
+    device: str = DEVICE,
 ) -> None:
     """Reload RUN's weights and data, recompute valid and test metrics, compare with the stored ones."""
     import torch
 
     from robustrec.checkpoints import load_model
+    from robustrec.device import resolve_device
     from robustrec.evaluation import evaluate_splits
 
+    target = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    model, data, saved = load_model(run, data_dir=data_dir or None)
+    model, data, saved = load_model(run, data_dir=data_dir or None, device=target)
     batch = saved.config.get("eval_batch_size", 0)
     results = evaluate_splits(model, data, ("valid", "test"), batch_size=batch)
     valid, test = results["valid"].summary(), results["test"].summary()

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console
 
 
@@ -24,6 +25,7 @@ def flatness(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
     data_dir: str = typer.Option("", help="Where the checkpoints' dataset lives, if it moved."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
+    device: str = DEVICE,
 ) -> None:
     """Expected loss rise along random directions (raw and filter-normalised), one-step ρ-sharpness
     and, with --hessian, the top Hessian eigenvalue, on each run's training loss."""
@@ -32,6 +34,7 @@ def flatness(
 
     import torch
 
+    from robustrec.device import resolve_device
     from robustrec.errors import ConfigError
     from robustrec.flatness import sharpness, training_triplets
     from robustrec.checkpoints import load_checkpoints
@@ -48,9 +51,10 @@ def flatness(
         raise ConfigError(f"--json {str(json_path)!r} is a folder, expected a file path")
     if json_path is not None and not json_path.parent.is_dir():
         raise ConfigError(f"--json: folder {str(json_path.parent)!r} does not exist")
+    target = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None, device=target)
     sample = training_triplets(data, n=triplets, seed=seed)
     results = []
     for item in loaded:

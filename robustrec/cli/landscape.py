@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console
 
 
@@ -22,6 +23,7 @@ def landscape(
     out_dir: Path = typer.Option(Path("landscapes"), help="Where landscape-<run>.json (and .png) go."),
     data_dir: str = typer.Option("", help="Where the checkpoints' dataset lives, if it moved."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
+    device: str = DEVICE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Evaluate the training loss on a grid of two random directions around each run's weights and
@@ -30,6 +32,7 @@ def landscape(
 
     import torch
 
+    from robustrec.device import resolve_device
     from robustrec.errors import ConfigError
     from robustrec.flatness import training_triplets
     from robustrec.flatness.landscape import PAPER, check_grid, loss_surface, plot_landscape
@@ -45,9 +48,10 @@ def landscape(
     if triplets < 1:
         raise ConfigError(f"--triplets must be >= 1, got {triplets}")
     check_output_dir(out_dir, "--out-dir")
+    target = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None)
+    loaded, data = load_checkpoints(checkpoints, data_dir=data_dir or None, device=target)
     sample = training_triplets(data, n=triplets, seed=seed)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

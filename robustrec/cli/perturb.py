@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console
 
 app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
@@ -58,6 +59,7 @@ def noise(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
@@ -65,7 +67,7 @@ def noise(
 
     spec = NoiseStress(sigma=sigma, target=target, flatness=flatness).check()
     run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet)
+               threads, quiet, device)
 
 
 @app.command("caption")
@@ -89,6 +91,7 @@ def caption(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Insert image captions into item texts at RATE, re-encode them, re-evaluate R times, report."""
@@ -97,7 +100,7 @@ def caption(
     spec = CaptionStress(rate=rate, position=position, captioner=captioner, captions=str(captions or ''),
                         text_encoder=text_encoder).check()
     run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet)
+               threads, quiet, device)
 
 
 @app.command("modality")
@@ -129,6 +132,7 @@ def modality(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Modality faults: a modality missing (with a fill), swapped between items, or noisy; re-evaluate R times.
@@ -144,7 +148,7 @@ def modality(
     spec = ModalityStress(missing=missing, swap=swap, noise=noise, rate=rate, sigma=sigma, fill=fill,
                           neighbour_k=neighbour_k, neighbour_modality=neighbour_modality).check()
     run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet)
+               threads, quiet, device)
 
 
 @app.command("image")
@@ -173,6 +177,7 @@ def image(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Edit item photos (Pillow) at RATE, re-encode only those with the recorded encoder, re-evaluate R times.
@@ -188,7 +193,7 @@ def image(
     spec = ImageStress(edit=edit, rate=rate, radius=radius, quality=quality, crop_fraction=crop_fraction,
                        brightness=brightness, occlusion=occlusion).check()
     run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet)
+               threads, quiet, device)
 
 
 @app.command("text")
@@ -215,6 +220,7 @@ def text(
     plot: bool = PLOT,
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Edit real item texts (keyword stuffing, field removal, swap) at RATE, re-encode them, re-evaluate R times.
@@ -230,11 +236,11 @@ def text(
     spec = TextStress(edit=edit, rate=rate, keywords=keywords, keyword_pool=keyword_pool,
                       text_encoder=text_encoder).check()
     run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet)
+               threads, quiet, device)
 
 
 def run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot,
-               data_dir, threads, quiet) -> None:
+               data_dir, threads, quiet, device) -> None:
     """Every ``perturb`` command: settings checked, checkpoints loaded, the spec run with a progress
     bar, its notes shown, then each report's tables and files."""
     import torch
@@ -245,6 +251,7 @@ def run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, 
 
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    chosen_device = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
     loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console, metrics_table
 
 DEFAULT_CHECKPOINTS = "checkpoints"
@@ -46,10 +47,12 @@ def train(
         help="Continue the unfinished run of this name from its last finished epoch (the default "
              "when one exists with the same settings); --no-resume discards it and starts over."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
+    device: str = DEVICE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a model and save weights, config, metrics and history under CHECKPOINT_DIR/NAME."""
     from robustrec.config import parse_assignments
+    from robustrec.device import resolve_device
     from robustrec.paths import check_folder_name, check_output_dir
     from robustrec.training import TrainConfig
 
@@ -65,6 +68,7 @@ def train(
                          seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
                          sam_rho=sam_rho, step="plain" if step == "mg" else step,
                          valid_metric=valid_metric).validate()
+    target = resolve_device(device)
     check_output_dir(checkpoint_dir, "--checkpoint-dir")
     from robustrec.studies.training import default_run_name
 
@@ -73,7 +77,7 @@ def train(
         from robustrec.errors import CheckpointError
 
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
-    run_training(config, run_dir, overwrite, threads, quiet, resume)
+    run_training(config, run_dir, overwrite, threads, quiet, resume, device=target)
 
 
 def parse_modalities(text: str) -> list[str] | None:
@@ -89,8 +93,9 @@ def parse_modalities(text: str) -> list[str] | None:
 
 
 def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bool,
-                 resume: bool | None = None) -> None:
-    """Train and save the run (robustrec.studies.training.train_run) with a progress bar and tables."""
+                 resume: bool | None = None, device=None) -> None:
+    """Train and save the run (robustrec.studies.training.train_run) with a progress bar and tables;
+    ``device``: where to train (None: the CPU), recorded in meta.json, not in the config."""
     from robustrec.cli.progress import KeptOnInterrupt, train_callbacks
     from robustrec.studies.training import partial_dir, train_run
 
@@ -99,7 +104,7 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
 
     with train_callbacks(console, config.valid_metric, quiet) as callbacks:
         outcome = train_run(config, run_dir, callbacks=[*callbacks, KeptOnInterrupt(partial_dir(run_dir))],
-                            overwrite=overwrite, resume=resume, threads=threads, note=note)
+                            overwrite=overwrite, resume=resume, threads=threads, note=note, device=device)
     result = outcome.result
     stop = "early stop" if result.stopped_early else "max epochs"
     console.print(metrics_table(f"best epoch {result.best_epoch} of {len(result.history)} ({stop})",

@@ -42,9 +42,13 @@ def top_k_items(model, data: InteractionData, users: np.ndarray, k: int, batch_s
     """Top-``k`` item ids per user (n_users × k), training items excluded.
 
     ``batch_size`` users are scored at a time; 0 picks ``score_block_users(n_items)``. With
-    fewer than ``k`` items, the columns past ``n_items`` hold -1 (never a hit).
+    fewer than ``k`` items, the columns past ``n_items`` hold -1 (never a hit). Scores and
+    top-K run on the model's device; only the top-K ids come back to the CPU.
     """
+    from robustrec.device import model_device
+
     batch_size = batch_size or score_block_users(data.n_items)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:
@@ -53,9 +57,9 @@ def top_k_items(model, data: InteractionData, users: np.ndarray, k: int, batch_s
         ranked = min(k, data.n_items)
         for start in range(0, len(users), batch_size):
             batch = users[start:start + batch_size]
-            scores = score(torch.from_numpy(batch))
+            scores = score(torch.from_numpy(batch).to(device))
             _mask_training(scores, data, batch)
-            out[start:start + len(batch), :ranked] = torch.topk(scores, ranked, dim=1).indices.numpy()
+            out[start:start + len(batch), :ranked] = torch.topk(scores, ranked, dim=1).indices.cpu().numpy()
         return out
     finally:
         model.train(was_training)
@@ -90,7 +94,7 @@ def _mask_training(scores: torch.Tensor, data: InteractionData, users: np.ndarra
     rows_of_users = data.train[users]
     rows = np.repeat(np.arange(len(users)), np.diff(rows_of_users.indptr))
     cols = rows_of_users.indices.astype(np.int64)
-    scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -torch.inf
+    scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = -torch.inf
 
 
 def _hit_matrix(truth, users: np.ndarray, top: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from robustrec.device import device_string
 from robustrec.errors import ConfigError
 
 MODALITIES = ("image", "text")
@@ -167,22 +168,13 @@ def _commit_hash(model: Any) -> str | None:
     return None
 
 
-def resolve_device(device: str | None) -> str:
-    """'auto' (or None) → 'cuda' when available, else 'cpu'; anything else unchanged."""
-    if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def make_encoder(modality: str, name: str | None = None, *, device: str | None = None,
                  batch_size: int = 64) -> FeatureEncoder:
     """Build the encoder `name` (a short name, hub id, local folder or a recorded `encoder_id`)."""
     if modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
     name = name or DEFAULT_ENCODERS[modality]
-    device = resolve_device(device)
+    device = device_string(device)  # one-line ConfigError for cuda without CUDA, unknown names
     if modality == "text":
         return TextFeatureEncoder(name.removeprefix("sentence-transformers:"), device=device, batch_size=batch_size)
     from robustrec.features.images import make_image_encoder

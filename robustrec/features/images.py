@@ -21,23 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from robustrec.device import resolve_device
 from robustrec.errors import ConfigError
 from robustrec.features.encoders import (check_folder_name, folder_weights, looks_like_path, missing_extra,
-                                         package_version, resolve_device, weights_digest)
+                                         package_version, weights_digest)
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 RESIZE_SHORTER = 256
 CROP = 224
 LITE_MEAN, LITE_STD = 127.0, 128.0
-
-
-def _device(device: str | None) -> Any:
-    import torch
-
-    try:
-        return torch.device(resolve_device(device))
-    except RuntimeError as exc:
-        raise ConfigError(f"--device: {exc}") from None
 
 
 def resize_center_crop(image: Any, shorter: int = RESIZE_SHORTER, crop: int = CROP) -> Any:
@@ -75,7 +67,7 @@ class EfficientNetLite0Encoder:
             model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
         except (RuntimeError, OSError, ValueError) as exc:
             raise ConfigError(f"cannot load image encoder {EFFICIENTNET_LITE0!r}: {str(exc).splitlines()[0]}") from None
-        self.device = _device(device)
+        self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
 
     @property
@@ -133,7 +125,7 @@ class TransformersImageEncoder:
         except Exception as exc:  # unknown id, hub unreachable, not a vision model: one line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"cannot load image encoder {name!r} offline: {first}") from None
-        self.device = _device(device)
+        self.device = resolve_device(device)
         self.model.to(self.device)
         self._torch = torch
         from PIL import Image

@@ -26,6 +26,7 @@ import torch
 
 from robustrec.data.dataset import InteractionData
 from robustrec.data.sampler import BPRSampler
+from robustrec.device import model_device, rng_devices
 from robustrec.models.base import copy_model
 
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -47,10 +48,12 @@ LOSS_SEED = 0
 
 
 def fixed_loss(model, triplets: Triplets) -> torch.Tensor:
-    """``model.loss`` on the triplets with the global RNG fixed (and restored afterwards)."""
-    with torch.random.fork_rng(devices=[]):
+    """``model.loss`` on the triplets (moved to the model's device) with the global RNG fixed
+    (the CPU's and, on a GPU, that device's; restored afterwards)."""
+    device = model_device(model)
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(LOSS_SEED)
-        return model.loss(*triplets)
+        return model.loss(*(t.to(device) if isinstance(t, torch.Tensor) else t for t in triplets))
 
 
 @torch.no_grad()
@@ -82,7 +85,7 @@ def rho_sharpness(model, triplets: Triplets, rho: float) -> float:
     clean = fixed_loss(probe, triplets)
     grads = torch.autograd.grad(clean, params, allow_unused=True)
     pairs = [(p, g) for p, g in zip(params, grads) if g is not None]
-    norm = torch.sqrt(sum(g.pow(2).sum() for _, g in pairs)) if pairs else torch.tensor(0.0)
+    norm = torch.sqrt(sum(g.pow(2).sum() for _, g in pairs)) if pairs else 0.0
     if rho == 0 or norm == 0:
         return 0.0
     with torch.no_grad():
@@ -101,6 +104,8 @@ def random_direction(model, seed: int, normalization: str = "none") -> list[torc
     ``normalization="filter"`` (Li et al., NeurIPS 2018, for embedding tables: per row) rescales
     each row of d to the norm of the same row of θ (``d_r ← d_r / ‖d_r‖ · ‖θ_r‖``; 1-D weights as
     one row), so a step α·d moves every row by α of its own length whatever the weights' scale.
+    Drawn by a seeded CPU generator (the same direction on every device), then moved to the
+    parameter's device.
     """
     if normalization not in NORMALIZATIONS:
         from robustrec.errors import ConfigError
@@ -109,7 +114,7 @@ def random_direction(model, seed: int, normalization: str = "none") -> list[torc
     generator = torch.Generator().manual_seed(int(seed))
     out = []
     for param in learnable(model):
-        d = torch.randn(param.shape, generator=generator, dtype=param.dtype)
+        d = torch.randn(param.shape, generator=generator, dtype=param.dtype).to(param.device)
         if normalization == "filter":
             theta = param.detach()
             rows_d, rows_t = d.reshape(d.shape[0], -1) if d.dim() > 1 else d.reshape(1, -1), \
@@ -155,7 +160,7 @@ def hessian_top_eigenvalue(model, triplets: Triplets, iterations: int = 20, tole
     probe.eval()
     params = learnable(probe)
     generator = torch.Generator().manual_seed(int(seed))
-    v = _normalized([torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params])
+    v = _normalized([torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device) for p in params])
     method, check = "autograd", None
     value, previous, done = 0.0, None, 0
     for done in range(1, iterations + 1):

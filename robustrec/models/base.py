@@ -29,6 +29,11 @@ class Recommender(nn.Module):
       from them (kNN graphs, projections caches). Features are non-persistent buffers, so
       checkpoints hold only learned weights.
 
+    Devices: ``model.to(device)`` moves the weights, the feature buffers and every tensor the
+    model keeps in a plain attribute (graphs, edge patterns: ``_apply``), except the
+    ``host_tensors`` its CPU-side sampling draws from. Structures rebuilt later (a new kNN
+    graph, an epoch's pruned graph) are built on the CPU and moved with ``place``.
+
     A multimodal model consumes every modality of the data it is built on (image, text, audio,
     ... any number, in ``canonical_order``), one branch or graph per modality or a concatenation,
     as its paper defines; ``build_model`` hands it the data restricted to the chosen modalities.
@@ -40,6 +45,9 @@ class Recommender(nn.Module):
     multimodal: ClassVar[bool] = False
     #: whether raw item features enter scoring at inference (caption tests rely on it)
     features_at_inference: ClassVar[bool] = False
+    #: attributes holding tensors that stay on the CPU whatever the model's device (weights the
+    #: CPU generator samples edges from), so sampling draws the same on every device
+    host_tensors: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type]
 
     def __init__(self, data: InteractionData, params) -> None:
@@ -88,17 +96,46 @@ class Recommender(nn.Module):
             raise DataError(f"{self.name} was built with features {sorted(self.feature_names)}, "
                             f"got {sorted(features)}")
         for modality, matrix in features.items():
+            if isinstance(matrix, torch.Tensor):  # e.g. an unchanged modality, on the model's device
+                matrix = matrix.detach().cpu().numpy()
             matrix = torch.as_tensor(np.asarray(matrix, dtype=np.float32))
             old = getattr(self, f"feat_{modality}")
             if matrix.shape != old.shape:
                 raise DataError(f"new {modality} features have shape {tuple(matrix.shape)}, "
                                 f"the model was built with {tuple(old.shape)}")
             check_features(modality, matrix.numpy(), self.n_items)
-            setattr(self, f"feat_{modality}", matrix.to(old.device))
+            setattr(self, f"feat_{modality}", matrix.to(device=old.device, dtype=old.dtype))
         self.features_changed()
 
     def features_changed(self) -> None:
         """Rebuild anything derived from the feature buffers (override where needed)."""
+
+    # --- devices ------------------------------------------------------------------------
+    def _apply(self, fn, recurse: bool = True):
+        """``nn.Module._apply`` (behind ``.to``, ``.cuda``, ``.double`` ...) also converts the
+        tensors held in plain attributes of this model and its submodules (graphs, edge
+        patterns, dicts of tensors), which ``nn.Module`` would leave behind; the state dict
+        (and so the checkpoint file) is unchanged."""
+        from robustrec.device import map_tensors, module_internals
+
+        super()._apply(fn, recurse)
+        memo: dict[int, object] = {}
+        internals = module_internals()
+        for module in self.modules() if recurse else [self]:
+            for name, value in list(vars(module).items()):
+                if name in internals or (module is self and name in self.host_tensors):
+                    continue
+                module.__dict__[name] = map_tensors(value, fn, memo)
+        return self
+
+    def place(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on this model's device, floating point in its dtype (a no-op on the CPU
+        in float32): for structures rebuilt after ``.to()`` (kNN graphs, pruned graphs)."""
+        reference = next(self.parameters(), None)
+        if reference is None:
+            return tensor
+        dtype = reference.dtype if tensor.is_floating_point() else None
+        return tensor.to(device=reference.device, dtype=dtype)
 
     # --- helpers ------------------------------------------------------------------------
     def features(self) -> dict[str, torch.Tensor]:

@@ -46,7 +46,7 @@ class DRAGON(DualGNN):
 
     def features_changed(self) -> None:
         graph = multimodal_knn_adjacency(self.features(), self.params.knn_k, self.params.mm_image_weight)
-        self.item_graph, self.item_graph_t = to_torch_csr(graph), to_torch_csr(graph.T)
+        self.item_graph, self.item_graph_t = self.place(to_torch_csr(graph)), self.place(to_torch_csr(graph.T))
 
     def final_embeddings(self):
         reps = [self.branches[m](self.adjacency, getattr(self, f"feat_{m}")) for m in self.feature_names]

@@ -48,6 +48,7 @@ class FREEDOM(Recommender):
              "Multimodal Recommendation, ACM MM 2023")
     multimodal = True
     features_at_inference = True
+    host_tensors = ("edge_users", "edge_items", "edge_weights")  # edge sampling: the CPU generator
 
     @dataclass
     class Params:
@@ -87,9 +88,9 @@ class FREEDOM(Recommender):
 
     # --- graphs -------------------------------------------------------------------------
     def features_changed(self) -> None:
-        graph = multimodal_knn_adjacency(self.features(), self.params.knn_k, self.params.mm_image_weight)
-        self.item_graph = to_torch_csr(graph)
-        self.item_graph_t = transpose_csr(self.item_graph)
+        graph = to_torch_csr(multimodal_knn_adjacency(self.features(), self.params.knn_k,
+                                                      self.params.mm_image_weight))
+        self.item_graph, self.item_graph_t = self.place(graph), self.place(transpose_csr(graph))
 
     def pre_epoch(self) -> None:
         """Resample the kept user–item edges (torch's global RNG, so seeded runs repeat)."""
@@ -102,7 +103,7 @@ class FREEDOM(Recommender):
         kept = torch.multinomial(self.edge_weights, n_keep, replacement=False).numpy()
         users, items = self.edge_users.numpy()[kept], self.edge_items.numpy()[kept]
         matrix = sp.csr_matrix((np.ones(len(kept), np.float32), (users, items)), shape=self.train_matrix.shape)
-        return normalized_bipartite(matrix)
+        return self.place(normalized_bipartite(matrix))
 
     # --- scoring ------------------------------------------------------------------------
     def propagate(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,7 +129,7 @@ class FREEDOM(Recommender):
 
     def _modality_bpr(self, u, pos, neg) -> torch.Tensor:
         items, (pos_at, neg_at) = unique_rows(pos, neg)
-        total = torch.zeros(())
+        total = torch.zeros((), dtype=u.dtype, device=u.device)
         for modality, projection in self.projections.items():
             projected = projection(self.features()[modality].index_select(0, items))
             total = total + bpr_loss((u * projected[pos_at]).sum(1), (u * projected[neg_at]).sum(1))

@@ -97,6 +97,13 @@ class EdgePattern:
         self.row_t = torch.repeat_interleave(torch.arange(self.shape[1]), torch.diff(self.crow_t))
         self.to_transposed = torch.from_numpy(order.data.astype(np.int64) - 1)
 
+    def apply_tensors(self, fn) -> None:
+        """Convert every index tensor (and cached ``ones`` pattern) with ``fn``, e.g. a device
+        move: the owning model's ``.to()`` calls this."""
+        for name, value in list(vars(self).items()):
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, fn(value))
+
     def csr(self, values: torch.Tensor, transposed: bool = False) -> torch.Tensor:
         crow, col, shape = ((self.crow_t, self.col_t, self.shape[::-1]) if transposed
                             else (self.crow, self.col, self.shape))
@@ -118,11 +125,10 @@ class EdgePattern:
         multiplying them (about 9× faster on Baby's 118k edges; not differentiable, see
         ``edge_dots``)."""
         key = "_ones_t" if transposed else "_ones"
-        if not hasattr(self, key):
-            setattr(self, key, self.csr(torch.ones(self.n_edges), transposed))
-        ones = getattr(self, key)
-        if ones.dtype != left.dtype:
-            ones = ones.to(left.dtype)
+        ones = getattr(self, key, None)
+        if ones is None or ones.dtype != left.dtype or ones.device != left.device:
+            ones = self.csr(torch.ones(self.n_edges, dtype=left.dtype, device=left.device), transposed)
+            setattr(self, key, ones)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return torch.sparse.sampled_addmm(ones, left, right.t(), beta=0.0).values()
@@ -190,8 +196,8 @@ def edge_dots(pattern: EdgePattern, left: torch.Tensor, right: torch.Tensor, tra
 
 def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
     """Softmax of ``logits`` within each group of equal ``segments`` id (e.g. a node's edges)."""
-    peak = torch.full((n_segments,), -torch.inf, dtype=logits.dtype)
+    peak = torch.full((n_segments,), -torch.inf, dtype=logits.dtype, device=logits.device)
     peak = peak.scatter_reduce(0, segments, logits.detach(), "amax", include_self=True)
     shifted = torch.exp(logits - peak[segments])
-    total = torch.zeros(n_segments, dtype=logits.dtype).index_add(0, segments, shifted)
+    total = torch.zeros(n_segments, dtype=logits.dtype, device=logits.device).index_add(0, segments, shifted)
     return shifted / total[segments]

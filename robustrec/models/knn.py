@@ -31,8 +31,8 @@ def cosine_top_k(features: torch.Tensor, k: int, block: int = 1024) -> torch.Ten
     x = F.normalize(features.float(), dim=1)
     n = x.shape[0]
     k = min(k, n)
-    best_values = torch.full((n, k), -torch.inf)
-    best_index = torch.zeros((n, k), dtype=torch.int64)
+    best_values = torch.full((n, k), -torch.inf, device=x.device)
+    best_index = torch.zeros((n, k), dtype=torch.int64, device=x.device)
     starts = list(range(0, n, block))
     for a, row_start in enumerate(starts):
         rows = slice(row_start, min(row_start + block, n))
@@ -55,11 +55,15 @@ def _merge(best_values, best_index, rows: slice, sim: torch.Tensor, offset: int,
 
 
 def cached_top_k(features: torch.Tensor, k: int) -> np.ndarray:
-    """``cosine_top_k`` cached by a hash of the feature values and k."""
+    """``cosine_top_k`` cached by a hash of the feature values and k.
+
+    Computed on the CPU from the float32 values whatever device ``features`` live on, so a
+    cached graph is the same for every device that reads it."""
     array = np.ascontiguousarray(features.detach().cpu().numpy(), dtype=np.float32)
     digest = hashlib.sha256(array.tobytes()).hexdigest()[:24]
     key = cache_key("item-knn", KNN_VERSION, list(array.shape), digest, k)
-    return cached_arrays("item_knn", key, lambda: {"indices": cosine_top_k(features, k).numpy()})["indices"]
+    build = lambda: {"indices": cosine_top_k(torch.from_numpy(array), k).numpy()}  # noqa: E731
+    return cached_arrays("item_knn", key, build)["indices"]
 
 
 def knn_adjacency(features: torch.Tensor, k: int) -> sp.csr_matrix:

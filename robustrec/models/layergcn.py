@@ -65,6 +65,7 @@ class LayerGCN(Recommender):
 
     name = "layergcn"
     paper = "Zhou et al., Layer-refined Graph Convolutional Networks for Recommendation, ICDE 2023"
+    host_tensors = ("keep_weights",)  # edge sampling draws from the CPU generator on every device
 
     @dataclass
     class Params:
@@ -112,7 +113,7 @@ class LayerGCN(Recommender):
         kept = self.train_matrix.copy()
         kept.data = mask.astype(np.float32)
         kept.eliminate_zeros()
-        return normalized_bipartite(kept)
+        return self.place(normalized_bipartite(kept))
 
     def _propagate(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_embedding, self.item_embedding])

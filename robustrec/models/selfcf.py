@@ -39,10 +39,16 @@ class EdgeDropout:
         self.n_edges, self.shape = train.nnz, adjacency.shape
         self.full = adjacency
 
+    def apply_tensors(self, fn) -> None:
+        """Convert the pattern's tensors with ``fn`` (the owning model's ``.to()``)."""
+        for name in ("crow", "col", "values", "entry_edge", "full"):
+            setattr(self, name, fn(getattr(self, name)))
+
     def __call__(self, rate: float) -> torch.Tensor:
-        keep_edge = torch.rand(self.n_edges) >= rate
+        # drawn by the CPU generator on every device (the same edges for one seed), then moved
+        keep_edge = (torch.rand(self.n_edges) >= rate).to(self.entry_edge.device)
         keep = keep_edge[self.entry_edge]
-        kept_before = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(keep, 0)])
+        kept_before = torch.cat([torch.zeros(1, dtype=torch.int64, device=keep.device), torch.cumsum(keep, 0)])
         return torch.sparse_csr_tensor(kept_before[self.crow], self.col[keep], self.values[keep] / (1.0 - rate),
                                        size=self.shape, check_invariants=False)
 

@@ -2,7 +2,7 @@
 
 A spec holds a kind's options exactly as the command line names them (levels as comma lists),
 ``check()`` validates them before anything is loaded, and ``run(checkpoints, data, settings,
-callbacks)`` returns the reports (one per edit for ``image``) and the lines a front end may show.
+callbacks, device)`` returns the reports (one per edit for ``image``) and the lines a front end may show.
 ``stress_spec(kind, options)`` builds one from a mapping (a study file), rejecting unknown keys.
 """
 
@@ -41,7 +41,7 @@ class StressSpec:
     def check(self) -> "StressSpec":
         return self
 
-    def run(self, checkpoints, data, settings, callbacks=None) -> StressOutcome:
+    def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
         raise NotImplementedError
 
 
@@ -60,7 +60,7 @@ class NoiseStress(StressSpec):
             GaussianEmbeddingNoise(value, self.target)  # validates σ and target
         return self
 
-    def run(self, checkpoints, data, settings, callbacks=None) -> StressOutcome:
+    def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
         from robustrec.studies.noise_study import run_noise_study
 
         return StressOutcome([run_noise_study(checkpoints, data, self._sigmas, self.target, settings, callbacks,
@@ -83,13 +83,13 @@ class CaptionStress(StressSpec):
         check_position(self.position)
         return self
 
-    def run(self, checkpoints, data, settings, callbacks=None) -> StressOutcome:
+    def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
         from robustrec.captioning.text_encoder import SentenceTextEncoder
         from robustrec.studies.caption_study import (ENCODER_CHECK_WARN, default_captioner, load_caption_inputs,
                                                      run_caption_study)
 
         inputs = load_caption_inputs(data, self.captioner or default_captioner(data.name), self.captions or None)
-        encoder = SentenceTextEncoder(self.text_encoder)
+        encoder = SentenceTextEncoder(self.text_encoder, device=device)
         report = run_caption_study(checkpoints, data, self._rates, self.position, inputs, encoder, settings,
                                    callbacks)
         notes = []
@@ -119,7 +119,7 @@ class ModalityStress(StressSpec):
                                               self.neighbour_k, self.neighbour_modality, parse_levels)
         return self
 
-    def run(self, checkpoints, data, settings, callbacks=None) -> StressOutcome:
+    def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
         from robustrec.studies.modality_study import check_against, run_modality_study
 
         check_against(self._spec, checkpoints, data)
@@ -145,12 +145,12 @@ class ImageStress(StressSpec):
             "occlude": self.occlusion}, parse_levels)
         return self
 
-    def run(self, checkpoints, data, settings, callbacks=None) -> StressOutcome:
+    def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
         from robustrec.perturbations.modality import model_unaffected_reason
         from robustrec.studies.image_study import load_photo_inputs, needs_encoder, prepare_rows, run_image_study
 
         photos, entry = load_photo_inputs(data)
-        rows, check = (prepare_rows(data, photos) if needs_encoder(checkpoints, self._plan, self._rates)
+        rows, check = (prepare_rows(data, photos, device=device) if needs_encoder(checkpoints, self._plan, self._rates)
                        else (None, None))
         notes = []
         if all(model_unaffected_reason(c.model, "image") is not None for c in checkpoints):
@@ -180,12 +180,12 @@ class TextStress(StressSpec):
         self._rates = [check_rate(value) for value in parse_levels(self.rate, "--rate")]
         return self
 
-    def run(self, checkpoints, data, settings, callbacks=None) -> StressOutcome:
+    def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
         from robustrec.studies.text_study import check_inputs, load_item_records, run_text_study, text_encoder_for
 
         items = load_item_records(data)
         check_inputs(self.edit, items, data)
-        encoder, source = text_encoder_for(data.source, self.text_encoder)
+        encoder, source = text_encoder_for(data.source, self.text_encoder, device)
         report = run_text_study(checkpoints, data, self.edit, self._rates, items, encoder, settings, callbacks,
                                 self._keywords, self._pool, source)
         return StressOutcome([report], text_notes(report))

@@ -98,8 +98,9 @@ def check_inputs(edit: str, items: ItemRecords, data) -> None:
                         f"`robustrec features extract --modalities text`")
 
 
-def text_encoder_for(folder: str | Path, text_encoder: str | None):
-    """(encoder, source): the sidecar's text encoder, or ``--text-encoder`` when there is none."""
+def text_encoder_for(folder: str | Path, text_encoder: str | None, device: str | None = None):
+    """(encoder, source): the sidecar's text encoder, or ``--text-encoder`` when there is none,
+    on ``device`` (a device string; None: the encoder library's choice)."""
     from robustrec.features.sidecar import encoder_for, read_sidecar, sidecar_path
 
     entry = read_sidecar(folder)["modalities"].get("text")
@@ -107,10 +108,11 @@ def text_encoder_for(folder: str | Path, text_encoder: str | None):
         if text_encoder and _encoder_id(text_encoder) != entry["encoder"]:
             raise ConfigError(f"--text-encoder {text_encoder!r} differs from the text encoder recorded in "
                               f"{sidecar_path(folder)} ({entry['encoder']!r}); leave it out to use the recorded one")
-        return encoder_for(folder, "text"), f"{sidecar_path(folder)}"
+        return encoder_for(folder, "text", device=device), f"{sidecar_path(folder)}"
     from robustrec.captioning.text_encoder import SentenceTextEncoder
 
-    return SentenceTextEncoder(text_encoder or DEFAULT_TEXT_ENCODER), "--text-encoder (no features.json entry)"
+    return (SentenceTextEncoder(text_encoder or DEFAULT_TEXT_ENCODER, device=device),
+            "--text-encoder (no features.json entry)")
 
 
 def _encoder_id(name: str) -> str:

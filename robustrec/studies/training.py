@@ -57,13 +57,15 @@ def prepare_data(config, data=None):
 
 
 def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = False, resume: bool | None = None,
-              threads: int = 0, note: Note | None = None, data=None) -> TrainOutcome:
+              threads: int = 0, note: Note | None = None, data=None, device=None) -> TrainOutcome:
     """Train ``config`` and save the run folder ``run_dir`` atomically.
 
     ``resume``: True/None continue an unfinished run of the same name from its last finished
     epoch (None: only if its settings match — a mismatch is an error naming the differences;
     True: also note when there is none); False discards it. ``threads`` > 0 sets torch's CPU
-    threads. ``data``: an already loaded dataset (a study reuses one across cells).
+    threads. ``data``: an already loaded dataset (a study reuses one across cells). ``device``:
+    where to train ("auto", "cpu", "cuda[:N]" or a torch.device; None: the CPU), recorded in
+    meta.json and not in the config, so it never changes the run's identity or resume check.
     """
     import time
 
@@ -74,7 +76,10 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
     from robustrec.training import Trainer
     from robustrec.training.state import clear_state, differences, has_state, mismatch_error, read_state_info
 
+    from robustrec.device import describe_device, resolve_device
+
     note = note or (lambda line: None)
+    device = None if device is None else resolve_device(device)
     run_dir = Path(run_dir)
     if run_dir.exists() and not overwrite:
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
@@ -100,7 +105,9 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
          f"interactions), {config.strategy_name()} steps, {config.optimizer} lr {config.lr}")
     if config.modalities:
         note("modalities: " + ", ".join(modality_note(data, m) for m in config.modalities))
-    result = Trainer(config, list(callbacks)).fit(model, data, state_dir)
+    if device is not None and device.type != "cpu":
+        note(f"device: {describe_device(device)}")
+    result = Trainer(config, list(callbacks), device=device).fit(model, data, state_dir)
     save_run(run_dir, model, config, data, result, overwrite=overwrite)
     clear_state(state_dir)
     return TrainOutcome(run_dir, config, result, data, time.perf_counter() - start)

@@ -6,7 +6,8 @@ rewritten after every epoch:
   state-<epoch>.safetensors  current weights (``model.<name>``), best-so-far weights
                              (``best.<name>``; absent when the last epoch is the best),
                              optimizer tensors (``optimizer.<param>.<key>``: Adam's moments and
-                             ``step`` ...) and torch's CPU RNG state (``rng.torch``)
+                             ``step`` ...), torch's CPU RNG state (``rng.torch``) and, for a
+                             fit on a GPU, that device's CUDA RNG state (``rng.cuda``)
   state.json                 epochs done, best epoch and value, history, the BPR sampler's
                              numpy bit-generator state, the optimizer's other state and param
                              groups, the model's ``epoch_state()``, the TrainConfig, the data
@@ -54,6 +55,7 @@ class TrainingState:
     model_state: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     fingerprint: str = ""
+    cuda_rng: torch.Tensor | None = None  # the training device's generator, for a fit on CUDA
 
 
 def has_state(folder: str | Path) -> bool:
@@ -74,6 +76,8 @@ def save_state(folder: str | Path, state: TrainingState) -> None:
     optimizer_tensors, optimizer_rest = _split_optimizer(state.optimizer)
     tensors.update(optimizer_tensors)
     tensors["rng.torch"] = state.torch_rng
+    if state.cuda_rng is not None:
+        tensors["rng.cuda"] = state.cuda_rng
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
 
     name = f"state-{state.epoch:05d}.safetensors"
@@ -140,7 +144,8 @@ def load_state(folder: str | Path) -> TrainingState:
             best=None if info["best_is_current"] else groups["best"],
             optimizer=_join_optimizer(groups["optimizer"], info["optimizer"]),
             torch_rng=tensors["rng.torch"], sampler_rng=info["sampler_rng"],
-            model_state=info["model_state"], config=info["config"], fingerprint=info["fingerprint"])
+            model_state=info["model_state"], config=info["config"], fingerprint=info["fingerprint"],
+            cuda_rng=tensors.get("rng.cuda"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"unfinished training state in {folder} is incomplete (missing {exc}); "
                               "pass --no-resume to discard it") from None

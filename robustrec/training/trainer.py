@@ -11,6 +11,7 @@ import torch
 
 from robustrec.data.dataset import InteractionData
 from robustrec.data.sampler import BPRSampler
+from robustrec.device import model_device, resolve_device
 from robustrec.errors import CheckpointError
 from robustrec.evaluation import EvalResult, evaluate_splits, full_ranking
 from robustrec.training.config import TrainConfig
@@ -53,12 +54,20 @@ class TrainResult:
 
 
 class Trainer:
-    """Fits a model with the config's optimizer and step strategy, early-stopping on validation."""
+    """Fits a model with the config's optimizer and step strategy, early-stopping on validation.
 
-    def __init__(self, config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> None:
+    ``device`` ("auto", "cpu", "cuda", "cuda:N" or a ``torch.device``; None: wherever the model
+    already is) is where ``fit`` moves the model (weights, features, graphs) before training;
+    batches follow the model. The device is not part of the config: a run's identity and its
+    resume check do not depend on it.
+    """
+
+    def __init__(self, config: TrainConfig, callbacks: list[TrainerCallback] | None = None,
+                 device=None) -> None:
         self.config = config.validate()
         self.strategy = config.strategy()
         self.callbacks = callbacks or []
+        self.device = None if device is None else resolve_device(device)
 
     def fit(self, model, data: InteractionData, state_dir: str | Path | None = None) -> TrainResult:
         """Train ``model`` on ``data``; equal configs and seeds give bitwise-equal weights.
@@ -71,8 +80,11 @@ class Trainer:
         (``robustrec.training.state.clear_state``).
 
         Deterministic algorithms are on while fitting: on CPU with several threads the
-        backward of advanced indexing (``table[ids]``) otherwise accumulates in a varying order.
+        backward of advanced indexing (``table[ids]``) otherwise accumulates in a varying order
+        (on CUDA ops without a deterministic kernel warn; see ``robustrec.device``).
         """
+        if self.device is not None:
+            model.to(self.device)
         previous = (torch.are_deterministic_algorithms_enabled(),
                     torch.is_deterministic_algorithms_warn_only_enabled())
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -83,7 +95,8 @@ class Trainer:
 
     def _fit(self, model, data: InteractionData, state_dir: Path | None) -> TrainResult:
         cfg = self.config
-        torch.manual_seed(cfg.seed)
+        device = model_device(model)
+        torch.manual_seed(cfg.seed)  # seeds the CUDA generators too
         sampler = BPRSampler(data, cfg.batch_size, seed=cfg.seed)
         optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
         history: list[EpochRecord] = []
@@ -117,7 +130,8 @@ class Trainer:
                     history=[dataclasses.asdict(r) for r in history], model=model.state_dict(),
                     best=None if best_epoch == epoch else best_state, optimizer=optimizer.state_dict(),
                     torch_rng=torch.get_rng_state(), sampler_rng=sampler.rng_state(),
-                    model_state=model.epoch_state(), config=dataclasses.asdict(cfg), fingerprint=fingerprint))
+                    model_state=model.epoch_state(), config=dataclasses.asdict(cfg), fingerprint=fingerprint,
+                    cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None))
             for cb in self.callbacks:
                 cb.on_epoch_end(record)
         model.load_state_dict(best_state)
@@ -128,10 +142,12 @@ class Trainer:
 
     def _epoch(self, model, data, sampler, optimizer, epoch: int) -> EpochRecord:
         start = time.perf_counter()
+        device = model_device(model)
         model.train()
         model.pre_epoch()
         total, count = 0.0, 0
-        for index, batch in enumerate(sampler.epoch()):
+        for index, batch in enumerate(sampler.epoch()):  # drawn on the CPU (numpy), moved per batch
+            batch = tuple(t.to(device) for t in batch)
             loss = self.strategy.step(model, optimizer, batch, index)
             if loss != loss:  # NaN
                 raise FloatingPointError(f"training loss became NaN at epoch {epoch}, batch {index}; "
@@ -153,6 +169,9 @@ def _restore(saved: TrainingState, model, optimizer, sampler, state_dir: Path) -
         restore_optimizer(optimizer, saved.optimizer)
         sampler.set_rng_state(saved.sampler_rng)
         torch.set_rng_state(saved.torch_rng)
+        device = model_device(model)
+        if saved.cuda_rng is not None and device.type == "cuda":  # a CPU state resumed on CUDA: fresh draws
+            torch.cuda.set_rng_state(saved.cuda_rng, device)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"unfinished training state in {state_dir} does not fit this model "
                               f"({str(exc).splitlines()[0]}); pass --no-resume to discard it") from None
