@@ -384,3 +384,23 @@ def test_a_stress_removed_from_the_study_file_leaves_the_manifest_and_report(fin
     cells = read_manifest(target)["cells"]
     assert not [c for c in cells if c.endswith("2-modality")] and "stress/synthetic/s0/1-noise" in cells
     assert {row["kind"] for row in build_report(target)["stress"]} == {"noise"}
+
+
+def test_study_on_cuda_without_cuda_fails_before_any_work(tmp_path, synthetic_dir, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = write_study(tmp_path, synthetic_dir)
+    code, out, err = run_cli(capsys, "study", "run", path, "--device", "cuda", "--workers", "1")
+    assert code == 2 and err.startswith("Error: --device cuda: CUDA is not available") and err.count("\n") == 1
+    assert not (tmp_path / "study-out").exists()
+
+
+def test_study_cells_on_the_cpu_device_match_the_default(finished, tmp_path, synthetic_dir):
+    study, out, manifest = finished
+    text = STUDY[:STUDY.index("[[stress]]")]
+    cpu = run_study(load_study(write_study(tmp_path, synthetic_dir, text)), tmp_path / "out",
+                    InlineExecutor(threads=1, device="cpu"))
+    for cid, cell in cpu.cells.items():
+        assert cell.result["test"] == manifest.cells[cid].result["test"], cid

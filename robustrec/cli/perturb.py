@@ -246,6 +246,7 @@ def run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, 
     import torch
 
     from robustrec.checkpoints import load_checkpoints
+    from robustrec.device import resolve_device
     from robustrec.paths import check_output_dir
     from robustrec.studies.runner import StudySettings
 
@@ -254,8 +255,9 @@ def run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, 
     chosen_device = resolve_device(device)
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
-    outcome = _with_progress(lambda cbs: spec.run(loaded, data, settings, cbs), quiet)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None,
+                                    device=chosen_device)
+    outcome = _with_progress(lambda cbs: spec.run(loaded, data, settings, cbs, device=str(chosen_device)), quiet)
     for line in outcome.notes:
         console.print(line, highlight=False, markup=False)
     for report in outcome.reports:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from robustrec.cli.options import DEVICE
 from robustrec.cli.render import console
 
 app = typer.Typer(help="Studies: models × strategies × grids × seeds × stress tests, as one resumable command.",
@@ -23,6 +24,7 @@ def run(
     ray: bool = typer.Option(False, "--ray", help="Run every cell as a Ray task (also when RAY_ADDRESS is set)."),
     ray_address: str = typer.Option("", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
+    device: str = DEVICE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run STUDY.toml in its study folder: a rerun skips finished cells and redoes unfinished ones.
@@ -37,16 +39,19 @@ def run(
                                            worker_layout)
     from robustrec.studies.spec import load_study
 
+    from robustrec.device import resolve_device
+
     study = load_study(study_file)
     folder = out or Path("study-out") / study.name
     check_output_dir(folder.parent if not folder.exists() else folder, "--out")
     use_ray = ray or bool(ray_address) or bool(os.environ.get("RAY_ADDRESS"))
-    if use_ray:
+    if use_ray:  # cells resolve "auto" where they run; a named device must exist there
         import_ray()
-        executor = RayExecutor(threads or 1, address=ray_address or None)
+        executor = RayExecutor(threads or 1, device=device, address=ray_address or None)
     else:
+        target = str(resolve_device(device))  # cuda without CUDA: one line, before any work
         workers, threads = worker_layout(workers, threads)
-        executor = InlineExecutor(threads) if workers == 1 else PoolExecutor(workers, threads)
+        executor = (InlineExecutor(threads, target) if workers == 1 else PoolExecutor(workers, threads, target))
     console.print(f"study [bold]{study.name}[/]: {len(study.datasets)} dataset(s) × {len(study.models)} model(s) × "
                   f"{len(study.strategies)} strateg{'y' if len(study.strategies) == 1 else 'ies'} × "
                   f"{len(study.seeds)} seed(s), {len(study.stresses)} stress test(s); {executor.name}"

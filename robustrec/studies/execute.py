@@ -30,14 +30,15 @@ class StudyRunCallback:
 
 
 def run_cell(kind: str, spec: dict, folder: str, threads: int = 0, device: str = "cpu") -> dict:
-    """Run one cell; {'ok': True, 'result': ..., 'seconds': s} or {'ok': False, 'error': line, 'detail': tb}."""
+    """Run one cell on ``device`` (resolved where the cell runs: "auto" takes that machine's GPU);
+    {'ok': True, 'result': ..., 'seconds': s} or {'ok': False, 'error': line, 'detail': tb}."""
     start = time.perf_counter()
     try:
         if threads > 0:
             import torch
 
             torch.set_num_threads(threads)
-        result = (_train(spec, Path(folder)) if kind == "train" else _stress(spec, Path(folder)))
+        result = (_train(spec, Path(folder), device) if kind == "train" else _stress(spec, Path(folder), device))
         return {"ok": True, "result": result, "seconds": time.perf_counter() - start}
     except KeyboardInterrupt:
         raise
@@ -49,7 +50,7 @@ def run_cell(kind: str, spec: dict, folder: str, threads: int = 0, device: str =
                 "seconds": time.perf_counter() - start}
 
 
-def _train(spec: dict, folder: Path) -> dict:
+def _train(spec: dict, folder: Path, device: str) -> dict:
     from robustrec.checkpoints import read_run
     from robustrec.config import from_dict
     from robustrec.errors import CheckpointError
@@ -65,7 +66,7 @@ def _train(spec: dict, folder: Path) -> dict:
                 return {"run_dir": spec["run_dir"], **run.metrics, "epochs": len(run.history), "reused": True}
         except CheckpointError:
             pass
-    outcome = train_run(config, run_dir, overwrite=True, resume=None)
+    outcome = train_run(config, run_dir, overwrite=True, resume=None, device=device)
     return {"run_dir": spec["run_dir"], **outcome.metrics(), "train_seconds": outcome.seconds}
 
 
@@ -74,17 +75,18 @@ def _same_config(saved: dict, wanted: dict) -> bool:
     return all(saved.get(k) == wanted.get(k) for k in keys if not (k == "modalities" and wanted.get(k) is None))
 
 
-def _stress(spec: dict, folder: Path) -> dict:
+def _stress(spec: dict, folder: Path, device: str) -> dict:
     from robustrec.checkpoints import load_checkpoints
     from robustrec.config import from_dict
+    from robustrec.device import resolve_device
     from robustrec.reports import save_report
     from robustrec.studies.runner import StudySettings
     from robustrec.studies.stress import stress_spec
 
     stress = stress_spec(spec["kind"], spec["options"])
     settings = from_dict(StudySettings, dict(spec["settings"]), "stress settings").validate()
-    loaded, data = load_checkpoints([folder / path for path in spec["checkpoints"]])
-    outcome = stress.run(loaded, data, settings, [])
+    loaded, data = load_checkpoints([folder / path for path in spec["checkpoints"]], device=device)
+    outcome = stress.run(loaded, data, settings, [], device=str(resolve_device(device)))
     report_dir = folder / spec["report_dir"]
     report_dir.mkdir(parents=True, exist_ok=True)
     written = []
