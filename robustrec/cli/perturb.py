@@ -94,6 +94,54 @@ def noise(
     finish_report(report, report_dir, csv, plot)
 
 
+@app.command("adversarial")
+def adversarial(
+    checkpoints: list[Path] = CHECKPOINTS,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
+    target: str = typer.Option("features", help="What the attack moves: features (item feature rows) or "
+                               "embeddings (ID embedding table rows)."),
+    eps: str = typer.Option("0.1", help="Budget ε per row, relative (L2 radius = ε × the mean row norm of the "
+                            "feature matrix / table), or a comma list for a severity sweep."),
+    steps: int = typer.Option(1, help="1 = FGSM; more = PGD with that many steps of 2.5·ε/steps, projected."),
+    repeats: int = typer.Option(1, help="Attacks per ε, each on a fresh seeded sample of training triplets."),
+    seed: int = SEED,
+    metric: str = METRIC,
+    k: int = CUTOFF,
+    split: str = SPLIT,
+    report_dir: Path = REPORT_DIR,
+    csv: bool = CSV,
+    plot: bool = PLOT,
+    data_dir: str = DATA_DIR,
+    threads: int = THREADS,
+    quiet: bool = QUIET,
+) -> None:
+    """Worst-case stress: FGSM/PGD on features or embeddings maximising each model's training loss; re-evaluate.
+
+    Not a random draw: the direction increases the model's own training loss on a seeded sample
+    of 4,096 training triplets. Models the target cannot reach (features on an ID-only model) are
+    reported as unaffected by construction.
+    """
+    import torch
+
+    from robustrec.paths import check_output_dir
+    from robustrec.perturbations.adversarial import check_attack, check_target
+    from robustrec.perturbations.adversarial_study import run_adversarial_study
+    from robustrec.perturbations.runner import StudySettings, load_checkpoints
+
+    epsilons = parse_levels(eps, "--eps")
+    check_target(target)
+    for value in epsilons:
+        check_attack(value, steps)
+    settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
+    check_output_dir(report_dir, "--report-dir")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
+    report = _with_progress(lambda cbs: run_adversarial_study(loaded, data, epsilons, target, steps, settings, cbs),
+                            quiet)
+    finish_report(report, report_dir, csv, plot)
+
+
 @app.command("caption")
 def caption(
     checkpoints: list[Path] = CHECKPOINTS,

@@ -38,6 +38,10 @@ class Recommender(nn.Module):
     multimodal: ClassVar[bool] = False
     #: whether raw item features enter scoring at inference (caption tests rely on it)
     features_at_inference: ClassVar[bool] = False
+    #: whether ``loss`` reads the feature buffers (``feat_<m>``) directly, with no cache derived
+    #: by ``features_changed`` in between, so a perturbation of them reaches the training loss
+    #: (what AMR adversarial training needs, ``robustrec.training.adversarial``)
+    loss_reads_features: ClassVar[bool] = False
     Params: ClassVar[type]
 
     def __init__(self, data: InteractionData, params) -> None:

@@ -58,6 +58,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> None:
         self.config = config.validate()
         self.strategy = config.strategy()
+        self.objective = config.objective()
         self.callbacks = callbacks or []
 
     def fit(self, model, data: InteractionData, state_dir: str | Path | None = None) -> TrainResult:
@@ -130,9 +131,10 @@ class Trainer:
         start = time.perf_counter()
         model.train()
         model.pre_epoch()
+        trained = model if self.objective is None else self.objective.bind(model)  # AMR: the adversarial loss
         total, count = 0.0, 0
         for index, batch in enumerate(sampler.epoch()):
-            loss = self.strategy.step(model, optimizer, batch, index)
+            loss = self.strategy.step(trained, optimizer, batch, index)
             if loss != loss:  # NaN
                 raise FloatingPointError(f"training loss became NaN at epoch {epoch}, batch {index}; "
                                          "lower --lr or check the features")
