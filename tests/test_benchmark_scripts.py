@@ -75,3 +75,11 @@ def test_quality_summary_from_a_runs_log_picks_the_grid_point_on_validation(tmp_
     assert plain["test_recall@5_mean"] == pytest.approx(0.02)
     assert (mg["mode"], mg["alpha2"], mg["seeds"]) == ("mg", 0.1, [0, 1])
     assert "| selfcf | mg | dropout=0.5, α2=0.1 |" in quality.render([plain, mg])
+
+
+def test_bench_steps_modes_always_include_plain_and_reject_unknown_ones(capsys):
+    bench = _load("bench_steps")
+    assert bench.parse_args(["--modes", "sam,amr"]).modes == ["plain", "sam", "amr"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--modes", "sam,nosuch"])
+    assert "unknown mode(s) nosuch" in capsys.readouterr().err
