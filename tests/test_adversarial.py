@@ -294,3 +294,12 @@ def test_perturb_adversarial_pgd_on_embeddings(amr_runs, tmp_path, capsys):
     trials = report["checkpoints"][0]["levels"][0]["trials"]
     assert len(trials) == 2 and trials[0]["seed"] != trials[1]["seed"]
     assert all(t["loss_rise"] > 0 and t["perturbed_rows"]["item"] > 0 for t in trials)
+
+
+def test_features_reaching_the_loss_through_a_cache_are_attacked_through_it(small_data):
+    slmrec = build_model("slmrec", small_data, seed=0)  # its loss reads normalised copies of the features
+    assert not slmrec.loss_reads_features
+    attack = AdversarialPerturbation(0.2, "features", data=small_data, samples=256)
+    attacked = attack.apply(slmrec, 0)
+    assert attack.trial_record(0)["loss_rise"] > 0
+    assert not torch.equal(attacked.normed["image"], slmrec.normed["image"])  # rebuilt from the new rows

@@ -201,11 +201,15 @@ def perturb_features(model, loss: Callable[[], torch.Tensor], eps: float, steps:
     rebuilt from them); return the number of rows moved per modality."""
     clean = {m: x.detach() for m, x in model.features().items()}
     radii = {m: eps * mean_row_norm(x) for m, x in clean.items()}
-    deltas = attack(lambda d: feature_gradients(model, loss, d, rebuild=True), clean, radii, steps)
+    # a loss that reads the buffers needs no rebuild for its gradient (kNN graphs carry none);
+    # others (cached normalised features) get their caches rebuilt from each shifted point
+    rebuild = not getattr(model, "loss_reads_features", False)
+    deltas = attack(lambda d: feature_gradients(model, loss, d, rebuild=rebuild), clean, radii, steps)
     if all(not bool(d.any()) for d in deltas.values()):
-        model.features_changed()  # the probe passes left caches of the shifted points
+        if rebuild:
+            model.features_changed()  # the probe passes left caches of the shifted points
         return {m: 0 for m in deltas}
-    model.set_item_features({m: (clean[m] + d).numpy() for m, d in deltas.items()})
+    model.set_item_features({m: (clean[m] + d).cpu().numpy() for m, d in deltas.items()})
     return {m: int(d.any(dim=1).sum()) for m, d in deltas.items()}
 
 

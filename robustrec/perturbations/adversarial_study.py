@@ -36,7 +36,8 @@ def check_gradient_path(checkpoints, data, perturbation: AdversarialPerturbation
         probe = copy_model(model)
         probe.eval()
         zeros = {m: x.new_zeros(x.shape) for m, x in probe.features().items()}
-        grads = feature_gradients(probe, lambda: fixed_loss(probe, triplets), zeros, rebuild=True)
+        grads = feature_gradients(probe, lambda: fixed_loss(probe, triplets), zeros,
+                                  rebuild=not getattr(probe, "loss_reads_features", False))
         if all(g is None for g in grads.values()):
             raise ConfigError(f"checkpoint {checkpoint.run.name}: model {model.name!r}'s training loss has no "
                               f"gradient w.r.t. its item features, so a gradient attack cannot move them; use "
