@@ -61,7 +61,8 @@ class AdversarialFeatureLoss:
 
 
 class AdversarialModel:
-    """``model`` with ``loss`` = L(θ) + λ · L(θ; x + Δ_FGSM); everything else is the model's."""
+    """``model`` with ``loss`` = L(θ) + λ · L(θ; x + Δ_FGSM); everything else is the model's.
+    (The epoch loss the trainer records is therefore this objective, not L alone.)"""
 
     def __init__(self, model, objective: AdversarialFeatureLoss) -> None:
         self.model = model
