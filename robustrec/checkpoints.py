@@ -206,7 +206,8 @@ def load_model_data(run: Run, data_dir: str | None, modalities=None):
 def newest_runs(root: str | Path) -> list[Path]:
     """The run folders a stress test takes when none is named: the newest run under ``root``
     and, when one exists, its twin — the newest run of the same model, dataset (interactions)
-    and modalities trained with the other strategy (plain ↔ Mirror Gradient). Baseline first.
+    and modalities (and adversarial training) trained with the other strategy (plain ↔ Mirror
+    Gradient). Baseline first.
     """
     root = Path(root)
     if not root.is_dir():
@@ -230,7 +231,7 @@ def newest_runs(root: str | Path) -> list[Path]:
     def key(run: Run) -> tuple:
         return (run.config.get("model"), run.config.get("dataset"),
                 run.data.get("interactions_fingerprint") or run.data.get("fingerprint"),
-                tuple(run.config.get("modalities") or ()))
+                tuple(run.config.get("modalities") or ()), run.config.get("adversarial") or "none")
 
     twins = [run for _, _, run in runs[1:] if key(run) == key(newest)
              and bool(run.config.get("mg")) != bool(newest.config.get("mg"))]

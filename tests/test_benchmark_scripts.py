@@ -59,3 +59,10 @@ def test_bench_device_rejects_an_unknown_model(capsys):
     bench = _load("bench_device")
     assert bench.main(["--model", "nosuchmodel"]) == 2
     assert "unknown model 'nosuchmodel'" in capsys.readouterr().err
+
+def test_bench_steps_modes_always_include_plain_and_reject_unknown_ones(capsys):
+    bench = _load("bench_steps")
+    assert bench.parse_args(["--modes", "sam,amr"]).modes == ["plain", "sam", "amr"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--modes", "sam,nosuch"])
+    assert "unknown mode(s) nosuch" in capsys.readouterr().err

@@ -114,6 +114,34 @@ def test_report_dir_that_is_a_file_fails_before_loading(capsys, tmp_path):
     assert code == 2 and "--report-dir" in err and "is a file" in err  # checked before the checkpoint
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["--adversarial", "fgsm"], "unknown --adversarial 'fgsm'"),
+    (["--adversarial", "amr", "--adv-eps", "-0.1"], "--adv-eps must be a finite number >= 0"),
+    (["--adversarial", "amr", "--adv-reg", "-1"], "--adv-reg must be a finite number >= 0"),
+    (["--adversarial", "amr", "--model", "bprmf"], "model 'bprmf' uses no item features; AMR supports"),
+    (["--adversarial", "amr", "--model", "slmrec"], "does not read its item features in its training loss"),
+])
+def test_bad_adversarial_training_is_one_line_and_writes_nothing(capsys, tmp_path, synthetic_dir, args, fragment):
+    code, out, err = run_cli(capsys, "train", "--model", "vbpr", "--epochs", "1", "-q", "--data-dir", synthetic_dir,
+                             "--checkpoint-dir", tmp_path / "ck", *args)
+    assert code == 2 and fragment in " ".join(err.split()) and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--eps", "-0.1"], "--eps must be a finite number >= 0"),
+    (["--eps", "0.1,abc"], "--eps must be a number or a comma-separated list"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--target", "weights"], "--target must be one of features, embeddings"),
+    (["--repeats", "0"], "--repeats must be >= 1"),
+])
+def test_bad_adversarial_stress_is_one_line_and_writes_nothing(capsys, tmp_path, args, fragment):
+    code, _, err = run_cli(capsys, "perturb", "adversarial", tmp_path / "no-such-run", "--report-dir",
+                           tmp_path / "rep", *args)
+    assert code == 2 and fragment in err and err.count("\n") == 1  # refused before the checkpoint is read
+    assert not (tmp_path / "rep").exists()
+
+
 @pytest.mark.parametrize("name", ["../x", "a/b", ".", "..", ".hidden"])
 def test_run_name_must_be_a_plain_folder_name(capsys, tmp_path, synthetic_dir, name):
     ckpt = tmp_path / "ckpt"

@@ -95,6 +95,8 @@ def test_study_file_top_level_checks(tmp_path, synthetic_dir, change, message):
     ("[[stress]]\nkind = 'noise'\nsigma = [-1.0]\n", "sigma"),
     ("[[stress]]\nkind = 'noise'\nwobble = 1\n", "unknown \\[\\[stress\\]\\] #3 \\(noise\\) parameter\\(s\\) wobble; known: sigma, target, flatness \\(and repeats"),
     ("[[stress]]\nkind = 'noise'\nrepeats = 0\n", "--repeats must be >= 1"),
+    ("[[stress]]\nkind = 'adversarial'\neps = [-0.1]\n", "eps"),
+    ("[[stress]]\nkind = 'adversarial'\nsteps = 0\n", "steps"),
     ("[strategy.mg]\nalpha2 = 5.0\n", "α2|alpha2"),
 ])
 def test_study_file_bad_tables(tmp_path, synthetic_dir, extra, message):

@@ -70,6 +70,41 @@ def noise(
                threads, quiet, device)
 
 
+@app.command("adversarial")
+def adversarial(
+    checkpoints: list[Path] = CHECKPOINTS,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
+    target: str = typer.Option("features", help="What the attack moves: features (item feature rows) or "
+                               "embeddings (ID embedding table rows)."),
+    eps: str = typer.Option("0.1", help="Budget ε per row, relative (L2 radius = ε × the mean row norm of the "
+                            "feature matrix / table), or a comma list for a severity sweep."),
+    steps: int = typer.Option(1, help="1 = FGSM; more = PGD with that many steps of 2.5·ε/steps, projected."),
+    repeats: int = typer.Option(1, help="Attacks per ε, each on a fresh seeded sample of training triplets."),
+    seed: int = SEED,
+    metric: str = METRIC,
+    k: int = CUTOFF,
+    split: str = SPLIT,
+    report_dir: Path = REPORT_DIR,
+    csv: bool = CSV,
+    plot: bool = PLOT,
+    data_dir: str = DATA_DIR,
+    threads: int = THREADS,
+    quiet: bool = QUIET,
+    device: str = DEVICE,
+) -> None:
+    """Worst-case stress: FGSM/PGD on features or embeddings maximising each model's training loss; re-evaluate.
+
+    Not a random draw: the direction increases the model's own training loss on a seeded sample
+    of 4,096 training triplets. Models the target cannot reach (features on an ID-only model) are
+    reported as unaffected by construction.
+    """
+    from robustrec.studies.stress import AdversarialStress
+
+    spec = AdversarialStress(target=target, eps=eps, steps=steps).check()
+    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
+               threads, quiet, device)
+
+
 @app.command("caption")
 def caption(
     checkpoints: list[Path] = CHECKPOINTS,

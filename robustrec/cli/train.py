@@ -37,6 +37,11 @@ def train(
     sam_rho: Optional[float] = typer.Option(
         None, "--rho", "--sam-rho", help="ρ of sam/asam/sgbd (defaults 0.05 / 0.5 / 0.05); with --step plain, "
                                          "ρ > 0 means SAM steps (the older --sam-rho)."),
+    adversarial: str = typer.Option("none", help="Adversarial training: none or amr (AMR, Tang et al. TKDE 2019: "
+                                    "adds the BPR loss at FGSM-perturbed item features; composes with --mg/--step)."),
+    adv_eps: float = typer.Option(0.1, help="AMR budget ε: each item feature row moves by ε × its modality's mean "
+                                  "row norm (L2)."),
+    adv_reg: float = typer.Option(1.0, help="AMR weight λ of the adversarial loss."),
     valid_metric: str = typer.Option("recall@20", help="Early-stopping metric on validation."),
     param: list[str] = typer.Option([], "--param", "-p", help="Model hyper-parameter key=value (repeatable)."),
     checkpoint_dir: Path = typer.Option(Path(DEFAULT_CHECKPOINTS), help="Root folder for run folders."),
@@ -66,8 +71,8 @@ def train(
                          model_params=parse_assignments(param), modalities=parse_modalities(modalities), optimizer=optimizer, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
                          seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
-                         sam_rho=sam_rho, step="plain" if step == "mg" else step,
-                         valid_metric=valid_metric).validate()
+                         sam_rho=sam_rho, step="plain" if step == "mg" else step, adversarial=adversarial,
+                         adv_eps=adv_eps, adv_reg=adv_reg, valid_metric=valid_metric).validate()
     target = resolve_device(device)
     check_output_dir(checkpoint_dir, "--checkpoint-dir")
     from robustrec.studies.training import default_run_name

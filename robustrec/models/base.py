@@ -48,6 +48,10 @@ class Recommender(nn.Module):
     #: attributes holding tensors that stay on the CPU whatever the model's device (weights the
     #: CPU generator samples edges from), so sampling draws the same on every device
     host_tensors: ClassVar[tuple[str, ...]] = ()
+    #: whether ``loss`` reads the feature buffers (``feat_<m>``) directly, with no cache derived
+    #: by ``features_changed`` in between, so a perturbation of them reaches the training loss
+    #: (what AMR adversarial training needs, ``robustrec.training.adversarial``)
+    loss_reads_features: ClassVar[bool] = False
     Params: ClassVar[type]
 
     def __init__(self, data: InteractionData, params) -> None:

@@ -33,6 +33,7 @@ class DRAGON(DualGNN):
              "Recommendation (DRAGON), ECAI 2023")
     multimodal = True
     features_at_inference = True
+    loss_reads_features = True
 
     @dataclass
     class Params(DualGNN.Params):

@@ -65,6 +65,7 @@ class DualGNN(Recommender):
              "IEEE Transactions on Multimedia 2021")
     multimodal = True
     features_at_inference = True
+    loss_reads_features = True
 
     @dataclass
     class Params:

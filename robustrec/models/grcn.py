@@ -74,6 +74,7 @@ class GRCN(Recommender):
              "with Implicit Feedback, ACM MM 2020")
     multimodal = True
     features_at_inference = True
+    loss_reads_features = True
 
     @dataclass
     class Params:

@@ -77,6 +77,7 @@ class MMGCN(Recommender):
              "Recommendation of Micro-video, ACM MM 2019")
     multimodal = True
     features_at_inference = True
+    loss_reads_features = True
 
     @dataclass
     class Params:

@@ -28,6 +28,7 @@ class VBPR(Recommender):
     paper = "He & McAuley, VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback, AAAI 2016"
     multimodal = True
     features_at_inference = True
+    loss_reads_features = True
 
     @dataclass
     class Params:

@@ -59,7 +59,9 @@ def mg_pairs(entries: list[dict]) -> list[tuple[dict, dict]]:
         candidates = [e for e in entries if not e["mg"] and pair_key(e) == pair_key(mg)
                       and e.get(SOURCE) == mg.get(SOURCE)]
         # several seeds in one report: the baseline trained with the same seed (and modalities)
-        twin = next((e for e in candidates if _twin_key(e) == _twin_key(mg)), None)
+        # (and the same adversarial training: an AMR+MG run against its AMR baseline)
+        twin = next((e for e in candidates if _twin_key(e) == _twin_key(mg) and _adversarial(e) == _adversarial(mg)),
+                    None) or next((e for e in candidates if _twin_key(e) == _twin_key(mg)), None)
         baseline = twin or (candidates[0] if candidates else None)
         if baseline is not None:
             pairs.append((baseline, mg))
@@ -69,6 +71,10 @@ def mg_pairs(entries: list[dict]) -> list[tuple[dict, dict]]:
 def _twin_key(entry: dict) -> tuple:
     config = entry["config"]
     return config.get("seed"), tuple(config.get("modalities") or ())
+
+
+def _adversarial(entry: dict) -> str:
+    return entry["config"].get("adversarial") or "none"
 
 
 def _levels_by_strength(entry: dict) -> dict[float, dict]:

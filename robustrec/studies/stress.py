@@ -210,8 +210,31 @@ def text_notes(report: dict) -> list[str]:
     return lines
 
 
+@dataclass
+class AdversarialStress(StressSpec):
+    kind: ClassVar[str] = "adversarial"
+    target: str = "features"
+    eps: str = "0.1"
+    steps: int = 1
+
+    def check(self) -> "AdversarialStress":
+        from robustrec.perturbations.adversarial import check_attack, check_target
+
+        self._epsilons = parse_levels(self.eps, "--eps")
+        check_target(self.target)
+        for value in self._epsilons:
+            check_attack(value, self.steps)
+        return self
+
+    def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
+        from robustrec.studies.adversarial_study import run_adversarial_study
+
+        return StressOutcome([run_adversarial_study(checkpoints, data, self._epsilons, self.target, self.steps,
+                                                    settings, callbacks)])
+
+
 SPECS: dict[str, type[StressSpec]] = {cls.kind: cls for cls in (NoiseStress, CaptionStress, ModalityStress,
-                                                                  ImageStress, TextStress)}
+                                                                  ImageStress, TextStress, AdversarialStress)}
 
 
 def stress_spec(kind: str, options: dict, what: str = "") -> StressSpec:

@@ -36,9 +36,11 @@ def partial_dir(run_dir: Path) -> Path:
 
 
 def default_run_name(config) -> str:
-    """<model>-<dataset>, then -sam/-asam/-sgbd for those steps, then -mg with Mirror Gradient."""
+    """<model>-<dataset>, then -sam/-asam/-sgbd for those steps, -amr with AMR adversarial
+    training, then -mg with Mirror Gradient."""
     step = f"-{config.step}" if config.step in ("sam", "asam", "sgbd") else ""
-    return f"{config.model}-{config.dataset}{step}" + ("-mg" if config.mg and config.step != "sgbd" else "")
+    amr = "-amr" if config.adversarial == "amr" else ""
+    return f"{config.model}-{config.dataset}{step}{amr}" + ("-mg" if config.mg and config.step != "sgbd" else "")
 
 
 def prepare_data(config, data=None):

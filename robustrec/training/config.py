@@ -64,6 +64,11 @@ class TrainConfig:
     beta: int = 3
     sam_rho: float = 0.0
     step: str = "plain"
+    #: "amr": AMR adversarial training on the item features (Tang et al., TKDE 2019)
+    adversarial: str = "none"
+    #: AMR budget ε (per row, relative to the modality's mean row norm) and weight λ
+    adv_eps: float = 0.1
+    adv_reg: float = 1.0
     valid_metric: str = "recall@20"
     eval_batch_size: int = 0
 
@@ -101,6 +106,7 @@ class TrainConfig:
             raise ConfigError("--step sgbd is a Mirror Gradient step: it needs mg (set by --step sgbd)")
         if self.mg:
             validate_mirror(self.alpha1, self.alpha2, self.beta, self.mg_form)
+        self._validate_adversarial()
         return self
 
     @property
@@ -115,6 +121,26 @@ class TrainConfig:
         import dataclasses
 
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in MODEL_SPEC_FIELDS}
+
+    def _validate_adversarial(self) -> None:
+        from robustrec.training.adversarial import METHODS, amr_refusal, supports_amr
+
+        if self.adversarial not in METHODS:
+            raise ConfigError(f"unknown --adversarial {self.adversarial!r}; choose one of {', '.join(METHODS)}")
+        self.objective()  # checks the budget and weight even when unused
+        if self.adversarial == "amr":
+            from robustrec.models import get_model_class
+
+            cls = get_model_class(self.model)
+            if not supports_amr(cls):
+                raise ConfigError(amr_refusal(cls))
+
+    def objective(self):
+        """The loss wrapper the trainer composes with the step strategy (None: the model's loss)."""
+        from robustrec.training.adversarial import AdversarialFeatureLoss
+
+        amr = AdversarialFeatureLoss(self.adv_eps, self.adv_reg)
+        return amr if self.adversarial == "amr" else None
 
     def strategy(self):
         """The step strategy this config asks for: plain, SAM or ASAM, optionally wrapped by MG;
@@ -135,10 +161,12 @@ class TrainConfig:
         return MirrorGradientStep(self.alpha1, self.alpha2, self.beta, self.mg_form, base)
 
     def strategy_name(self) -> str:
-        """'plain', 'SAM', 'ASAM', 'Mirror Gradient + ASAM', 'SGBD', ... for messages."""
+        """'plain', 'SAM', 'ASAM', 'Mirror Gradient + ASAM', 'SGBD', ... for messages (with
+        ' + AMR' when adversarial training is on)."""
+        amr = f" + AMR (eps {self.adv_eps:g}, reg {self.adv_reg:g})" if self.adversarial == "amr" else ""
         if self.step == "sgbd":
-            return "SGBD (sharpness-aware Mirror Gradient)"
+            return "SGBD (sharpness-aware Mirror Gradient)" + amr
         base = {"asam": "ASAM", "sam": "SAM"}.get(self.step) or ("SAM" if self.sam_rho > 0 else "")
         if self.mg:
-            return "Mirror Gradient" + (f" + {base}" if base else "")
-        return base or "plain"
+            return "Mirror Gradient" + (f" + {base}" if base else "") + amr
+        return (base or "plain") + amr

@@ -66,6 +66,7 @@ class Trainer:
                  device=None) -> None:
         self.config = config.validate()
         self.strategy = config.strategy()
+        self.objective = config.objective()
         self.callbacks = callbacks or []
         self.device = None if device is None else resolve_device(device)
 
@@ -145,10 +146,11 @@ class Trainer:
         device = model_device(model)
         model.train()
         model.pre_epoch()
+        trained = model if self.objective is None else self.objective.bind(model)  # AMR: the adversarial loss
         total, count = 0.0, 0
         for index, batch in enumerate(sampler.epoch()):  # drawn on the CPU (numpy), moved per batch
             batch = tuple(t.to(device) for t in batch)
-            loss = self.strategy.step(model, optimizer, batch, index)
+            loss = self.strategy.step(trained, optimizer, batch, index)
             if loss != loss:  # NaN
                 raise FloatingPointError(f"training loss became NaN at epoch {epoch}, batch {index}; "
                                          "lower --lr or check the features")
