@@ -26,6 +26,10 @@ PLOT = typer.Option(False, "--plot", help="Also write a PNG severity curve next 
 DATA_DIR = typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")
 THREADS = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+CACHE_DIR = typer.Option(None, help="Root of the cache of encoded texts (default $ROBUSTREC_CACHE, else "
+                         "~/.cache/robustrec); the data folder is never written.")
+TEXT_CACHE = typer.Option(True, "--text-cache/--no-text-cache", help="Reuse texts encoded by earlier runs "
+                          "(keyed by the encoder's files and versions) and keep the new ones.")
 
 
 def pick_checkpoints(checkpoints: list[Path] | None, checkpoint_dir: Path) -> list[Path]:
@@ -106,6 +110,8 @@ def caption(
                                   "synthetic data, else blip2:Salesforce/blip2-opt-2.7b)."),
     captions: Path = typer.Option(None, help="Caption cache file (default <data>/<name>/captions/<captioner>.json)."),
     text_encoder: str = typer.Option("all-MiniLM-L6-v2", help="Sentence encoder that made text_feat.npy."),
+    cache_dir: Path = CACHE_DIR,
+    text_cache: bool = TEXT_CACHE,
     seed: int = SEED,
     metric: str = METRIC,
     k: int = CUTOFF,
@@ -131,18 +137,39 @@ def caption(
     check_position(position)
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    if cache_dir is not None:
+        check_output_dir(cache_dir, "--cache-dir")
     if threads > 0:
         torch.set_num_threads(threads)
     loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
     inputs = load_caption_inputs(data, captioner or default_captioner(data.name), captions)
     encoder = SentenceTextEncoder(text_encoder)
+    cache = _text_cache(encoder, data.name, cache_dir, text_cache)
     report = _with_progress(lambda cbs: run_caption_study(loaded, data, rates, position, inputs, encoder,
-                                                          settings, cbs), quiet)
+                                                          settings, cbs, cache), quiet)
     check = report["settings"]["encoder_check"]
     if check and check["mean_cosine"] < ENCODER_CHECK_WARN:
         console.print(f"[yellow]warning:[/] {encoder.encoder_id} re-encodes clean item texts with mean cosine "
                       f"{check['mean_cosine']:.3f} to text_feat.npy: it may not be the encoder that made it")
+    _text_cache_warning(report)
     finish_report(report, report_dir, csv, plot)
+
+
+def _text_cache(encoder, scope: str, cache_dir: Path | None, enabled: bool):
+    """The on-disk cache of ``encoder``'s rows (None when off or when the encoder cannot be pinned)."""
+    if not enabled:
+        return None
+    from robustrec.captioning.embedding_cache import open_text_cache
+
+    return open_text_cache(encoder, scope, cache_dir)
+
+
+def _text_cache_warning(report: dict) -> None:
+    from rich.markup import escape
+
+    summary = report["settings"].get("text_cache")
+    if summary and summary.get("warning"):
+        console.print(f"[yellow]warning:[/] {escape(summary['warning'])}")
 
 
 @app.command("modality")
@@ -279,6 +306,8 @@ def text(
                                      "ranking instead of taking the k most frequent the item lacks."),
     text_encoder: str = typer.Option(None, help="Encoder that made text_feat.npy when features.json records none "
                                      "(default all-MiniLM-L6-v2); checked on untouched items."),
+    cache_dir: Path = CACHE_DIR,
+    text_cache: bool = TEXT_CACHE,
     repeats: int = typer.Option(5, help="Draws per rate."),
     seed: int = SEED,
     metric: str = METRIC,
@@ -311,15 +340,19 @@ def text(
     rates = [check_rate(value) for value in parse_levels(rate, "--rate")]
     settings = StudySettings(repeats=repeats, seed=seed, split=split, metric=metric, k=k).validate()
     check_output_dir(report_dir, "--report-dir")
+    if cache_dir is not None:
+        check_output_dir(cache_dir, "--cache-dir")
     if threads > 0:
         torch.set_num_threads(threads)
     loaded, data = load_checkpoints(pick_checkpoints(checkpoints, checkpoint_dir), data_dir=data_dir or None)
     items = load_item_records(data)
     check_inputs(edit, items, data)
     encoder, source = text_encoder_for(data.source, text_encoder)
+    cache = _text_cache(encoder, data.name, cache_dir, text_cache)
     report = _with_progress(lambda cbs: run_text_study(loaded, data, edit, rates, items, encoder, settings, cbs,
-                                                       n_keywords, pool, source), quiet)
+                                                       n_keywords, pool, source, cache), quiet)
     _print_text_summary(report)
+    _text_cache_warning(report)
     finish_report(report, report_dir, csv, plot)
 
 

@@ -172,8 +172,12 @@ def test_encoder_dimension_mismatch(world, tmp_path, capsys, monkeypatch):
 
     _, runs, captioner = world
     monkeypatch.setattr(SentenceTextEncoder, "dim", property(lambda self: 768))
+    # an empty text cache: rows cached by earlier tests come from the real (384-d) encoder, whose
+    # identity the patch does not change, and would give the width without asking the encoder
     _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captioner", captioner, "--report-dir",
-                            tmp_path, "-q"), "768-d vectors but the models' text features are 384-d", tmp_path)
+                            tmp_path / "r", "--cache-dir", tmp_path / "c", "-q"),
+                    "768-d vectors but the models' text features are 384-d", tmp_path / "r")
+    assert not (tmp_path / "c").exists()
 
 
 def test_checkpoints_on_different_data(world, tmp_path, capsys):
