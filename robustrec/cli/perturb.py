@@ -367,9 +367,10 @@ def _print_text_summary(report: dict) -> None:
         console.print("no given checkpoint's model reads text features at inference: all are unaffected by "
                       "construction", highlight=False)
     elif "reencoding" in settings:
-        again = settings["reencoding"]
-        console.print(f"re-encoded {again['edited_texts_encoded']} edited texts in {again['seconds']:.2f} s with "
-                      f"{settings['text_encoder']} (encoder check: min cosine "
+        again, cached = settings["reencoding"], settings.get("text_cache") or {}
+        reused = f" ({cached['rows_reused']} texts from the text cache)" if cached.get("rows_reused") else ""
+        console.print(f"re-encoded {again['edited_texts_encoded']} edited texts in {again['seconds']:.2f} s{reused} "
+                      f"with {settings['text_encoder']} (encoder check: min cosine "
                       f"{settings['encoder_check']['min_cosine']:.5f})", highlight=False)
 
 
