@@ -264,7 +264,7 @@ def test_lfm2k_keyword_stuffing_end_to_end(lfm, tmp_path, capsys, monkeypatch):
 
 def test_lfm2k_drop_categories_and_id_only_model(lfm, tmp_path, capsys):
     code, out, err = _text(capsys, lfm, (*PAIR, "bprmf-lfm2k"), "--edit", "drop-categories", "--rate", "0.1",
-                           "--repeats", "2", report_dir=tmp_path / "r")
+                           "--repeats", "2", "--no-text-cache", report_dir=tmp_path / "r")
     assert code == 0, err
     report = json.loads(next((tmp_path / "r").glob("*.json")).read_text())
     entries = {e["name"]: e for e in report["checkpoints"]}
@@ -272,10 +272,38 @@ def test_lfm2k_drop_categories_and_id_only_model(lfm, tmp_path, capsys):
     (level,) = entries["vbpr-lfm2k"]["levels"]
     assert [t["changed_items"] for t in level["trials"]] == [143, 143]  # lfm2k text = tags only: all become ""
     assert math.isfinite(level["summary"]["recall@5"]["drop_pct"])
-    assert report["settings"]["reencoding"]["edited_texts_encoded"] == 1  # the empty text, once
+    assert report["settings"]["reencoding"]["edited_texts_encoded"] == 1  # the empty text, once (no text cache)
+    assert report["settings"]["text_cache"] is None
     code, out, err = _text(capsys, lfm, ["bprmf-lfm2k"], "--edit", "swap", "--repeats", "1",
                            report_dir=tmp_path / "id")
     assert code == 0 and "all are unaffected by construction" in " ".join(out.split()), err
+
+
+def test_lfm2k_warm_text_cache_skips_the_encoder_and_leaves_the_shared_data_alone(lfm, shared_datasets, tmp_path,
+                                                                                     capsys, monkeypatch):
+    from pathlib import Path
+
+    from robustrec.captioning.text_encoder import SentenceTextEncoder
+
+    folder = Path(shared_datasets) / "lfm2k"
+    before = {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+    reports = []
+    for name in ("cold", "warm"):
+        if name == "warm":
+            monkeypatch.setattr(SentenceTextEncoder, "_load", lambda self: pytest.fail("the warm run loaded MiniLM"))
+        code, out, err = _text(capsys, lfm, PAIR[:1], "--edit", "keywords", "--rate", "0.05", "--repeats", "2",
+                               "--cache-dir", tmp_path / "c", report_dir=tmp_path / name)
+        assert code == 0, err
+        assert ("from the text cache" in " ".join(out.split())) == (name == "warm"), out
+        reports.append(json.loads(next((tmp_path / name).glob("*.json")).read_text()))
+    cold, warm = reports
+    assert {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")} == before
+    assert cold["settings"]["reencoding"]["edited_texts_encoded"] > 0 and cold["settings"]["text_cache"]["encoder_loaded"]
+    assert warm["settings"]["reencoding"]["edited_texts_encoded"] == 0
+    assert warm["settings"]["text_cache"]["texts_encoded"] == 0 and not warm["settings"]["text_cache"]["encoder_loaded"]
+    assert warm["settings"]["text_cache"]["file"].startswith(str(tmp_path / "c" / "text-embeddings"))
+    assert warm["settings"]["encoder_check"] == cold["settings"]["encoder_check"]
+    assert warm["checkpoints"][0]["levels"] == cold["checkpoints"][0]["levels"]
 
 
 @pytest.mark.parametrize("runs, flags, fragment", [

@@ -23,6 +23,7 @@ _EXPORTS = {
     "ItemTextEmbeddings": "robustrec.captioning.text_encoder",
     "TextEncoder": "robustrec.captioning.text_encoder",
     "DEFAULT_TEXT_ENCODER": "robustrec.captioning.text_encoder",
+    "TextEmbeddingCache": "robustrec.captioning.embedding_cache",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -143,6 +143,31 @@ class SentenceTextEncoder:
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
+    def cache_identity(self) -> dict[str, Any] | None:
+        """What decides this encoder's rows, found without loading it (for
+        `robustrec.captioning.embedding_cache`): None unless the model is a local folder."""
+        import importlib.metadata
+
+        folder = resolve_text_model(self.model_name)
+        if not Path(folder).is_dir():
+            return None
+        layout = mean_pooling_layout(folder)
+        packages = ["torch", "transformers", "tokenizers"] + ([] if layout else ["sentence-transformers"])
+        versions = {}
+        for name in packages:
+            try:
+                versions[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                versions[name] = None
+        device = self.device
+        if device is None and layout is None:  # sentence-transformers picks the GPU when there is one
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return {"encoder": self.encoder_id, "folder": str(Path(folder).resolve()),
+                "backend": "transformers" if layout else "sentence-transformers", "layout": layout,
+                "packages": versions, "device": device or "cpu"}
+
     def _load(self) -> Any:
         if self._model is None:
             folder = resolve_text_model(self.model_name)

@@ -27,6 +27,10 @@ PLOT = typer.Option(False, "--plot", help="Also write a PNG severity curve next 
 DATA_DIR = typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")
 THREADS = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+CACHE_DIR = typer.Option(None, help="Root of the cache of encoded texts (default $ROBUSTREC_CACHE, else "
+                         "~/.cache/robustrec); the data folder is never written.")
+TEXT_CACHE = typer.Option(True, "--text-cache/--no-text-cache", help="Reuse texts encoded by earlier runs "
+                          "(keyed by the encoder's files and versions) and keep the new ones.")
 
 
 def pick_checkpoints(checkpoints: list[Path] | None, checkpoint_dir: Path) -> list[Path]:
@@ -117,6 +121,8 @@ def caption(
                                   "synthetic data, else blip2:Salesforce/blip2-opt-2.7b)."),
     captions: Path = typer.Option(None, help="Caption cache file (default <data>/<name>/captions/<captioner>.json)."),
     text_encoder: str = typer.Option("all-MiniLM-L6-v2", help="Sentence encoder that made text_feat.npy."),
+    cache_dir: Path = CACHE_DIR,
+    text_cache: bool = TEXT_CACHE,
     seed: int = SEED,
     metric: str = METRIC,
     k: int = CUTOFF,
@@ -133,7 +139,7 @@ def caption(
     from robustrec.studies.stress import CaptionStress
 
     spec = CaptionStress(rate=rate, position=position, captioner=captioner, captions=str(captions or ''),
-                        text_encoder=text_encoder).check()
+                         text_encoder=text_encoder, cache_dir=str(cache_dir or ""), text_cache=text_cache).check()
     run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
                threads, quiet, device)
 
@@ -245,6 +251,8 @@ def text(
                                      "ranking instead of taking the k most frequent the item lacks."),
     text_encoder: str = typer.Option(None, help="Encoder that made text_feat.npy when features.json records none "
                                      "(default all-MiniLM-L6-v2); checked on untouched items."),
+    cache_dir: Path = CACHE_DIR,
+    text_cache: bool = TEXT_CACHE,
     repeats: int = typer.Option(5, help="Draws per rate."),
     seed: int = SEED,
     metric: str = METRIC,
@@ -269,7 +277,7 @@ def text(
     from robustrec.studies.stress import TextStress
 
     spec = TextStress(edit=edit, rate=rate, keywords=keywords, keyword_pool=keyword_pool,
-                      text_encoder=text_encoder).check()
+                      text_encoder=text_encoder, cache_dir=str(cache_dir or ""), text_cache=text_cache).check()
     run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
                threads, quiet, device)
 

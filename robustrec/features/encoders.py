@@ -136,6 +136,10 @@ class TextFeatureEncoder:
     def dim(self) -> int:
         return self._encoder.dim
 
+    def cache_identity(self) -> dict[str, Any] | None:
+        """What decides the rows (see `robustrec.captioning.embedding_cache`): the inner encoder's."""
+        return self._encoder.cache_identity()
+
     @property
     def max_tokens(self) -> int:
         model = self._model

@@ -67,16 +67,21 @@ def insert_caption(text: str, caption: str, slot: float | None) -> str:
 
 class MemoTextEncoder:
     """A text encoder that remembers every text it encoded (trials of several checkpoints share
-    item draws, so their edited texts are encoded once)."""
+    item draws, so their edited texts are encoded once), optionally backed by an on-disk
+    ``TextEmbeddingCache``: texts found there are not encoded, and the wrapped encoder is not even
+    loaded when every text asked for is cached (``dim`` then comes from the cached rows)."""
 
-    def __init__(self, encoder) -> None:
+    def __init__(self, encoder, cache=None) -> None:
         self.encoder = encoder
+        self.cache = cache
         self._rows: dict[str, np.ndarray] = {}
         self.encoded = 0  # texts actually sent to the wrapped encoder
+        self.reused = 0  # texts found in the on-disk cache
 
     @property
     def dim(self) -> int:
-        return self.encoder.dim
+        cached = None if self.cache is None else self.cache.dim
+        return self.encoder.dim if cached is None else cached
 
     @property
     def encoder_id(self) -> str:
@@ -84,13 +89,37 @@ class MemoTextEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._rows))
+        if self.cache is not None and missing:
+            for text in missing:
+                row = self.cache.get(text)
+                if row is not None:
+                    self._rows[text] = row
+                    self.reused += 1
+            missing = [t for t in missing if t not in self._rows]
         if missing:
             for text, row in zip(missing, self.encoder.encode(missing)):
                 self._rows[text] = np.asarray(row, dtype=np.float32)
+                if self.cache is not None:
+                    self.cache.put(text, self._rows[text])
             self.encoded += len(missing)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self._rows[t] for t in texts])
+
+    def save(self) -> str | None:
+        """Write new rows to the on-disk cache; a one-line reason when that failed."""
+        return None if self.cache is None else self.cache.save()
+
+    def cache_summary(self) -> dict | None:
+        """What the on-disk cache did, for the report (None without one)."""
+        if self.cache is None:
+            return None
+        inner = self.encoder
+        while not hasattr(inner, "backend") and hasattr(inner, "encoder"):  # through wrappers (TimedEncoder)
+            inner = inner.encoder
+        return {"file": str(self.cache.path), "rows_reused": self.reused, "texts_encoded": self.encoded,
+                "encoder_loaded": getattr(inner, "backend", "eager") is not None,
+                "replaced_stale_file": self.cache.stale, "warning": self.cache.warning}
 
 
 class CaptionInjection(Perturbation):

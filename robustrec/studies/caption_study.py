@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from robustrec.errors import ConfigError, DataError
+from robustrec.perturbations.base import trial_seeds
 from robustrec.perturbations.caption import CaptionInjection, MemoTextEncoder
 from robustrec.studies.runner import StudySettings, run_study
 
@@ -81,20 +82,32 @@ def _missing_cache_message(data, folder: Path, captioner: str, path: Path) -> st
             f"or pass --captions PATH and --captioner ID")
 
 
-def make_text_embeddings(encoder, texts: list[str], clean: np.ndarray):
-    """``ItemTextEmbeddings`` over ``clean`` (the model's text features) after a dimension check."""
+def make_text_embeddings(encoder, texts: list[str], clean: np.ndarray, cache=None):
+    """``ItemTextEmbeddings`` over ``clean`` (the model's text features) after a dimension check;
+    ``cache`` (a ``TextEmbeddingCache``) serves texts encoded by earlier runs."""
     from robustrec.captioning.text_encoder import ItemTextEmbeddings
 
-    if encoder.dim != clean.shape[1]:
-        raise ConfigError(f"text encoder {encoder.encoder_id} gives {encoder.dim}-d vectors but the models' text "
+    memo = MemoTextEncoder(encoder, cache)
+    if memo.dim != clean.shape[1]:
+        raise ConfigError(f"text encoder {encoder.encoder_id} gives {memo.dim}-d vectors but the models' text "
                           f"features are {clean.shape[1]}-d; use the encoder that made text_feat.npy (--text-encoder)")
-    return ItemTextEmbeddings(MemoTextEncoder(encoder), texts, clean=clean)
+    return ItemTextEmbeddings(memo, texts, clean=clean)
+
+
+def encoder_check_ids(n_texts: int, n: int = ENCODER_CHECK_ITEMS) -> np.ndarray:
+    """The ``n`` evenly spaced item ids whose clean texts the encoder check re-encodes."""
+    return np.unique(np.linspace(0, n_texts - 1, num=min(n, n_texts)).astype(int))
 
 
 def encoder_check(encoder, texts: list[str], clean: np.ndarray, n: int = ENCODER_CHECK_ITEMS) -> dict:
     """Mean cosine between the clean features and the re-encoded clean texts of ``n`` items
-    (evenly spaced ids): ≈ 1 when ``encoder`` is the one that made the clean features."""
-    ids = np.unique(np.linspace(0, len(texts) - 1, num=min(n, len(texts))).astype(int))
+    (evenly spaced ids): ≈ 1 when ``encoder`` is the one that made the clean features.
+
+    Rows served by the on-disk text cache count as re-encoded: the cache is keyed by the encoder's
+    exact identity (model files' hash, backend, library versions, device), so they are what this
+    encoder produced for these texts.
+    """
+    ids = encoder_check_ids(len(texts), n)
     fresh = encoder.encode([texts[i] for i in ids]).astype(np.float64)
     old = clean[ids].astype(np.float64)
     norms = np.linalg.norm(fresh, axis=1) * np.linalg.norm(old, axis=1)
@@ -103,22 +116,24 @@ def encoder_check(encoder, texts: list[str], clean: np.ndarray, n: int = ENCODER
 
 
 def run_caption_study(checkpoints, data, rates: list[float], position: str, inputs: CaptionInputs,
-                      encoder, settings: StudySettings, callbacks=None) -> dict:
+                      encoder, settings: StudySettings, callbacks=None, text_cache=None) -> dict:
     """Clean + R caption-injected evaluations per rate for each checkpoint (see ``CaptionInjection``).
 
-    ``encoder`` is loaded only when some checkpoint consumes text at inference; models that do not
-    are reported as unaffected by construction.
+    ``encoder`` is used only when some checkpoint consumes text at inference; models that do not
+    are reported as unaffected by construction. The encoder-check texts and the distinct edited
+    texts of every trial are encoded once, in one pass, before evaluation; ``text_cache`` (a
+    ``TextEmbeddingCache`` of ``encoder``) serves those encoded by earlier runs, and gets the new
+    ones — when it holds them all, a lazily loading encoder (``SentenceTextEncoder``) never loads.
     """
     probe = CaptionInjection(0.0, {}, inputs.texts, None, position, inputs.captioner, "-")
     affected = [c for c in checkpoints if probe.unaffected_reason(c.model) is None]
     check, embeddings, encoder_id = None, None, getattr(encoder, "encoder_id", str(encoder))
     if affected:
         clean = data.features["text"]
-        embeddings = make_text_embeddings(encoder, inputs.texts, clean)
-        check = encoder_check(encoder, inputs.texts, clean)
+        embeddings = make_text_embeddings(encoder, inputs.texts, clean, text_cache)
     perturbations = [CaptionInjection(rate, inputs.captions, inputs.texts, embeddings, position,
                                       inputs.captioner, encoder_id) for rate in rates]
-    settings.extra_settings = {
+    settings.extra_settings = extra = {
         "title": "caption", "description": f"captions {inputs.captioner}, position {position}",
         "eligible_items": len(inputs.texts) - inputs.without_caption,
         "position": position, "captioner": inputs.captioner, "captions": str(inputs.cache_path),
@@ -127,4 +142,20 @@ def run_caption_study(checkpoints, data, rates: list[float], position: str, inpu
         "selection": "per trial, numpy default_rng(seed): item drawn when U[0,1) < rate; "
                      "items without a caption are never changed",
     }
+    if embeddings is not None:
+        memo = embeddings.encoder
+        seeds = trial_seeds(settings.seed, settings.repeats)
+        edited = {t for p in perturbations for s in seeds for t in p.edited_texts(s).values()}
+        checked = {inputs.texts[i] for i in encoder_check_ids(len(inputs.texts))}
+        memo.encode(sorted(edited | checked))  # one length-sorted pass (the encoder sorts by length)
+        extra["encoder_check"] = encoder_check(memo, inputs.texts, clean)
+        write_error = memo.save()
+        extra["reencoding"] = {"distinct_texts": len(edited | checked), "texts_encoded": memo.encoded,
+                               "rule": "only edited texts (and the encoder check's clean texts): every trial's "
+                                       "distinct edited texts, encoded once before evaluation and reused for "
+                                       "every checkpoint"}
+        summary = memo.cache_summary()
+        if summary is not None:
+            summary["warning"] = "; ".join(w for w in (summary["warning"], write_error) if w) or None
+        extra["text_cache"] = summary
     return run_study(checkpoints, data, perturbations, settings, callbacks)

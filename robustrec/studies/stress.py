@@ -9,6 +9,7 @@ callbacks, device)`` returns the reports (one per edit for ``image``) and the li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from robustrec.errors import ConfigError
@@ -67,6 +68,27 @@ class NoiseStress(StressSpec):
                                               self.flatness)])
 
 
+def open_cache(encoder, scope: str, cache_dir: str, enabled: bool):
+    """The on-disk cache of ``encoder``'s rows (None when off or when the encoder cannot be pinned)."""
+    if not enabled:
+        return None
+    from robustrec.captioning.embedding_cache import open_text_cache
+
+    return open_text_cache(encoder, scope, Path(cache_dir) if cache_dir else None)
+
+
+def check_cache_dir(cache_dir: str) -> None:
+    if cache_dir:
+        from robustrec.paths import check_output_dir
+
+        check_output_dir(Path(cache_dir), "--cache-dir")
+
+
+def cache_warning(report: dict) -> list[str]:
+    summary = report["settings"].get("text_cache")
+    return [f"warning: {summary['warning']}"] if summary and summary.get("warning") else []
+
+
 @dataclass
 class CaptionStress(StressSpec):
     kind: ClassVar[str] = "caption"
@@ -75,12 +97,15 @@ class CaptionStress(StressSpec):
     captioner: str = ""
     captions: str = ""
     text_encoder: str = "all-MiniLM-L6-v2"
+    cache_dir: str = ""
+    text_cache: bool = True
 
     def check(self) -> "CaptionStress":
         from robustrec.perturbations.caption import check_position, check_rate
 
         self._rates = [check_rate(value) for value in parse_levels(self.rate, "--rate")]
         check_position(self.position)
+        check_cache_dir(self.cache_dir)
         return self
 
     def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
@@ -90,9 +115,10 @@ class CaptionStress(StressSpec):
 
         inputs = load_caption_inputs(data, self.captioner or default_captioner(data.name), self.captions or None)
         encoder = SentenceTextEncoder(self.text_encoder, device=device)
+        cache = open_cache(encoder, data.name, self.cache_dir, self.text_cache)
         report = run_caption_study(checkpoints, data, self._rates, self.position, inputs, encoder, settings,
-                                   callbacks)
-        notes = []
+                                   callbacks, cache)
+        notes = cache_warning(report)
         check = report["settings"]["encoder_check"]
         if check and check["mean_cosine"] < ENCODER_CHECK_WARN:
             notes.append(f"warning: {encoder.encoder_id} re-encodes clean item texts with mean cosine "
@@ -171,6 +197,8 @@ class TextStress(StressSpec):
     keywords: int | None = None
     keyword_pool: int | None = None
     text_encoder: str | None = None
+    cache_dir: str = ""
+    text_cache: bool = True
 
     def check(self) -> "TextStress":
         from robustrec.perturbations.caption import check_rate
@@ -178,6 +206,7 @@ class TextStress(StressSpec):
 
         self._keywords, self._pool = check_flags(self.edit, self.keywords, self.keyword_pool)
         self._rates = [check_rate(value) for value in parse_levels(self.rate, "--rate")]
+        check_cache_dir(self.cache_dir)
         return self
 
     def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
@@ -186,9 +215,10 @@ class TextStress(StressSpec):
         items = load_item_records(data)
         check_inputs(self.edit, items, data)
         encoder, source = text_encoder_for(data.source, self.text_encoder, device)
+        cache = open_cache(encoder, data.name, self.cache_dir, self.text_cache)
         report = run_text_study(checkpoints, data, self.edit, self._rates, items, encoder, settings, callbacks,
-                                self._keywords, self._pool, source)
-        return StressOutcome([report], text_notes(report))
+                                self._keywords, self._pool, source, cache)
+        return StressOutcome([report], text_notes(report) + cache_warning(report))
 
 
 def text_notes(report: dict) -> list[str]:
@@ -203,9 +233,10 @@ def text_notes(report: dict) -> list[str]:
         lines.append("no given checkpoint's model reads text features at inference: all are unaffected by "
                      "construction")
     elif "reencoding" in settings:
-        again = settings["reencoding"]
-        lines.append(f"re-encoded {again['edited_texts_encoded']} edited texts in {again['seconds']:.2f} s with "
-                     f"{settings['text_encoder']} (encoder check: min cosine "
+        again, cached = settings["reencoding"], settings.get("text_cache") or {}
+        reused = f" ({cached['rows_reused']} texts from the text cache)" if cached.get("rows_reused") else ""
+        lines.append(f"re-encoded {again['edited_texts_encoded']} edited texts in {again['seconds']:.2f} s{reused} "
+                     f"with {settings['text_encoder']} (encoder check: min cosine "
                      f"{settings['encoder_check']['min_cosine']:.5f})")
     return lines
 

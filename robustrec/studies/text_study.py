@@ -142,11 +142,13 @@ def encoder_check(encoder, items: ItemRecords, clean: np.ndarray, n: int = ENCOD
 
 def run_text_study(checkpoints, data, edit: str, rates: list[float], items: ItemRecords, encoder,
                    settings: StudySettings, callbacks=None, keywords: int = DEFAULT_KEYWORDS,
-                   keyword_pool: int | None = None, encoder_source: str = "") -> dict:
+                   keyword_pool: int | None = None, encoder_source: str = "", text_cache=None) -> dict:
     """Clean + R edited evaluations per rate for each checkpoint (see ``robustrec.perturbations.text_edit``).
 
     ``encoder`` is used only when some checkpoint's model reads text at inference (``SentenceTextEncoder``
-    loads lazily); models that do not are reported as unaffected by construction.
+    loads lazily); models that do not are reported as unaffected by construction. ``text_cache`` (a
+    ``TextEmbeddingCache`` of ``encoder``) serves texts encoded by earlier runs, the encoder check's
+    included (cached rows are exactly what this encoder produced), and keeps the new ones.
     """
     from robustrec.captioning.text_encoder import ItemTextEmbeddings
 
@@ -156,9 +158,10 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
     embeddings, timed, check, encoder_id = None, None, None, None
     if affected:
         clean = np.asarray(data.features["text"], dtype=np.float32)
-        check = encoder_check(encoder, items, clean)
         timed = TimedEncoder(encoder)
-        embeddings = ItemTextEmbeddings(MemoTextEncoder(timed), list(items.texts), clean=clean)
+        memo = MemoTextEncoder(timed, text_cache)
+        check = encoder_check(memo, items, clean)
+        embeddings = ItemTextEmbeddings(memo, list(items.texts), clean=clean)
         encoder_id = encoder.encoder_id
     perturbations = [TextEdit(edit, rate, items, embeddings, keywords, keyword_pool) for rate in rates]
     eligible = len(items.eligible(edit))
@@ -180,6 +183,11 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
         extra["reencoding"] = {"edited_texts_encoded": timed.texts - before, "seconds": round(timed.seconds, 3),
                                "rule": "only edited texts: the distinct edited texts of every trial, encoded once "
                                        "before evaluation and reused for every checkpoint"}
+        write_error = memo.save()
+        summary = memo.cache_summary()
+        if summary is not None:
+            summary["warning"] = "; ".join(w for w in (summary["warning"], write_error) if w) or None
+        extra["text_cache"] = summary
     return run_study(checkpoints, data, perturbations, settings, callbacks)
 
 

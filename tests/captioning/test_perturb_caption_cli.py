@@ -172,8 +172,12 @@ def test_encoder_dimension_mismatch(world, tmp_path, capsys, monkeypatch):
 
     _, runs, captioner = world
     monkeypatch.setattr(SentenceTextEncoder, "dim", property(lambda self: 768))
+    # an empty text cache: rows cached by earlier tests come from the real (384-d) encoder, whose
+    # identity the patch does not change, and would give the width without asking the encoder
     _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captioner", captioner, "--report-dir",
-                            tmp_path, "-q"), "768-d vectors but the models' text features are 384-d", tmp_path)
+                            tmp_path / "r", "--cache-dir", tmp_path / "c", "-q"),
+                    "768-d vectors but the models' text features are 384-d", tmp_path / "r")
+    assert not (tmp_path / "c").exists()
 
 
 def test_checkpoints_on_different_data(world, tmp_path, capsys):
@@ -185,3 +189,76 @@ def test_checkpoints_on_different_data(world, tmp_path, capsys):
     (other / "data.json").write_text(json.dumps(meta))
     _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], other, "--captioner", captioner,
                             "--report-dir", tmp_path / "r", "-q"), "different data", tmp_path / "r")
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``folder`` with its size and mtime."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+def _caption_report(capsys, runs, captioner, report_dir, *flags):
+    code, out, err = run_cli(capsys, "perturb", "caption", *runs, "--captioner", captioner, "--rate", "0.5",
+                             "--repeats", "2", "--report-dir", report_dir, "-q", *flags)
+    assert code == 0, err
+    (path,) = report_dir.glob("caption-tiny-*.json")
+    return json.loads(path.read_text()), out
+
+
+def test_warm_text_cache_reproduces_the_cold_report_without_loading_the_encoder(world, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from robustrec.captioning.text_encoder import SentenceTextEncoder
+
+    data_dir, runs, captioner = world
+    before = _tree(data_dir)
+    for path in [data_dir, *data_dir.rglob("*")]:  # a read-only data dir (root ignores modes; the tree check does not)
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        cold, _ = _caption_report(capsys, runs[:2], captioner, tmp_path / "cold", "--cache-dir", tmp_path / "c")
+        monkeypatch.setattr(SentenceTextEncoder, "_load", lambda self: pytest.fail("the warm run loaded MiniLM"))
+        warm, _ = _caption_report(capsys, runs[:2], captioner, tmp_path / "warm", "--cache-dir", tmp_path / "c")
+    finally:
+        for path in [data_dir, *data_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+    assert _tree(data_dir) == before  # nothing written into the data folder
+    (cache_file,) = (tmp_path / "c" / "text-embeddings").iterdir()
+    assert cold["settings"]["text_cache"]["file"] == warm["settings"]["text_cache"]["file"] == str(cache_file)
+    distinct = cold["settings"]["reencoding"]["distinct_texts"]
+    assert cold["settings"]["text_cache"]["texts_encoded"] == distinct > 16  # edited texts + the 16 checked
+    assert cold["settings"]["text_cache"]["encoder_loaded"] is True
+    assert warm["settings"]["text_cache"] == {**cold["settings"]["text_cache"], "rows_reused": distinct,
+                                              "texts_encoded": 0, "encoder_loaded": False}
+    assert warm["settings"]["encoder_check"] == cold["settings"]["encoder_check"]
+    assert warm["settings"]["encoder_check"]["mean_cosine"] > 0.99
+    for a, b in zip(cold["checkpoints"], warm["checkpoints"], strict=True):
+        assert a["clean"] == b["clean"] and a["levels"] == b["levels"]  # bitwise: JSON floats compare exactly
+    assert any(t["metrics"] != cold["checkpoints"][0]["clean"] for t in cold["checkpoints"][0]["levels"][0]["trials"])
+
+
+def test_corrupt_text_cache_warns_in_one_line_and_is_rebuilt(world, tmp_path, capsys):
+    from robustrec.captioning.embedding_cache import cache_path
+
+    _, runs, captioner = world
+    path = cache_path(tmp_path / "c", "tiny", "sentence-transformers:all-MiniLM-L6-v2")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00garbage")
+    report, out = _caption_report(capsys, runs[:1], captioner, tmp_path / "r1", "--cache-dir", tmp_path / "c")
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "unreadable text-embedding cache" in warnings[0], out
+    assert report["settings"]["text_cache"]["rows_reused"] == 0
+    report, out = _caption_report(capsys, runs[:1], captioner, tmp_path / "r2", "--cache-dir", tmp_path / "c")
+    assert "warning:" not in out and report["settings"]["text_cache"]["texts_encoded"] == 0
+
+
+def test_no_text_cache_writes_no_cache(world, tmp_path, capsys):
+    _, runs, captioner = world
+    report, _ = _caption_report(capsys, runs[:1], captioner, tmp_path / "r", "--cache-dir", tmp_path / "c",
+                                "--no-text-cache")
+    assert report["settings"]["text_cache"] is None and not (tmp_path / "c").exists()
+    assert report["settings"]["reencoding"]["texts_encoded"] == report["settings"]["reencoding"]["distinct_texts"]
+
+
+def test_cache_dir_that_is_a_file(world, tmp_path, capsys):
+    _, runs, captioner = world
+    (tmp_path / "f").write_text("x")
+    _one_line_error(run_cli(capsys, "perturb", "caption", runs[0], "--captioner", captioner, "--cache-dir",
+                            tmp_path / "f", "--report-dir", tmp_path / "r", "-q"), "--cache-dir", tmp_path / "r")
