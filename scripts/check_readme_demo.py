@@ -11,7 +11,8 @@ in README.md. Exit 0 when they agree, 1 with a diff when they do not.
 The numbers depend on the CPU's vector instructions: MiniLM (the synthetic text features) and
 training round differently with AVX2 and AVX-512 kernels, so two machines can both be right and
 print different digits. The README quotes the CI machine; a machine whose torch CPU capability
-(``torch.backends.cpu.get_cpu_capability()``) has its own file ``scripts/demo-output/<CAP>.txt``
+and vendor (``cpu_capability()``, e.g. AVX2-AuthenticAMD) has its own file
+``scripts/demo-output/<CAP>.txt``
 is checked against that file instead (``--update`` there rewrites that file, not the README).
 """
 
@@ -35,9 +36,21 @@ VARIANTS = ROOT / "scripts" / "demo-output"
 
 
 def cpu_capability() -> str:
+    """torch's CPU kernel level and the CPU vendor, e.g. ``AVX2-AuthenticAMD`` (math libraries
+    take other code paths on other vendors at the same level)."""
+    import platform
+
     import torch
 
-    return torch.backends.cpu.get_cpu_capability()
+    vendor = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{torch.backends.cpu.get_cpu_capability()}-{vendor}"
 
 
 def demo_output() -> str:
