@@ -66,8 +66,8 @@ def by_hand(work: Path, data_dir: str, epochs: int, threads: int) -> float:
                 name = f"{model}-{'mg' if mg else 'plain'}-s{seed}"
                 names.append(name)
                 run(["train", "--model", model, "--dataset", "lfm2k", "--data-dir", data_dir, "--epochs", str(epochs),
-                     "--patience", str(epochs), "--seed", str(seed), "--modalities", "text,audio",
-                     "--name", name, "--checkpoint-dir", "runs", "--threads", str(threads), "-q",
+                     "--patience", str(epochs), "--seed", str(seed),
+                     *(["--modalities", "text,audio"] if model == "vbpr" else []), "--name", name, "--checkpoint-dir", "runs", "--threads", str(threads), "-q",
                      *(["--mg"] if mg else [])], work)
             run(["perturb", "noise", *[f"runs/{n}" for n in names], "--sigma", "1e-3", "--repeats", "3",
                  "--no-flatness", "--report-dir", "reports", "--threads", str(threads), "-q"], work)

@@ -406,3 +406,9 @@ def test_study_cells_on_the_cpu_device_match_the_default(finished, tmp_path, syn
                     InlineExecutor(threads=1, device="cpu"))
     for cid, cell in cpu.cells.items():
         assert cell.result["test"] == manifest.cells[cid].result["test"], cid
+
+
+def test_train_modalities_apply_to_the_multimodal_models_only(tmp_path, synthetic_dir):
+    study = load_study(write_study(tmp_path, synthetic_dir, STUDY.replace("[train]\n", "[train]\nmodalities = ['text']\n")))
+    assert study.train_config("synthetic", "vbpr", "plain", {}, 0).modalities == ["text"]
+    assert study.train_config("synthetic", "bprmf", "plain", {}, 0).modalities is None

@@ -112,6 +112,8 @@ class Study:
         training = {k: v for k, v in point.items() if k in train_fields}
         values = {**self.train, **training, "model": model, "dataset": dataset, "data_dir": self.data_dir,
                   "seed": seed, "model_params": model_params}
+        if not get_model_class(model).multimodal:
+            values.pop("modalities", None)  # [train] modalities are for the study's multimodal models
         step = dict(self.strategies[strategy])
         kind = step.pop("step", "plain")
         rho = step.pop("rho", None)
