@@ -74,6 +74,41 @@ def by_hand(work: Path, data_dir: str, epochs: int, threads: int) -> float:
     return time.perf_counter() - start
 
 
+IN_PROCESS = """
+import sys, torch
+from pathlib import Path
+from robustrec.checkpoints import load_checkpoints
+from robustrec.reports import save_report
+from robustrec.studies.runner import StudySettings
+from robustrec.studies.stress import NoiseStress
+from robustrec.studies.training import train_run
+from robustrec.training import TrainConfig
+data_dir, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+for seed in (0, 1):
+    for model in ("bprmf", "vbpr"):
+        runs = []
+        for mg in (False, True):
+            config = TrainConfig(model=model, dataset="lfm2k", data_dir=data_dir, epochs=epochs, patience=epochs,
+                                 seed=seed, mg=mg, modalities=["text", "audio"] if model == "vbpr" else None)
+            runs.append(train_run(config.validate(), Path("runs") / f"{model}-{mg}-{seed}").run_dir)
+        loaded, data = load_checkpoints(runs)
+        spec = NoiseStress(sigma="1e-3", flatness=False).check()
+        report = spec.run(loaded, data, StudySettings(repeats=3).validate()).reports[0]
+        Path("reports").mkdir(exist_ok=True)
+        save_report(report, Path("reports") / f"{model}-{seed}.json")
+"""
+
+
+def in_process(work: Path, data_dir: str, epochs: int, threads: int) -> float:
+    """The same cells by hand in one Python process: library calls, no runner, no manifest."""
+    work.mkdir()
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", IN_PROCESS, str(Path(data_dir).resolve()), str(epochs), str(threads)],
+                   cwd=work, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def report_without_paths(folder: Path, work: Path) -> dict:
     subprocess.run(BIN + ["study", "report", str(folder)], cwd=work, check=True, stdout=subprocess.DEVNULL)
     report = json.loads((folder / "report" / "study-report.json").read_text())
@@ -99,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         times = {}
         (work / "hand").mkdir()
         times["by hand, 1 process per cell, 2 threads"] = by_hand(work / "hand", args.data_dir, args.epochs, 2)
+        times["by hand, one process, library calls, 2 threads"] = in_process(work / "lib", args.data_dir,
+                                                                             args.epochs, 2)
         times["study, 1 worker × 2 threads"] = run(["study", "run", str(study), "--out", "inline", "--workers", "1",
                                                     "--threads", "2", "-q"], work)
         times["study, local pool 2 workers × 1 thread"] = run(["study", "run", str(study), "--out", "pool",
@@ -124,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{cores} cores; lfm2k, bprmf + vbpr × plain/MG × 2 seeds, {args.epochs} epochs each, noise 3 repeats")
     for name, seconds in times.items():
         print(f"  {name:<44} {seconds:7.1f} s   {seconds / base:5.2f} × by hand")
-    print(f"  runner overhead vs by hand: {(inline / base - 1) * 100:+.1f}%")
+    library = times["by hand, one process, library calls, 2 threads"]
+    print(f"  runner overhead vs the same cells by hand in one process: {(inline / library - 1) * 100:+.1f}%; "
+          f"vs one CLI process per cell: {(inline / base - 1) * 100:+.1f}%")
     serial = times["study, 1 worker × 2 threads"]
     for name, seconds in times.items():
         if "2 workers" in name or "Ray" in name:
