@@ -412,3 +412,10 @@ def test_train_modalities_apply_to_the_multimodal_models_only(tmp_path, syntheti
     study = load_study(write_study(tmp_path, synthetic_dir, STUDY.replace("[train]\n", "[train]\nmodalities = ['text']\n")))
     assert study.train_config("synthetic", "vbpr", "plain", {}, 0).modalities == ["text"]
     assert study.train_config("synthetic", "bprmf", "plain", {}, 0).modalities is None
+
+
+def test_a_study_folder_resumes_only_the_study_that_made_it(finished, tmp_path, synthetic_dir):
+    study, out, _ = finished
+    other = load_study(write_study(tmp_path, synthetic_dir, STUDY.replace('name = "syn"', 'name = "other"')))
+    with pytest.raises(ConfigError, match="holds study 'syn', not 'other'; give another --out"):
+        run_study(other, out, InlineExecutor(threads=1))

@@ -67,6 +67,9 @@ class Manifest:
         manifest = cls(folder, study)
         if manifest.path.exists():
             stored = read_manifest(folder)
+            if stored["study"]["name"] != study.name:
+                raise ConfigError(f"{folder} holds study {stored['study']['name']!r}, not {study.name!r}; give "
+                                  f"another --out (a study folder resumes the study that made it)")
             for record in stored["cells"].values():
                 cell = Cell(**record)
                 if cell.state in ("running", "blocked"):
