@@ -16,7 +16,7 @@ app = typer.Typer(help="Studies: models × strategies × grids × seeds × stres
 
 @app.command("run")
 def run(
-    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file (see docs/studies.md)."),
+    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file (see examples/studies/ and the README, Studies)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default study-out/<name>)."),
     workers: int = typer.Option(0, min=0, help="Cells at once on this machine (0: cores ÷ --threads)."),
     threads: int = typer.Option(0, min=0, help="Torch threads per cell (0: cores ÷ --workers); workers × threads "
