@@ -180,13 +180,32 @@ class AdversarialPerturbation(Perturbation):
         triplets = training_triplets(self.data, self.samples, seed)
         model.eval()
         before = training_loss(model, triplets)
-        if self.target == "features":
-            moved = perturb_features(model, lambda: fixed_loss(model, triplets), self.eps, self.steps)
-        else:
-            moved = perturb_embeddings(model, lambda: fixed_loss(model, triplets), self.eps, self.steps)
+        with one_cpu_thread(model):
+            if self.target == "features":
+                moved = perturb_features(model, lambda: fixed_loss(model, triplets), self.eps, self.steps)
+            else:
+                moved = perturb_embeddings(model, lambda: fixed_loss(model, triplets), self.eps, self.steps)
         after = training_loss(model, triplets)
         self._records[seed] = {"loss_clean": before, "loss_attacked": after, "loss_rise": after - before,
                                "perturbed_rows": moved}
+
+
+@contextmanager
+def one_cpu_thread(model) -> Iterator[None]:
+    """The attack's gradients on one CPU thread: the backward of a row gather (``index_select``,
+    an ``index_add`` of many rows into one) sums in a thread-dependent order on several threads,
+    so equal seeds would give attacks equal only to the last bit. On other devices: unchanged."""
+    from robustrec.device import model_device
+
+    if model_device(model).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def embedding_tables(model) -> dict[str, torch.nn.Parameter]:
