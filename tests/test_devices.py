@@ -88,8 +88,9 @@ def test_other_names_list_the_choices(spec):
 
 
 # --- models move whole ------------------------------------------------------------------------
-def _non_parameter_ids(model) -> set[int]:
-    return {id(t) for _, t in reachable_tensors(model) if not isinstance(t, torch.nn.Parameter)}
+def _non_parameters(model) -> list[torch.Tensor]:
+    """The model's non-parameter tensors, held (ids of freed tensors could be reused by new ones)."""
+    return [t for _, t in reachable_tensors(model) if not isinstance(t, torch.nn.Parameter)]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -100,7 +101,8 @@ def test_a_move_converts_every_tensor_the_model_holds(name, small_data):
     model.pre_epoch()  # the epoch's sampled graphs exist too
     keys = list(model.state_dict())
     host = {attr: getattr(model, attr) for attr in model.host_tensors}
-    before = _non_parameter_ids(model)
+    held = _non_parameters(model)  # kept alive, so no new tensor can take one of their ids
+    before = {id(t) for t in held}
     model._apply(lambda t: t.clone())  # what a device move does to each tensor: a new one
     stale = [path for path, t in reachable_tensors(model, model.host_tensors) if id(t) in before]
     assert stale == []
