@@ -258,7 +258,6 @@ def run_study(study: Study, folder: str | Path, executor, callbacks: list[StudyR
         while True:
             manifest.merge(plan(study, manifest))
             _block(manifest)
-            manifest.save()
             ready = [c for c in manifest.cells.values() if c.state == "pending" and c.id not in running
                      and all(manifest.cells[d].state == "done" for d in c.deps if d in manifest.cells)
                      and all(d in manifest.cells for d in c.deps)]

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustrec.errors import ConfigError
+from robustrec.reports.schema import write_atomic
 from robustrec.studies.spec import Study
 
 MANIFEST = "study.json"
@@ -84,18 +83,11 @@ class Manifest:
         return out
 
     def save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         body = {"format": FORMAT, "version": 1, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "study": self.study.to_dict(), "fingerprint": self.study.fingerprint(),
                 "cells": {cid: cell.record() for cid, cell in self.cells.items()}}
-        fd, tmp = tempfile.mkstemp(prefix=".study.", suffix=".json", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(body, handle, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        text = json.dumps(body, indent=1)
+        write_atomic(self.path, lambda tmp: tmp.write_text(text))
 
     def merge(self, planned: list[Cell]) -> list[Cell]:
         """Add newly planned cells; a known cell whose spec changed is reset; a cell no longer
@@ -156,7 +148,7 @@ def _walk(study: Study, manifest: Manifest):
                     continue
                 search = {index: _train_cell(study, cells, dataset, model, strategy, index, point, study.seeds[0])
                           for index, point in points}
-                best = select_point(manifest, search, study.train.get("valid_metric", "recall@20"))
+                best = select_point(manifest, search, study.valid_metric)
                 if best is None:
                     continue
                 point = dict(points)[best]

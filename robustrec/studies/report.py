@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robustrec.reports.schema import write_atomic
 from robustrec.reports.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
 
 ALPHA = 0.05
@@ -53,13 +54,13 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
     return {"format": "robustrec-study-report", "study": study.name, "folder": str(folder.resolve()),
             "metric": metric, "k": k, "key": key, "correction": CORRECTIONS[correction], "alpha": ALPHA,
             "cells": counts, "complete": counts["done"] == sum(counts.values()),
-            "valid_metric": study.train.get("valid_metric", "recall@20"), "seeds": study.seeds,
+            "valid_metric": study.valid_metric, "seeds": study.seeds,
             "selection": study.selection, "clean": clean, "stress": stress}
 
 
 def _clean_rows(study, manifest, chosen, key) -> list[dict]:
     rows = []
-    valid_metric = study.train.get("valid_metric", "recall@20")
+    valid_metric = study.valid_metric
     for (dataset, model, strategy), by_seed in chosen.items():
         done = {seed: manifest.cells[cid] for seed, cid in by_seed.items()
                 if cid in manifest.cells and manifest.cells[cid].state == "done"}
@@ -268,23 +269,16 @@ def markdown(report: dict) -> str:
 def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None) -> list[Path]:
     """study-report.json, clean.csv, stress.csv and drops.png (when there are drops) in ``out_dir``."""
     import csv
-    import os
-    import tempfile
+    import io
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+
     written = []
 
     def atomic(path: Path, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(write_atomic(path, lambda tmp: tmp.write_text(text, newline="")))
 
     atomic(out_dir / "study-report.json", json.dumps(report, indent=1) + "\n")
     for name, (headers, rows) in (("clean.csv", clean_table(report)), ("stress.csv", stress_table(report))):
-        import io
-
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(headers)
@@ -304,6 +298,7 @@ def _plot(report: dict, rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+
     labels = [f"{r['model']} {r['strategy']}\n#{r['stress_index']} {r['title'][:24]} {r['strength']:g}" for r in rows]
     means = [r["drop_pct"]["mean"] for r in rows]
     errors = [[m - (r["drop_pct"]["ci95"][0] if r["drop_pct"]["ci95"][0] is not None else m) for m, r in
@@ -318,8 +313,7 @@ def _plot(report: dict, rows: list[dict], path: Path) -> Path:
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_title(f"study {report['study']}: drops under stress")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    finally:
+        plt.close(fig)

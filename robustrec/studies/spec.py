@@ -89,6 +89,13 @@ class Study:
     grids: dict[str, list[dict]]
     stresses: list[StressEntry] = field(default_factory=list)
 
+    @property
+    def valid_metric(self) -> str:
+        """The validation metric grid points are chosen on (TrainConfig's unless [train] sets it)."""
+        from robustrec.training import TrainConfig
+
+        return self.train.get("valid_metric", TrainConfig.valid_metric)
+
     def fingerprint(self) -> str:
         """Changes whenever anything that defines the cells changes."""
         text = json.dumps(self.to_dict(), sort_keys=True, default=str)
