@@ -68,6 +68,49 @@ def run(
         raise typer.Exit(min(counts["failed"], 100))
 
 
+@app.command("check")
+def check(
+    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file to validate."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder whose finished cells time the "
+                                                                 "estimate (default study-out/<name>)."),
+) -> None:
+    """Validate STUDY.toml and print its plan (cells, grid points, stress tests, a time estimate)
+    without running anything. Exit 0 when the study is valid, 2 with one line when not."""
+    from robustrec.cli.render import plain_table
+    from robustrec.studies.plan import describe_plan
+    from robustrec.studies.spec import load_study
+
+    study = load_study(study_file)
+    folder = out or Path("study-out") / study.name
+    plan = describe_plan(study, folder)
+    console.print(f"study [bold]{study.name}[/] ({study_file}) is valid: data from {study.data_dir}", highlight=False)
+    rows = [[g["dataset"], g["model"], g["strategy"],
+             ("plain's point" if g["reuses_plain_point"] else
+              str(g["points"]) + (" (" + "; ".join(f"{k}: {', '.join(v)}" for k, v in g["searched"].items()) + ")"
+                                  if g["searched"] else "")),
+             str(g["trainings"]), str(g["epochs"]), str(g["patience"])] for g in plan["groups"]]
+    console.print(plain_table(["dataset", "model", "strategy", "grid points (searched)", "trainings", "max epochs",
+                               "patience"], rows, title="training cells"))
+    if plan["stresses"]:
+        console.print("stress tests (one cell per dataset × seed):", highlight=False)
+    for s in plan["stresses"]:  # whole options, one line each: never cut
+        console.print(f"  #{s['index']} {s['label']} on {', '.join(s['models'])}: {s['levels']} level(s) × "
+                      f"{s['repeats']} repeat(s), {s['evaluations_per_cell']} evaluations per cell",
+                      highlight=False, markup=False, soft_wrap=True)
+    console.print(f"{plan['training_cells']} training cells (at most {plan['max_epochs']:,} epochs), "
+                  f"{plan['stress_cells']} stress cells ({plan['evaluations']:,} evaluations)", highlight=False)
+    estimate = plan["estimate"]
+    if estimate is None:
+        console.print(f"time: no estimate yet (no finished cell in {folder}); `robustrec study run` times the first "
+                      f"cells and a later `study check` estimates the rest", highlight=False)
+    else:
+        hours = estimate["seconds_left"] / 3600
+        mean = ", ".join(f"{kind} {seconds:.0f} s" for kind, seconds in estimate["mean_seconds"].items()
+                         if seconds is not None)
+        console.print(f"time left: about {hours:.1f} h on one worker (mean per finished cell in {folder}: {mean})",
+                      highlight=False)
+
+
 @app.command("status")
 def status(folder: Path = typer.Argument(..., metavar="STUDY_DIR", help="A study folder.")) -> None:
     """Done / running / failed / blocked / pending cells of a study folder."""

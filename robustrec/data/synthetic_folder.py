@@ -21,6 +21,8 @@ from robustrec.errors import DataError
 from robustrec.paths import umask_mode
 
 NAME = "synthetic"
+#: the feature files the built-in dataset has
+MODALITIES = ("image", "text")
 
 
 def ensure_synthetic(data_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> Path:

@@ -13,7 +13,9 @@ Top level (schema version 1)::
                   split, ks, default metric and k, flatness settings; optional "title" (table
                   heading, e.g. "modality: missing audio (fill mean)"; default: the kind) and
                   "description" (one-line summary of the kind's settings)
-  checkpoints     one entry per checkpoint: name, path, model, mg, config (the full TrainConfig),
+  checkpoints     one entry per checkpoint: name, path, weights_sha256 (of the model.safetensors
+                  evaluated; a study report refuses an entry whose run folder now holds other
+                  weights), model, mg, config (the full TrainConfig),
                   clean {metric@K: value}, levels [ {strength, parameters,
                   trials [{seed, metrics {metric@K}}], summary {metric@K: {mean, std, drop_pct}},
                   user_test {metric@K: paired per-user test}, flatness {...} } ];

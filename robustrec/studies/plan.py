@@ -16,6 +16,7 @@ encoded once for all of them, and every model sees the same draws).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ def _walk(study: Study, manifest: Manifest):
                 runs = [(model, strategy, chosen.get((dataset, model, strategy), {}).get(seed))
                         for model in study.models if model in stress.models for strategy in study.strategies]
                 if all(run for _, _, run in runs):
-                    cells.append(_stress_cell(dataset, seed, index, stress, runs, by_id(cells)))
+                    cells.append(_stress_cell(dataset, seed, index, stress, runs, by_id(cells), manifest))
     return cells, chosen
 
 
@@ -209,13 +210,160 @@ def by_id(cells: list[Cell]) -> dict[str, Cell]:
     return {cell.id: cell for cell in cells}
 
 
-def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell]) -> Cell:
+def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell], manifest: Manifest) -> Cell:
     """One stress test of one seed's chosen runs of every model and strategy it applies to: one
-    report, so edited content is encoded once for all of them and every model sees the same draws."""
+    report, so edited content is encoded once for all of them and every model sees the same draws.
+
+    Its spec holds the identity of every training cell it reads (``input_identity``), so a
+    retrained run changes the spec and the merge redoes exactly the stress cells that read it."""
     cid = f"stress/{dataset}/s{seed}/{index}-{stress.kind}"
     spec = {"kind": stress.kind, "options": stress.options, "settings": stress.settings, "label": stress.label,
             "stress_index": index, "dataset": dataset, "seed": seed,
+            "inputs": [input_identity(cells[run], manifest) for _, _, run in runs],
             "checkpoints": [cells[run].spec["run_dir"] for _, _, run in runs],
             "models": [model for model, _, _ in runs], "strategies": [strategy for _, strategy, _ in runs],
             "report_dir": str(Path("reports") / dataset), "report_name": f"s{seed}-{index}-{stress.kind}"}
     return Cell(cid, "stress", spec, deps=[run for _, _, run in runs])
+
+
+def spec_digest(spec: dict) -> str:
+    """SHA-256 of a cell spec (its JSON with sorted keys)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def input_identity(planned: Cell, manifest: Manifest) -> dict:
+    """The identity of a cell another cell reads: its id and spec digest and, once it is done with
+    that spec, its output's identity (a training cell's: weights and config SHA-256, data and
+    feature fingerprints). Before that the output is None, and the reading cell waits for it."""
+    known = manifest.cells.get(planned.id)
+    output = None
+    if known is not None and known.spec == planned.spec and known.state == "done" and known.result:
+        output = known.result.get("identity")
+    return {"cell": planned.id, "spec_sha256": spec_digest(planned.spec), "output": output}
+
+
+def stale_stress_cells(folder: str | Path, manifest: Manifest) -> dict[str, str]:
+    """Done stress cells whose reports were measured on weights other than those their run folders
+    hold now: cell id -> the first run folder that differs (and how). A study report must not
+    combine them with the runs' clean metrics."""
+    from robustrec.checkpoints import file_sha256
+
+    folder = Path(folder)
+    digests: dict[str, str | None] = {}
+
+    def current(run_dir: str) -> str | None:
+        if run_dir not in digests:
+            weights = folder / run_dir / "model.safetensors"
+            digests[run_dir] = file_sha256(weights) if weights.is_file() else None
+        return digests[run_dir]
+
+    stale = {}
+    for cell in manifest.cells.values():
+        if cell.kind != "stress" or cell.state != "done":
+            continue
+        by_name = {Path(run_dir).name: run_dir for run_dir in cell.spec["checkpoints"]}
+        for report_path in cell.result.get("reports", []):
+            try:
+                report = json.loads((folder / report_path).read_text())
+            except (OSError, ValueError):
+                stale[cell.id] = f"its report {report_path} is missing or unreadable"
+                break
+            for entry in report.get("checkpoints", []):
+                run_dir = by_name.get(entry.get("name"))
+                if run_dir is None:
+                    continue
+                measured, now = entry.get("weights_sha256"), current(run_dir)
+                if now is None:
+                    stale[cell.id] = f"{run_dir} has no weights now"
+                elif measured is None:
+                    stale[cell.id] = f"its report predates weights digests, so it cannot show it measured {run_dir}"
+                elif measured != now:
+                    stale[cell.id] = f"{run_dir} was retrained after it was measured"
+                if cell.id in stale:
+                    break
+            if cell.id in stale:
+                break
+    return stale
+
+
+def refuse_stale(folder: str | Path, manifest: Manifest) -> None:
+    """One ConfigError line naming the stress cells measured on other weights than their runs hold."""
+    stale = stale_stress_cells(folder, manifest)
+    if stale:
+        first = next(iter(stale))
+        names = ", ".join(stale) if len(stale) <= 4 else ", ".join(list(stale)[:4]) + f" and {len(stale) - 4} more"
+        raise ConfigError(f"{len(stale)} stress cell(s) of {folder} are stale ({names}): {first}: {stale[first]}; "
+                          f"run `robustrec study run` on this folder again to redo them")
+
+
+def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
+    """What ``study`` will run, without running anything: training cells per dataset × model ×
+    strategy (grid points searched on the first seed, then the chosen point on the others), stress
+    cells and their evaluations, an upper bound on training epochs, and — when ``folder`` holds
+    finished cells of this study — a time estimate from their measured seconds."""
+    from robustrec.config import from_dict
+    from robustrec.studies.stress import stress_spec
+
+    groups = []
+    for dataset in study.datasets:
+        for model in study.models:
+            for strategy in study.strategies:
+                points = study.grids[model]
+                reuse = study.selection == "baseline" and strategy != "plain" and len(points) > 1
+                searched = 1 if reuse else len(points)
+                trainings = searched + len(study.seeds) - 1
+                config = study.train_config(dataset, model, strategy, points[0], study.seeds[0])
+                groups.append({"dataset": dataset, "model": model, "strategy": strategy, "points": searched,
+                               "searched": {k: [str(p[k]) for p in points] for k in points[0]
+                                            if len({str(p[k]) for p in points}) > 1} if not reuse else {},
+                               "reuses_plain_point": reuse, "trainings": trainings,
+                               "epochs": max(study.train_config(dataset, model, strategy, p, study.seeds[0]).epochs
+                                             for p in points),
+                               "patience": config.patience})
+    stresses = []
+    for index, stress in enumerate(study.stresses, 1):
+        spec = stress_spec(stress.kind, stress.options, f"[[stress]] #{index}")
+        levels = max(len(v) if isinstance(v, list) else 1 for v in [*stress.options.values(), 0])
+        settings = from_dict(_settings_class(), dict(stress.settings), "stress settings")
+        runs = len(stress.models) * len(study.strategies)
+        stresses.append({"index": index, "kind": spec.kind, "label": stress.label, "models": stress.models,
+                         "levels": levels, "repeats": settings.repeats,
+                         "evaluations_per_cell": runs * (1 + levels * settings.repeats)})
+    n_stress = len(study.datasets) * len(study.seeds) * len(stresses)
+    out = {"study": study.name, "groups": groups, "stresses": stresses,
+           "training_cells": sum(g["trainings"] for g in groups),
+           "max_epochs": sum(g["trainings"] * g["epochs"] for g in groups),
+           "stress_cells": n_stress,
+           "evaluations": len(study.datasets) * len(study.seeds) * sum(s["evaluations_per_cell"] for s in stresses),
+           "estimate": None}
+    if folder is not None and (Path(folder) / MANIFEST).is_file():
+        out["estimate"] = _estimate(folder, study, out)
+    return out
+
+
+def _settings_class():
+    from robustrec.studies.runner import StudySettings
+
+    return StudySettings
+
+
+def _estimate(folder, study: Study, described: dict) -> dict | None:
+    """Seconds left, from the mean measured seconds of the folder's finished cells of each kind."""
+    try:
+        body = read_manifest(folder)
+    except ConfigError:
+        return None
+    if body["study"].get("name") != study.name:
+        return None
+    done = {"train": [], "stress": []}
+    for record in body["cells"].values():
+        if record.get("state") == "done" and record.get("seconds") is not None and record.get("kind") in done:
+            done[record["kind"]].append(float(record["seconds"]))
+    if not done["train"] and not done["stress"]:
+        return None
+    mean = {kind: (sum(v) / len(v) if v else None) for kind, v in done.items()}
+    left_train = max(0, described["training_cells"] - len(done["train"]))
+    left_stress = max(0, described["stress_cells"] - len(done["stress"]))
+    seconds = left_train * (mean["train"] or mean["stress"]) + left_stress * (mean["stress"] or mean["train"])
+    return {"seconds_left": seconds, "done": {k: len(v) for k, v in done.items()},
+            "mean_seconds": mean, "from": str(folder)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robustrec.config import MAX_SEED
 from robustrec.errors import ConfigError
 from robustrec.training.strategies import validate_mirror
 
@@ -81,6 +82,7 @@ class TrainConfig:
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (self.sam_rho >= 0, f"--rho must be >= 0, got {self.sam_rho}"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be between 0 and 2^63-1, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
