@@ -386,3 +386,25 @@ def _grids(raw: dict, models: list[str], where: str) -> dict[str, list[dict]]:
             axes.append([(key, value) for value in values])
         grids[model] = [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
     return grids
+
+
+def example_studies() -> list[Path]:
+    """The example study files shipped in the package (``robustrec/examples/studies``)."""
+    folder = Path(__file__).resolve().parent.parent / "examples" / "studies"
+    return sorted(folder.glob("*.toml"))
+
+
+def copy_examples(folder: str | Path) -> list[Path]:
+    """Copy the example study files into ``folder`` (created; files already there are kept);
+    returns the files written."""
+    from robustrec.paths import check_output_dir
+    from robustrec.reports.schema import write_atomic
+
+    folder = check_output_dir(folder, "--copy")
+    written = []
+    for source in example_studies():
+        target = Path(folder) / source.name
+        if not target.exists():
+            text = source.read_text(encoding="utf-8")
+            written.append(write_atomic(target, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8")))
+    return written
