@@ -226,5 +226,18 @@ def report(
     if rows:
         console.print(plain_table(headers, rows, title=f"drops under stress ({result['correction']}-adjusted p; "
                                                        f"* < {result['alpha']})"))
+    _print_audit(result)
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]")
+
+
+def _print_audit(result: dict) -> None:
+    """The protocol audit of a study with selection = "test"/"test-epoch", labelled optimistic."""
+    if not result.get("audit"):
+        return
+    from robustrec.cli.render import plain_table
+    from robustrec.studies.audit import LABEL, audit_table
+
+    headers, rows = audit_table(result["audit"], result["key"])
+    console.print(plain_table(headers, rows, title=f"protocol audit of {result['key']}: {LABEL}; optimism = gain "
+                                                   f"under the test protocol − gain under validation (pts)"))

@@ -149,13 +149,19 @@ def _walk(study: Study, manifest: Manifest):
                     continue
                 search = {index: _train_cell(study, cells, dataset, model, strategy, index, point, study.seeds[0])
                           for index, point in points}
-                best = select_point(manifest, search, study.valid_metric)
+                if study.audits_test:  # every point on every seed: the audit may pick any run by test
+                    others = {(index, seed): _train_cell(study, cells, dataset, model, strategy, index, point, seed)
+                              for index, point in points for seed in study.seeds[1:]}
+                best = select_point(manifest, search, study.valid_metric)  # the choice itself: validation only
                 if best is None:
                     continue
                 point = dict(points)[best]
                 ids = {study.seeds[0]: search[best]}
-                ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
-                            for seed in study.seeds[1:]})
+                if study.audits_test:
+                    ids.update({seed: others[(best, seed)] for seed in study.seeds[1:]})
+                else:
+                    ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
+                                for seed in study.seeds[1:]})
                 chosen[group] = ids
         for seed in study.seeds:
             for index, stress in enumerate(study.stresses, 1):
@@ -173,7 +179,7 @@ def _ordered(study: Study) -> list[str]:
 
 def _points(study, manifest, dataset, model, strategy, chosen) -> list[tuple[int, dict]] | None:
     grid = list(enumerate(study.grids[model]))
-    if study.selection == "each" or strategy == "plain" or len(grid) == 1:
+    if study.selection != "baseline" or strategy == "plain" or len(grid) == 1:
         return grid
     plain = chosen.get((dataset, model, "plain"))
     if not plain:
@@ -311,7 +317,8 @@ def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
                 points = study.grids[model]
                 reuse = study.selection == "baseline" and strategy != "plain" and len(points) > 1
                 searched = 1 if reuse else len(points)
-                trainings = searched + len(study.seeds) - 1
+                trainings = (searched * len(study.seeds) if study.audits_test
+                             else searched + len(study.seeds) - 1)
                 config = study.train_config(dataset, model, strategy, points[0], study.seeds[0])
                 groups.append({"dataset": dataset, "model": model, "strategy": strategy, "points": searched,
                                "searched": {k: [str(p[k]) for p in points] for k in points[0]
