@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 
 from robustrec.errors import RobustRecError
-from robustrec.files import read_json, write_text_atomic
+from robustrec.files import write_text_atomic
 from robustrec.files import write_atomic  # noqa: F401  (re-exported: callers import it from here)
 
 FORMAT = "robustrec-report"
@@ -94,7 +94,13 @@ def load_report(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"report {str(path)!r} not found")
-    return validate(read_json(path, "report", ReportError), str(path))
+    try:  # not read_json: a file that is not JSON is first of all "not a robustrec report"
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not a robustrec report (not valid JSON: {exc})") from None
+    except OSError as exc:
+        raise ReportError(f"report {path} is unreadable ({exc.strerror or exc})") from None
+    return validate(report, str(path))
 
 
 def report_path(report_dir: str | Path, kind: str, dataset: str, stamp: str) -> Path:
