@@ -409,6 +409,15 @@ def test_features_extract_full_at_the_last_write_keeps_the_chunks_to_resume(caps
     assert (out_dir / "hm" / "text_feat.npy").is_file() and not (out_dir / "hm" / ".features.partial").exists()
 
 
+def test_making_the_synthetic_dataset_on_a_full_disk_is_one_line(capsys, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    FullDisk(monkeypatch, under(data))
+    code, out, err = run_cli(capsys, "train", "--model", "bprmf", "--epochs", "1", "-q", "--data-dir", data,
+                             "--checkpoint-dir", tmp_path / "ck")
+    assert_disk_full_line(code, out, err, f"{data / 'synthetic'} (")
+    assert files_under(data) == [] and files_under(tmp_path / "ck") == []
+
+
 def test_a_full_disk_no_writer_caught_is_still_one_line(capsys, tmp_path, synthetic_dir, monkeypatch):
     import robustrec.paths
 
