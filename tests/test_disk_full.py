@@ -140,6 +140,8 @@ def test_a_run_folder_is_fsynced_file_by_file_before_its_rename(tmp_path, monkey
     from robustrec.models import build_model
     from robustrec.training import TrainConfig, Trainer
 
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to name the fsynced files")
     model = build_model("bprmf", small_data)
     config = TrainConfig(model="bprmf", epochs=1, batch_size=1024)
     result = Trainer(config).fit(model, small_data)
@@ -150,8 +152,6 @@ def test_a_run_folder_is_fsynced_file_by_file_before_its_rename(tmp_path, monkey
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fsync(fd)
 
-    if not os.path.isdir("/proc/self/fd"):
-        pytest.skip("needs /proc to name the fsynced files")
     monkeypatch.setattr(os, "fsync", fsync)
     run = save_run(tmp_path / "run", model, config, small_data, result)
     names = [Path(p).name for p in synced]
@@ -225,8 +225,8 @@ def test_read_json_errors_are_one_line(tmp_path, text, fragment):
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_training_state_files_follow_the_umask(tmp_path, small_data, mask, mode):
-    from robustrec.training import TrainConfig, Trainer
     from robustrec.models import build_model
+    from robustrec.training import TrainConfig, Trainer
 
     old = os.umask(mask)
     try:
