@@ -37,13 +37,19 @@ _FULL_WORDS = ("no space left on device", "os error 28", "disk quota exceeded", 
 
 
 class DiskFullError(RobustRecError):
-    """No space (or quota) left where robustrec was writing ``path``."""
+    """No space (or quota) left where robustrec was writing ``path`` (made by ``writing``; the
+    message is the only argument, so the error pickles, e.g. from a study's worker)."""
 
-    def __init__(self, path: str | Path, quota: bool = False) -> None:
-        self.path = Path(path)
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+
+    @classmethod
+    def writing(cls, path: str | Path, quota: bool = False) -> "DiskFullError":
+        """``no space left on device writing PATH (N free on FOLDER); free some space and run again``."""
+        path = Path(path)
         what = "disk quota exceeded" if quota else "no space left on device"
-        super().__init__(f"{what} writing {self.path} ({free_space(self.path.parent)}); "
-                         "free some space and run again")
+        return cls(f"{what} writing {path} ({free_space(path.parent)}); free some space and run again", path)
 
 
 def free_space(folder: str | Path) -> str:
@@ -86,7 +92,7 @@ def disk_full_error(exc: BaseException, path: str | Path) -> DiskFullError | Non
     if not is_disk_full(exc):
         return None
     quota = getattr(exc, "errno", None) == errno.EDQUOT or "quota" in str(exc).lower()
-    return DiskFullError(path, quota=quota)
+    return DiskFullError.writing(path, quota=quota)
 
 
 @contextmanager

@@ -183,8 +183,12 @@ def test_write_atomic_turns_enospc_into_one_line_and_keeps_the_old_file(tmp_path
     def quota(tmp):
         raise OSError(errno.EDQUOT, "Disk quota exceeded")
 
-    with pytest.raises(DiskFullError, match="disk quota exceeded writing"):
+    with pytest.raises(DiskFullError, match="disk quota exceeded writing") as info:
         write_atomic(target, quota)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(info.value))  # crosses process boundaries (study workers) intact
+    assert str(copy) == str(info.value) and copy.path == target
 
     def other(tmp):
         raise OSError(errno.EACCES, "Permission denied")
