@@ -7,7 +7,8 @@ import sys
 import typer
 
 from robustrec import __version__
-from robustrec.cli import captions, compare, data, evaluate, features, flatness, landscape, models, perturb, study, train
+from robustrec.cli import (captions, check, compare, data, evaluate, features, flatness, landscape, models, perturb,
+                           study, train)
 from robustrec.errors import RobustRecError
 from robustrec.files import DiskFullError, is_disk_full
 from robustrec.runtime import tune_allocator
@@ -26,6 +27,7 @@ app.command("models")(models.list_models)
 app.command("compare")(compare.compare)
 app.command("flatness")(flatness.flatness)
 app.command("landscape")(landscape.landscape)
+app.command("check")(check.check)
 app.add_typer(perturb.app, name="perturb")
 app.add_typer(captions.app, name="captions")
 app.add_typer(data.app, name="data")
