@@ -7,7 +7,7 @@ import sys
 import typer
 
 from robustrec import __version__
-from robustrec.cli import captions, compare, data, evaluate, features, flatness, landscape, models, perturb, study, train
+from robustrec.cli import captions, compare, data, evaluate, features, flatness, landscape, models, perturb, report, study, train
 from robustrec.errors import RobustRecError
 from robustrec.runtime import tune_allocator
 
@@ -30,6 +30,7 @@ app.add_typer(captions.app, name="captions")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(study.app, name="study")
+app.add_typer(report.app, name="report")
 
 
 @app.callback(invoke_without_command=True)

@@ -185,6 +185,10 @@ def report(
     metric: str = typer.Option("recall", help="Metric compared: recall, precision, map, ndcg."),
     k: int = typer.Option(5, help="Cut-off K of that metric."),
     correction: str = typer.Option("holm", help="Multiple-comparison correction: holm or bh (Benjamini–Hochberg)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML report to this file."),
+    landscape: list[Path] = typer.Option([], "--landscape", help="With --html: a landscape-*.json of `robustrec "
+                                                                 "landscape` or a folder of them (repeatable; "
+                                                                 "STUDY_DIR/landscapes is read anyway)."),
 ) -> None:
     """Tables of a study: clean metrics over seeds and drops under each stress, paired tests over
     seeds with Holm/BH correction; writes study-report.json, CSVs and drops.png under STUDY_DIR/report."""
@@ -195,6 +199,10 @@ def report(
         from robustrec.errors import ConfigError
 
         raise ConfigError(f"--markdown {markdown} is a folder; give a file name")
+    if html is not None:
+        from robustrec.reports.html import check_html_path
+
+        check_html_path(html, "--html")  # before any work
     result = build_report(folder, metric, k, correction)
     if not result["complete"]:
         console.print(f"[yellow]note:[/] not every cell is done ({result['cells']}); tables cover finished cells")
@@ -207,3 +215,19 @@ def report(
                                                        f"* < {result['alpha']})"))
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]")
+    if html is not None:
+        _write_html(folder, result, html, landscape, metric, k, correction)
+
+
+def _write_html(folder: Path, result: dict, html: Path, landscape: list[Path], metric: str, k: int,
+                correction: str) -> None:
+    import shlex
+
+    from robustrec.reports.html import study_html, write_html
+
+    command = shlex.join(["robustrec", "study", "report", str(folder), "--metric", metric, "--k", str(k),
+                          "--correction", correction, "--html", str(html),
+                          *[a for p in landscape for a in ("--landscape", str(p))]])
+    text = study_html(folder, metric, k, correction, study_report=result, landscapes=landscape, command=command)
+    path = write_html(text, html, "--html")
+    console.print(f"wrote [bold]{path}[/] ({len(text.encode()) / 1e6:.1f} MB)", highlight=False, soft_wrap=True)

@@ -313,6 +313,9 @@ def _severity_figures(cells: list[dict], key: str) -> list[dict]:
                          "legendgroup": label, "type": "scatter", "mode": "lines"})
             data.append({"x": xs, "y": [c["drop"] for c in points], "name": label, "legendgroup": label,
                          "type": "scatter", "mode": "lines+markers", "line": {"color": colour},
+                         "error_y": {"type": "data", "symmetric": False, "visible": True, "thickness": 1,
+                                     "array": [hi - c["drop"] for c, hi in zip(points, highs)],
+                                     "arrayminus": [c["drop"] - lo for c, lo in zip(points, lows)]},
                          "customdata": [[_fmt(lo, 2), _fmt(hi, 2), c["seeds"], _fmt_int(c["users"])]
                                         for c, lo, hi in zip(points, lows, highs)],
                          "hovertemplate": f"{_html.escape(label)}<br>{_html.escape(points[0]['strength_name'])}"
