@@ -18,6 +18,17 @@ def find_browser() -> str | None:
     return next((path for path in map(shutil.which, BROWSERS) if path), None)
 
 
+def private_env(profile: Path) -> dict[str, str]:
+    """The browser's home, config and cache inside ``profile`` (else it writes ~/.config/chromium
+    and ~/.cache/dconf whatever --user-data-dir says)."""
+    env = dict(os.environ)
+    # not TMPDIR: the browser's singleton socket lives there, and a socket path must stay short
+    for name, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache")):
+        (profile / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        env[name] = str(profile / sub)
+    return env
+
+
 class Pipe:
     """DevTools protocol over fds 3 (commands in) and 4 (replies out), NUL-separated JSON."""
 
@@ -37,8 +48,10 @@ class Pipe:
              f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", "--no-first-run",
              "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--metrics-recording-only", "--mute-audio",
-             "--hide-scrollbars", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire, stdin=subprocess.DEVNULL,
+             "--hide-scrollbars", "--disable-breakpad", "--disable-crash-reporter",
+             "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",  # nothing leaves the machine
+             f"--crash-dumps-dir={profile / 'crashes'}", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=wire, stdin=subprocess.DEVNULL, env=private_env(profile),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_browser_r)
         os.close(from_browser_w)

@@ -120,7 +120,8 @@ def test_study_page_has_every_section_and_the_reports_numbers(study):
     assert weights["weights_sha256"] in text
     assert 'name = &#34;html&#34;' in text and "sigma = [1e-3, 1e-1]" in text  # the study file itself
     assert "robustrec study report X --html y.html" in text and "robustrec study run " in text
-    assert 'href="docs/stress-test.md"' in text and (Path(__file__).parents[1] / "docs" / "stress-test.md").is_file()
+    for doc in ("docs/html-report.md", "docs/stress-test.md"):
+        assert f'href="{doc}"' in text and (Path(__file__).parents[1] / doc).is_file()
     assert "plotly" in text and "jinja2" in text
 
 
@@ -253,3 +254,19 @@ def test_page_renders_offline_in_headless_chromium(study, tmp_path):
     white = sum(count for count, colour in colours if colour == (255, 255, 255)) / (1280 * 2400)
     assert white < 0.9
     assert took < 20
+
+
+def test_browser_harness_sees_errors_and_requests(tmp_path):
+    """The check above is not vacuous: a page that logs an error, throws and loads a remote image
+    is caught (the request goes to a dead local proxy, nothing leaves the machine)."""
+    browser = find_browser()
+    if browser is None:
+        pytest.skip("no chromium on PATH (`apt-get install chromium`; .ci/run installs it when it can)")
+    page = tmp_path / "bad.html"
+    page.write_text('<html><body><img src="http://192.0.2.1/x.png"><script>console.error("boom");'
+                    'document.body.setAttribute("data-plots-rendered", "1"); missing();</script></body></html>')
+    result = render(browser, page, tmp_path / "shot.png", tmp_path / "profile", "data-plots-rendered", timeout=5)
+    assert result["marker"] == "1"
+    assert any(c.get("args", [{}])[0].get("value") == "boom" for c in result["console_errors"])
+    assert "missing is not defined" in json.dumps(result["exceptions"])
+    assert "http://192.0.2.1/x.png" in result["requests"]

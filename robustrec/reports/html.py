@@ -37,7 +37,7 @@ from robustrec.reports.schema import ReportError, load_report, write_atomic
 ALPHA = 0.05
 TEMPLATE = "templates/report.html.j2"
 #: docs pages the methods section links to (relative to the repository root)
-DOCS = {"stress": "docs/stress-test.md", "readme": "README.md"}
+DOCS = {"html": "docs/html-report.md", "stress": "docs/stress-test.md", "readme": "README.md"}
 #: level / row fields shown in their own columns; anything else numeric goes to "other measures"
 _LEVEL_KNOWN = {"strength", "parameters", "trials", "summary", "user_test", "tables", "flatness"}
 #: names of extra measures other reports may carry (rank stability, exposure, effect size)
@@ -205,10 +205,6 @@ def _render_versions() -> dict[str, str]:
     return out
 
 
-def _docs_link(name: str, out_dir: Path | None = None) -> str:
-    return DOCS[name]
-
-
 # --- the common page model ----------------------------------------------------------------------
 #
 # ``cells``: one dict per stress × level × model × strategy:
@@ -236,6 +232,7 @@ def _leaderboards(cells: list[dict], clean: dict[str, dict]) -> list[dict]:
     tiers = max(len(levels) for levels in stresses.values())
     by_key = {(c["stress_key"], c["strength"], c["label"]): c for c in cells}
     labels = list(dict.fromkeys(c["label"] for c in cells))
+    roles = {c["label"]: (c["model"], c["strategy"]) for c in cells}
     unaffected = {(c["stress_key"], c["label"]): c["unaffected"] for c in cells if c.get("unaffected")}
     boards = []
     for tier in range(tiers):
@@ -252,8 +249,9 @@ def _leaderboards(cells: list[dict], clean: dict[str, dict]) -> list[dict]:
                     worst = cell
             if not any(e["cell"] for e in entries) and not any(e["unaffected"] for e in entries):
                 continue
-            model, strategy = label.split(" · ", 1)
-            rows.append({"label": label, "model": model, "strategy": strategy, "clean": clean.get(label, {}),
+            model, strategy = roles[label]
+            rows.append({"label": label, "model": model, "strategy": strategy,
+                         "clean": clean.get(label) or {"mean": None, "std": None, "seeds": None},
                          "entries": entries, "worst": worst,
                          "tested": sum(e["cell"] is not None for e in entries)})
         rows.sort(key=lambda r: (r["worst"] is None, r["worst"]["drop"] if r["worst"] else 0.0, r["label"]))
@@ -268,8 +266,16 @@ def _leaderboards(cells: list[dict], clean: dict[str, dict]) -> list[dict]:
 def _grid(cells: list[dict]) -> dict:
     """Rows: stress × level; columns: model × strategy; background by drop."""
     labels = list(dict.fromkeys(c["label"] for c in cells))
-    row_keys = list(dict.fromkeys((c["stress_key"], c["strength"]) for c in cells))
+    leveled = {c["stress_key"] for c in cells if c["strength"] is not None}
+    # an unaffected checkpoint (no levels) shows in every level row of its stress
+    row_keys = list(dict.fromkeys((c["stress_key"], c["strength"]) for c in cells
+                                  if c["strength"] is not None or c["stress_key"] not in leveled))
     by_key = {(c["stress_key"], c["strength"], c["label"]): c for c in cells}
+    for c in cells:
+        if c.get("unaffected"):
+            for stress_key, strength in row_keys:
+                if stress_key == c["stress_key"]:
+                    by_key.setdefault((stress_key, strength, c["label"]), c)
     scale = max([abs(c["drop"]) for c in cells if c["drop"] is not None] + [1e-9])
     rows = []
     for stress_key, strength in row_keys:
@@ -447,7 +453,8 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
     for row in rows:
         stress_key = f"{row.get('dataset')}#{row.get('stress_index')}"
         stress = f"#{row.get('stress_index')} {row.get('title')}" + (f" ({row.get('dataset')})" if multi else "")
-        label = _label(row.get("model"), row.get("strategy"))
+        strategy = row.get("strategy") if not multi else f"{row.get('strategy')} ({row.get('dataset')})"
+        label = _label(row.get("model"), strategy)
         slot = per.get((row.get("dataset"), row.get("stress_index"), row.get("title"), row.get("strength"),
                         row.get("model"), row.get("strategy")), {})
         drop = row.get("drop_pct") or {}
@@ -459,7 +466,7 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
             extras["vs_plain.d_z"] = _effect(row.get("vs_plain"))
         cells.append({"stress": stress, "stress_key": stress_key, "kind": row.get("kind"),
                       "description": row.get("description", ""), "strength_name": _strength_name(study, row),
-                      "strength": row.get("strength"), "model": row.get("model"), "strategy": row.get("strategy"),
+                      "strength": row.get("strength"), "model": row.get("model"), "strategy": strategy,
                       "label": label, "clean": _mean(slot.get("clean", [])), "perturbed": _mean(slot.get("perturbed", [])),
                       "drop": drop.get("mean"), "drop_std": drop.get("std"), "ci": list(drop.get("ci95") or [None, None]),
                       "seeds": n_seeds, "repeats": max(slot.get("repeats") or [0]) or None,
@@ -489,10 +496,11 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
     clean_rows = []
     clean_by_label = {}
     for row in report.get("clean") or []:
-        label = _label(row.get("model"), row.get("strategy"))
+        strategy = row.get("strategy") if not multi else f"{row.get('strategy')} ({row.get('dataset')})"
+        label = _label(row.get("model"), strategy)
         spread = (row.get("test") or {}).get(key) or {}
         test = row.get("vs_plain") or None
-        item = {"dataset": row.get("dataset"), "model": row.get("model"), "strategy": row.get("strategy"),
+        item = {"dataset": row.get("dataset"), "model": row.get("model"), "strategy": strategy,
                 "label": label, "mean": spread.get("mean"), "std": spread.get("std"), "seeds": len(row.get("seeds") or []),
                 "point": row.get("point") or {}, "gain": (test or {}).get("gain_pct"),
                 "p": (test or {}).get("p_value"), "p_adjusted": (test or {}).get("p_adjusted"),
