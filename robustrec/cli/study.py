@@ -184,11 +184,11 @@ def report(
     markdown: Optional[Path] = typer.Option(None, help="Also write the tables as Markdown to this file."),
     metric: str = typer.Option("recall", help="Metric compared: recall, precision, map, ndcg."),
     k: int = typer.Option(5, help="Cut-off K of that metric."),
-    correction: str = typer.Option("holm", help="Multiple-comparison correction: holm or bh (Benjamini–Hochberg)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML report to this file."),
     landscape: list[Path] = typer.Option([], "--landscape", help="With --html: a landscape-*.json of `robustrec "
                                                                  "landscape` or a folder of them (repeatable; "
                                                                  "STUDY_DIR/landscapes is read anyway)."),
+    correction: str = typer.Option("holm", help="Multiple-comparison correction: holm or bh (Benjamini–Hochberg)."),
 ) -> None:
     """Tables of a study: clean metrics over seeds and drops under each stress, paired tests over
     seeds with Holm/BH correction; writes study-report.json, CSVs and drops.png under STUDY_DIR/report."""
@@ -204,6 +204,8 @@ def report(
 
         check_html_path(html, "--html")  # before any work
     result = build_report(folder, metric, k, correction)
+    if html is not None:  # one self-contained file (reports.html); printed before the tables
+        _write_html(folder, result, html, landscape, metric, k, correction)
     if not result["complete"]:
         console.print(f"[yellow]note:[/] not every cell is done ({result['cells']}); tables cover finished cells")
     headers, rows = clean_table(result)
@@ -215,8 +217,6 @@ def report(
                                                        f"* < {result['alpha']})"))
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]")
-    if html is not None:
-        _write_html(folder, result, html, landscape, metric, k, correction)
 
 
 def _write_html(folder: Path, result: dict, html: Path, landscape: list[Path], metric: str, k: int,
