@@ -178,6 +178,20 @@ def _progress(quiet: bool):
     return context()
 
 
+def _write_html(folder: Path, result: dict, html: Path, landscape: list[Path], metric: str, k: int,
+                correction: str) -> None:
+    import shlex
+
+    from robustrec.reports.html import study_html, write_html
+
+    command = shlex.join(["robustrec", "study", "report", str(folder), "--metric", metric, "--k", str(k),
+                          "--correction", correction, "--html", str(html),
+                          *[a for p in landscape for a in ("--landscape", str(p))]])
+    text = study_html(folder, metric, k, correction, study_report=result, landscapes=landscape, command=command)
+    path = write_html(text, html, "--html")
+    console.print(f"wrote [bold]{path}[/] ({len(text.encode()) / 1e6:.1f} MB)", highlight=False, soft_wrap=True)
+
+
 @app.command("report")
 def report(
     folder: Path = typer.Argument(..., metavar="STUDY_DIR", help="A study folder."),
@@ -217,17 +231,3 @@ def report(
                                                        f"* < {result['alpha']})"))
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]")
-
-
-def _write_html(folder: Path, result: dict, html: Path, landscape: list[Path], metric: str, k: int,
-                correction: str) -> None:
-    import shlex
-
-    from robustrec.reports.html import study_html, write_html
-
-    command = shlex.join(["robustrec", "study", "report", str(folder), "--metric", metric, "--k", str(k),
-                          "--correction", correction, "--html", str(html),
-                          *[a for p in landscape for a in ("--landscape", str(p))]])
-    text = study_html(folder, metric, k, correction, study_report=result, landscapes=landscape, command=command)
-    path = write_html(text, html, "--html")
-    console.print(f"wrote [bold]{path}[/] ({len(text.encode()) / 1e6:.1f} MB)", highlight=False, soft_wrap=True)
