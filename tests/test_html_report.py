@@ -164,6 +164,26 @@ def test_extra_fields_of_newer_reports_are_shown(study, tmp_path):
     assert "1.56" in text  # the comparison's effect size
 
 
+def test_unaffected_checkpoints_and_diverged_landscapes(study, tmp_path):
+    """A checkpoint the stress cannot reach shows 'unaffected' with its reason in every level row;
+    a landscape whose loss overflowed (inf, NaN in its JSON) is drawn with gaps, not refused."""
+    modality = next(p for p in stress_reports(study) if "modality" in p.name)
+    report = json.loads(modality.read_text())
+    ghost = {**report["checkpoints"][0], "name": "idonly", "model": "bprmf", "levels": [],
+             "unaffected": "ID-only model: no text features to drop"}
+    report["checkpoints"].append(ghost)
+    path = tmp_path / "modality.json"
+    path.write_text(json.dumps(report))
+    landscape = json.loads(next((study / "landscapes").glob("landscape-*.json")).read_text())
+    landscape["surface"][0][0], landscape["slice"][-1] = float("inf"), float("nan")
+    (tmp_path / "landscape-diverged.json").write_text(json.dumps(landscape))  # Infinity, NaN
+    page = reports_html([path], landscapes=[tmp_path / "landscape-diverged.json"])
+    text = body_text(page)
+    assert "ID-only model: no text features to drop" in text and ">unaffected<" in text
+    figures = json.loads(re.search(r'id="figure-data">(.*?)</script>', page, re.S).group(1))
+    assert figures[-1]["data"][0]["z"][0][0] is None and figures[-1]["data"][1]["y"][-1] is None
+
+
 # --- the commands --------------------------------------------------------------------------------
 
 

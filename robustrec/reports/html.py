@@ -415,6 +415,7 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
     # per (stress_index, title, strength, model, strategy): the stress reports' numbers per seed
     per: dict[tuple, dict] = {}
     reports_read: dict[str, dict] = {}
+    strength_names: dict[tuple, str] = {}
     for cell in cells_by_id.values():
         if cell.get("kind") != "stress" or cell.get("state") != "done":
             continue
@@ -428,6 +429,7 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
                 continue
             settings = stress_report.get("settings") or {}
             title = settings.get("title") or stress_report.get("kind")
+            strength_names[(spec.get("dataset"), spec.get("stress_index"))] = settings.get("strength_name")
             for entry in stress_report.get("checkpoints") or []:
                 role = roles.get(Path(entry.get("path", "")).resolve(), (entry.get("model"), entry.get("name")))
                 for level in entry.get("levels") or []:
@@ -465,7 +467,8 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
         if _effect(row.get("vs_plain")) is not None:
             extras["vs_plain.d_z"] = _effect(row.get("vs_plain"))
         cells.append({"stress": stress, "stress_key": stress_key, "kind": row.get("kind"),
-                      "description": row.get("description", ""), "strength_name": _strength_name(study, row),
+                      "description": row.get("description", ""), "strength_name": strength_names.get((row.get("dataset"), row.get("stress_index")))
+                      or _strength_name(study, row),
                       "strength": row.get("strength"), "model": row.get("model"), "strategy": strategy,
                       "label": label, "clean": _mean(slot.get("clean", [])), "perturbed": _mean(slot.get("perturbed", [])),
                       "drop": drop.get("mean"), "drop_std": drop.get("std"), "ci": list(drop.get("ci95") or [None, None]),
@@ -769,9 +772,20 @@ def _fmt_strength(value) -> str:
     return "–" if value is None else f"{value:g}"
 
 
+def _finite(obj):
+    """``obj`` with NaN and ±inf as None (plotly draws a gap; JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
+
+
 def _script_json(obj) -> str:
     """JSON safe inside a <script> element."""
-    return json.dumps(obj, allow_nan=False).replace("</", "<\\/").replace("<!--", "<\\!--")
+    return json.dumps(_finite(obj), allow_nan=False).replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
 def _plotly_js() -> str:
