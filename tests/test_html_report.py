@@ -115,6 +115,8 @@ def test_study_page_has_every_section_and_the_reports_numbers(study):
     # provenance: versions, fingerprints, the study file, commands, docs links
     stress = json.loads(stress_reports(study)[0].read_text())
     assert stress["dataset"]["fingerprint"] in text and stress["dataset"]["interactions_fingerprint"] in text
+    dataset = stress["dataset"]
+    assert f"<td>{dataset['users']:,}</td><td>{dataset['items']:,}</td>" in text
     manifest = json.loads((study / "study.json").read_text())
     weights = next(c for c in manifest["cells"].values() if c["kind"] == "stress")["spec"]["inputs"][0]["output"]
     assert weights["weights_sha256"] in text

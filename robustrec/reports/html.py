@@ -80,7 +80,7 @@ def study_html(folder: str | Path, metric: str = "recall", k: int = 5, correctio
     manifest = read_manifest(folder)
     context = _study_context(folder, report, manifest)
     context["landscapes"] = _landscape_figures(_find_landscapes(landscapes, [folder / "landscapes"]))
-    context["commands"] = [c for c in [command] if c] + context["commands"]
+    context["commands"] = [f"{c}   # wrote this page" for c in [command] if c] + context["commands"]
     return _render(context)
 
 
@@ -107,7 +107,7 @@ def reports_html(paths: list[str | Path], landscapes: list[str | Path] = (), met
                               f"{', '.join(sorted(report['checkpoints'][0].get('clean') or {}))})")
     context = _reports_context(reports, key, correction)
     context["landscapes"] = _landscape_figures(_find_landscapes(landscapes, []))
-    context["commands"] = [c for c in [command] if c] + context["commands"]
+    context["commands"] = [f"{c}   # wrote this page" for c in [command] if c] + context["commands"]
     return _render(context)
 
 
@@ -396,7 +396,7 @@ def _landscape_figures(paths: list[Path]) -> list[dict]:
                                     f"{result.get('normalization')} normalisation"},
                   "xaxis": {"domain": [0, 0.42], "title": {"text": "direction 1"}},
                   "yaxis": {"title": {"text": "direction 2"}},
-                  "xaxis2": {"domain": [0.56, 1], "anchor": "y2", "title": {"text": "step along direction 1"}},
+                  "xaxis2": {"domain": [0.62, 1], "anchor": "y2", "title": {"text": "step along direction 1"}},
                   "yaxis2": {"anchor": "x2", "title": {"text": "training loss"}},
                   "height": 380, "showlegend": False, "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
         figures.append({"id": f"landscape-{index}", "title": name, "file": str(path), "data": data, "layout": layout,
@@ -551,9 +551,10 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
                                 for name, r in sorted(reports_read.items())][:50],
         },
         "commands": [f"robustrec study run {shlex.quote(str(study_path or 'STUDY.toml'))} --out "
-                     f"{shlex.quote(str(folder))}",
+                     f"{shlex.quote(str(folder))}   # runs (or resumes) the study: trainings and stress cells",
                      f"robustrec study report {shlex.quote(str(folder))} --metric {report.get('metric')} --k "
-                     f"{report.get('k')} --correction {_correction_flag(correction)}"],
+                     f"{report.get('k')} --correction {_correction_flag(correction)}   # the tables, CSVs and "
+                     f"study-report JSON these numbers come from"],
         "docs": DOCS, "first_report_created": first.get("created"),
     }
 
