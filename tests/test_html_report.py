@@ -101,10 +101,14 @@ def test_study_page_has_every_section_and_the_reports_numbers(study):
         low, high = row["drop_pct"]["ci95"]
         assert f"{row['drop_pct']['mean']:.2f}%" in text and f"[{low:.2f}, {high:.2f}]" in text
         assert f"sig. {row['significant_seeds']}/2 · 2 seeds × 2 rep. · 1,200 users" in text
-    for row in drops:
-        if "vs_plain" in row:
-            p = row["vs_plain"]["p_adjusted"]
-            assert ("<0.001" if p < 0.001 else f"{p:.3f}") in text
+    plain = {(r["stress_index"], r["strength"], r["model"]): r for r in drops if r["strategy"] == "plain"}
+    compared = [row for row in drops if "vs_plain" in row]
+    assert len(compared) == 5
+    for row in compared:  # drop reduction = plain's drop − the strategy's, whatever sign vs_plain uses
+        p = row["vs_plain"]["p_adjusted"]
+        assert ("<0.001" if p < 0.001 else f"{p:.3f}") in text
+        reduction = plain[row["stress_index"], row["strength"], row["model"]]["drop_pct"]["mean"] - row["drop_pct"]["mean"]
+        assert f"{reduction:+.2f}" in text
     # leaderboard per budget: two noise levels give two budgets; modality is capped at its one level
     assert "budget 1 of 2 (weakest)" in text and "budget 2 of 2 (strongest)" in text and "rate = 0.5⁺" in text
     assert "not tested" in text  # bprmf is not under the modality stress

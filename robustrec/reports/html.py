@@ -488,7 +488,7 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
             seeds = [s for s in (row.get("per_seed") or {}) if s in (plain.get("per_seed") or {})
                      and row["per_seed"][s] is not None and plain["per_seed"][s] is not None]
             reductions = [plain["per_seed"][s] - row["per_seed"][s] for s in seeds]
-            comparisons.append({"stress": stress, "strength_name": cells[-1]["strength_name"],
+            comparisons.append({"label": label, "stress": stress, "strength_name": cells[-1]["strength_name"],
                                 "strength": row.get("strength"), "model": row.get("model"),
                                 "strategy": row.get("strategy"), "baseline": _label(row.get("model"), "plain"),
                                 "reduction": _mean(reductions), "ci": _t_interval(reductions), "n": len(reductions),
@@ -511,6 +511,10 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
                 "runs": row.get("runs", [])}
         clean_rows.append(item)
         clean_by_label[label] = item
+    for comparison in comparisons:  # the clean gain of the same model and strategy (paired over seeds)
+        clean_row = clean_by_label.get(comparison["label"]) or {}
+        comparison["clean_gain"] = clean_row.get("gain")
+        comparison["clean_p_adjusted"] = clean_row.get("p_adjusted")
     stress_reports = list(reports_read.values())
     first = stress_reports[0] if stress_reports else {}
     inputs = _study_inputs(cells_by_id)
