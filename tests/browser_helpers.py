@@ -44,7 +44,7 @@ class Pipe:
             os.set_inheritable(4, True)
 
         self.process = subprocess.Popen(
-            [browser, "--headless=new", "--disable-gpu", "--no-sandbox", "--remote-debugging-pipe",
+            [browser, "--headless=new", "--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage", "--remote-debugging-pipe",
              f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", "--no-first-run",
              "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--metrics-recording-only", "--mute-audio",
@@ -113,9 +113,10 @@ class Pipe:
 
 
 def render(browser: str, page: Path, screenshot: Path, profile: Path, marker: str, size=(1280, 2400),
-           timeout: float = 15) -> dict:
+           timeout: float = 15, probe: str | None = None) -> dict:
     """Load ``page``, wait until <body> has attribute ``marker`` (or an error attribute), take a
-    full-width screenshot. Returns marker value, console messages, exceptions, network URLs."""
+    full-width screenshot. Returns marker value, console messages, exceptions, network URLs, and
+    the value of the JavaScript expression ``probe`` evaluated after the marker (e.g. a hover)."""
     pipe = Pipe(browser, profile, size)
     try:
         target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -136,13 +137,18 @@ def render(browser: str, page: Path, screenshot: Path, profile: Path, marker: st
                 break
             pipe.drain(0.1)
         pipe.drain(0.3)
+        probed = None
+        if probe is not None:
+            probed = pipe.send("Runtime.evaluate", {"expression": probe, "returnByValue": True, "awaitPromise": True},
+                               session=session).get("result", {}).get("value")
+            pipe.drain(0.2)
         shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session)
         screenshot.write_bytes(base64.b64decode(shot["data"]))
     finally:
         pipe.close()
     console = [e["params"] for e in pipe.events if e.get("method") == "Runtime.consoleAPICalled"]
     logs = [e["params"]["entry"] for e in pipe.events if e.get("method") == "Log.entryAdded"]
-    return {"marker": value, "error": error,
+    return {"marker": value, "error": error, "probe": probed,
             "console_errors": [c for c in console if c.get("type") in ("error", "assert")]
                               + [entry for entry in logs if entry.get("level") == "error"],
             "exceptions": [e["params"] for e in pipe.events if e.get("method") == "Runtime.exceptionThrown"],

@@ -91,6 +91,7 @@ def test_study_page_has_every_section_and_the_reports_numbers(study):
     for section in SECTIONS:
         assert f'<section id="{section}">' in text
     assert network_loads(page) == []
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page and "connect-src 'none'" in page
     assert page.count("<script") == 3 and "Plotly.newPlot" in page  # plotly.js, the data, the init
     # numbers of the study report: clean means, drops with intervals, corrected p of the comparisons
     for row in report["clean"]:
@@ -266,11 +267,16 @@ def test_page_renders_offline_in_headless_chromium(study, tmp_path):
     page = tmp_path / "report.html"
     page.write_text(study_html(study))
     started = time.monotonic()
-    result = render(browser, page, tmp_path / "shot.png", tmp_path / "profile", "data-plots-rendered")
+    # hover the first point of the first severity curve: plotly draws its label with the values
+    hover = ("(function () { var gd = document.getElementById('severity-0');"
+             " Plotly.Fx.hover(gd, [{curveNumber: 1, pointNumber: 0}]);"
+             " return Array.from(gd.querySelectorAll('.hovertext')).map(function (n) { return n.textContent; }); })()")
+    result = render(browser, page, tmp_path / "shot.png", tmp_path / "profile", "data-plots-rendered", probe=hover)
     took = time.monotonic() - started
     assert result["error"] is None and result["marker"] == "4", result  # all four figures drawn
     assert result["console_errors"] == [] and result["exceptions"] == [], result
     assert result["requests"] == [page.resolve().as_uri()], result["requests"]  # the page itself, nothing else
+    assert result["probe"] and "drop" in result["probe"][0] and "users 1,200" in result["probe"][0], result["probe"]
     from PIL import Image
 
     with Image.open(tmp_path / "shot.png") as shot:
