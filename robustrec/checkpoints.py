@@ -23,6 +23,7 @@ from pathlib import Path
 
 from robustrec import __version__
 from robustrec.errors import CheckpointError, RobustRecError
+from robustrec.files import disk_full_as_error, disk_full_error, fsync_dir, fsync_tree, read_json
 from robustrec.paths import umask_mode
 
 FILES = ("model.safetensors", "config.json", "metrics.json", "history.json", "data.json", "meta.json")
@@ -86,8 +87,9 @@ def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False
     run_dir = Path(run_dir)
     if run_dir.exists() and not overwrite:
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    with disk_full_as_error(run_dir):
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
@@ -105,9 +107,14 @@ def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False
                                         "device": describe_device(model_device(model)),
                                         "weights_sha256": weights_sha256})
         umask_mode(tmp)
+        fsync_tree(tmp)
         _replace_dir(tmp, run_dir)
-    except BaseException:
+        fsync_dir(run_dir.parent)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_full_error(exc, run_dir)
+        if full is not None:
+            raise full from None
         raise
     return run_dir
 
@@ -136,10 +143,7 @@ def read_run(run_dir: str | Path) -> Run:
         raise CheckpointError(f"{path} is not a robustrec checkpoint: missing {', '.join(missing)}")
     parts = {}
     for key in ("config", "metrics", "history", "data", "meta"):
-        try:
-            parts[key] = json.loads((path / f"{key}.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{path / (key + '.json')} is corrupt: {exc}") from None
+        parts[key] = read_json(path / f"{key}.json", "checkpoint file", CheckpointError)
     return Run(path, **parts)
 
 

@@ -127,7 +127,7 @@ def test_study_page_has_every_section_and_the_reports_numbers(study):
     assert weights["weights_sha256"] in text
     assert 'name = &#34;html&#34;' in text and "sigma = [1e-3, 1e-1]" in text  # the study file itself
     assert "robustrec study report X --html y.html" in text and "robustrec study run " in text
-    for doc in ("docs/html-report.md", "docs/stress-test.md"):
+    for doc in ("docs/html-report.md", "docs/reports.md", "docs/studies.md", "docs/flatness.md"):
         assert f'href="{doc}"' in text and (Path(__file__).parents[1] / doc).is_file()
     assert "plotly" in text and "jinja2" in text
 
@@ -237,7 +237,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(study, tmp_path, capsys
     _one_line_error(code, err, "is not a robustrec report")
     (tmp_path / "notes.json").write_text("not json")
     code, _, err = run_cli(capsys, "report", "html", tmp_path / "notes.json", "-o", out)
-    _one_line_error(code, err, "not valid JSON")
+    _one_line_error(code, err, "is not a robustrec report")
     code, _, err = run_cli(capsys, "report", "html", tmp_path / "missing.json", "-o", out)
     _one_line_error(code, err, "not found")
     # the output is a folder, or under a file

@@ -208,3 +208,18 @@ def test_study_check_prints_the_plan_and_a_time_estimate_from_finished_cells(edi
     code, text, _ = run_cli(capsys, "study", "check", path, "--out", out)
     assert code == 0 and "time left: about" in text
     assert not (tmp_path / "none").exists()
+
+
+def test_example_studies_ship_in_the_package_and_copy_out(tmp_path, capsys):
+    import robustrec
+
+    shipped = sorted((Path(robustrec.__file__).parent / "examples" / "studies").glob("*.toml"))
+    assert len(shipped) >= 5
+    code, out, _ = run_cli(capsys, "study", "examples")
+    assert code == 0 and all(path.name in out for path in shipped)
+    code, out, _ = run_cli(capsys, "study", "examples", "--copy", tmp_path / "mine")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == [p.name for p in shipped]
+    (tmp_path / "mine" / shipped[0].name).write_text("# edited\n")
+    code, out, _ = run_cli(capsys, "study", "examples", "--copy", tmp_path / "mine")
+    assert code == 0 and (tmp_path / "mine" / shipped[0].name).read_text() == "# edited\n"  # kept
+    assert f"0 written, {len(shipped)} already there" in " ".join(out.split())

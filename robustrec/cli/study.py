@@ -16,7 +16,7 @@ app = typer.Typer(help="Studies: models × strategies × grids × seeds × stres
 
 @app.command("run")
 def run(
-    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file (see examples/studies/ and the README, Studies)."),
+    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file (see `robustrec study examples` and docs/studies.md)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default study-out/<name>)."),
     workers: int = typer.Option(0, min=0, help="Cells at once on this machine (0: cores ÷ --threads)."),
     threads: int = typer.Option(0, min=0, help="Torch threads per cell (0: cores ÷ --workers); workers × threads "
@@ -66,6 +66,27 @@ def run(
             console.print(f"[red]{cell.state}[/] {cell.id}: {cell.error}", highlight=False)
     if counts["failed"]:
         raise typer.Exit(min(counts["failed"], 100))
+
+
+@app.command("examples")
+def examples(
+    copy: Optional[Path] = typer.Option(None, "--copy", metavar="DIR", help="Copy the example study files into DIR "
+                                                                            "(existing files are kept)."),
+) -> None:
+    """The example study files shipped with robustrec (also in an installed package), one line each."""
+    from robustrec.studies.spec import copy_examples, example_studies
+
+    found = example_studies()
+    if copy is not None:
+        written = copy_examples(copy)
+        for path in written:
+            console.print(f"wrote [bold]{path}[/]")
+        console.print(f"{len(written)} written, {len(found) - len(written)} already there; set data_dir in each to "
+                      f"the folder holding your datasets, then `robustrec study check FILE`", highlight=False)
+        return
+    for path in found:
+        first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+        console.print(f"{path}  {first}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("check")
@@ -229,5 +250,18 @@ def report(
     if rows:
         console.print(plain_table(headers, rows, title=f"drops under stress ({result['correction']}-adjusted p; "
                                                        f"* < {result['alpha']})"))
+    _print_audit(result)
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]")
+
+
+def _print_audit(result: dict) -> None:
+    """The protocol audit of a study with selection = "test"/"test-epoch", labelled optimistic."""
+    if not result.get("audit"):
+        return
+    from robustrec.cli.render import plain_table
+    from robustrec.studies.audit import LABEL, audit_table
+
+    headers, rows = audit_table(result["audit"], result["key"])
+    console.print(plain_table(headers, rows, title=f"protocol audit of {result['key']}: {LABEL}; optimism = gain "
+                                                   f"under the test protocol − gain under validation (pts)"))

@@ -37,7 +37,8 @@ from robustrec.reports.schema import ReportError, load_report, write_atomic
 ALPHA = 0.05
 TEMPLATE = "templates/report.html.j2"
 #: docs pages the methods section links to (relative to the repository root)
-DOCS = {"html": "docs/html-report.md", "stress": "docs/stress-test.md", "readme": "README.md"}
+DOCS = {"html": "docs/html-report.md", "reports": "docs/reports.md", "studies": "docs/studies.md",
+        "flatness": "docs/flatness.md"}
 #: level / row fields shown in their own columns; anything else numeric goes to "other measures"
 _LEVEL_KNOWN = {"strength", "parameters", "trials", "summary", "user_test", "tables", "flatness"}
 #: names of extra measures other reports may carry (rank stability, exposure, effect size)

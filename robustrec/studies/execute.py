@@ -9,6 +9,7 @@ manifest as it arrives, and plans again, until nothing is left to run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -73,8 +74,17 @@ def _train(spec: dict, folder: Path, device: str) -> dict:
 
 
 def _same_config(saved: dict, wanted: dict) -> bool:
+    """Whether a run folder's config is the one a cell wants (a field the run predates has its default)."""
+    from robustrec.training import TrainConfig
+
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+
+    def value(config: dict, key: str):
+        return config[key] if key in config or key not in known else TrainConfig.field_default(key)
+
     keys = set(saved) | set(wanted)
-    return all(saved.get(k) == wanted.get(k) for k in keys if not (k == "modalities" and wanted.get(k) is None))
+    return all(value(saved, k) == value(wanted, k) for k in keys
+               if not (k == "modalities" and wanted.get(k) is None))
 
 
 def _stress(spec: dict, folder: Path, device: str) -> dict:

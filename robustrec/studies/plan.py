@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustrec.errors import ConfigError
-from robustrec.reports.schema import write_atomic
+from robustrec.files import read_json, write_text_atomic
 from robustrec.studies.spec import Study
 
 MANIFEST = "study.json"
@@ -87,8 +87,7 @@ class Manifest:
         body = {"format": FORMAT, "version": 1, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "study": self.study.to_dict(), "fingerprint": self.study.fingerprint(),
                 "cells": {cid: cell.record() for cid, cell in self.cells.items()}}
-        text = json.dumps(body, indent=1)
-        write_atomic(self.path, lambda tmp: tmp.write_text(text))
+        write_text_atomic(self.path, json.dumps(body, indent=1))
 
     def merge(self, planned: list[Cell]) -> list[Cell]:
         """Add newly planned cells; a known cell whose spec changed is reset; a cell no longer
@@ -108,17 +107,69 @@ class Manifest:
 
 
 def read_manifest(folder: str | Path) -> dict:
-    """The parsed ``study.json`` of a study folder (one-line errors when absent or corrupt)."""
+    """The parsed ``study.json`` of a study folder; one-line ConfigErrors when it is absent,
+    corrupt, or not shaped like a manifest (a study object, cells by id with their fields)."""
+    from robustrec.studies.spec import study_from_dict
+
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise ConfigError(f"{folder} is not a study folder: no {MANIFEST} (run `robustrec study run FILE` first)")
-    try:
-        body = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is corrupt: {exc}") from None
-    if body.get("format") != FORMAT:
+    body = read_json(path, "study manifest", ConfigError)
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a robustrec study manifest")
+    bad = _shape_problem(body)
+    if bad is None:
+        try:
+            study_from_dict(body["study"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            bad = f"its study is malformed ({exc})"
+    if bad:
+        raise ConfigError(f"{path} is a malformed study manifest: {bad}; run the study file again into "
+                          f"a new --out folder")
     return body
+
+
+#: the fields every manifest cell record has, and their types (NoneType: may be null)
+_CELL_TYPES = {"id": (str,), "kind": (str,), "spec": (dict,), "deps": (list,), "state": (str,),
+               "result": (dict, type(None)), "error": (str, type(None)), "detail": (str, type(None)),
+               "seconds": (int, float, type(None)), "attempts": (int,)}
+_STUDY_TYPES = {"name": (str,), "path": (str,), "data_dir": (str,), "datasets": (list,), "models": (list,),
+                "strategies": (dict,), "seeds": (list,), "selection": (str,), "train": (dict,), "grids": (dict,),
+                "stresses": (list,)}
+
+
+def _shape_problem(body: dict) -> str | None:
+    """What is wrong with the shape of a manifest's ``study`` and ``cells`` (None: nothing)."""
+    study, cells = body.get("study"), body.get("cells")
+    if not isinstance(study, dict):
+        return "no \"study\" object"
+    for key, types in _STUDY_TYPES.items():
+        if key == "stresses" and key not in study:  # manifests written before stress cells
+            continue
+        if not isinstance(study.get(key), types):
+            return f"study field {key!r} missing or of the wrong type"
+    if not isinstance(cells, dict):
+        return "no \"cells\" object"
+    for cid, record in cells.items():
+        if not isinstance(record, dict):
+            return f"cell {cid!r} is not an object"
+        fields = {f.name: f for f in dataclasses.fields(Cell)}
+        unknown = sorted(set(record) - set(fields))
+        if unknown:
+            return f"cell {cid!r} has unknown fields {', '.join(unknown)}"
+        missing = [name for name in _CELL_TYPES if name not in record]
+        if missing:
+            return f"cell {cid!r} has no {', '.join(missing)}"
+        for key, types in _CELL_TYPES.items():
+            if not isinstance(record[key], types) or (key == "attempts" and isinstance(record[key], bool)):
+                return f"cell {cid!r} field {key!r} is of the wrong type"
+        if record["id"] != cid:
+            return f"cell {cid!r} has id {record['id']!r}"
+        if record["state"] not in STATES:
+            return f"cell {cid!r} has state {record['state']!r} (not one of {', '.join(STATES)})"
+        if record["kind"] not in ("train", "stress"):
+            return f"cell {cid!r} has kind {record['kind']!r} (not train or stress)"
+    return None
 
 
 def plan(study: Study, manifest: Manifest) -> list[Cell]:
@@ -149,13 +200,19 @@ def _walk(study: Study, manifest: Manifest):
                     continue
                 search = {index: _train_cell(study, cells, dataset, model, strategy, index, point, study.seeds[0])
                           for index, point in points}
-                best = select_point(manifest, search, study.valid_metric)
+                if study.audits_test:  # every point on every seed: the audit may pick any run by test
+                    others = {(index, seed): _train_cell(study, cells, dataset, model, strategy, index, point, seed)
+                              for index, point in points for seed in study.seeds[1:]}
+                best = select_point(manifest, search, study.valid_metric)  # the choice itself: validation only
                 if best is None:
                     continue
                 point = dict(points)[best]
                 ids = {study.seeds[0]: search[best]}
-                ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
-                            for seed in study.seeds[1:]})
+                if study.audits_test:
+                    ids.update({seed: others[(best, seed)] for seed in study.seeds[1:]})
+                else:
+                    ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
+                                for seed in study.seeds[1:]})
                 chosen[group] = ids
         for seed in study.seeds:
             for index, stress in enumerate(study.stresses, 1):
@@ -173,7 +230,7 @@ def _ordered(study: Study) -> list[str]:
 
 def _points(study, manifest, dataset, model, strategy, chosen) -> list[tuple[int, dict]] | None:
     grid = list(enumerate(study.grids[model]))
-    if study.selection == "each" or strategy == "plain" or len(grid) == 1:
+    if study.selection != "baseline" or strategy == "plain" or len(grid) == 1:
         return grid
     plain = chosen.get((dataset, model, "plain"))
     if not plain:
@@ -311,7 +368,8 @@ def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
                 points = study.grids[model]
                 reuse = study.selection == "baseline" and strategy != "plain" and len(points) > 1
                 searched = 1 if reuse else len(points)
-                trainings = searched + len(study.seeds) - 1
+                trainings = (searched * len(study.seeds) if study.audits_test
+                             else searched + len(study.seeds) - 1)
                 config = study.train_config(dataset, model, strategy, points[0], study.seeds[0])
                 groups.append({"dataset": dataset, "model": model, "strategy": strategy, "points": searched,
                                "searched": {k: [str(p[k]) for p in points] for k in points[0]

@@ -50,6 +50,10 @@ from robustrec.errors import ConfigError
 from robustrec.paths import check_folder_name
 from robustrec.config import MAX_SEED
 
+#: how grid points are chosen; "test" and "test-epoch" are protocol audits: every grid point is
+#: trained on every seed (the choice itself stays on validation) and the report adds, clearly
+#: labelled optimistic, the gains a protocol selecting on test would publish (``studies.audit``)
+SELECTIONS = ("each", "baseline", "test", "test-epoch")
 #: strategies a study may name without defining them
 BUILTIN_STRATEGIES = {
     "plain": {},
@@ -61,7 +65,7 @@ BUILTIN_STRATEGIES = {
 #: the keys a [strategy.NAME] table may set (TrainConfig fields of the step)
 STRATEGY_KEYS = ("mg", "mg_form", "alpha1", "alpha2", "beta", "step", "rho")
 #: TrainConfig fields a study sets per cell itself, never from [train] or a grid
-CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho")
+CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test")
 #: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
 STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
 TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",
@@ -100,6 +104,11 @@ class Study:
     stresses: list[StressEntry] = field(default_factory=list)
     #: [train.MODEL] tables: TrainConfig fields for one model (over [train], under its grid)
     train_models: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def audits_test(self) -> bool:
+        """A protocol audit: every grid point trained on every seed (selection 'test'/'test-epoch')."""
+        return self.selection in ("test", "test-epoch")
 
     @property
     def valid_metric(self) -> str:
@@ -142,6 +151,8 @@ class Study:
         if kind == "sgbd":
             step["mg"] = True
         values.update(step, step=kind, sam_rho=DEFAULT_RHO.get(kind, 0.0) if rho is None else rho)
+        if self.selection == "test-epoch":
+            values["track_test"] = True  # per-epoch test metrics, read only by the audit
         return from_dict(TrainConfig, values, f"training of {model} ({strategy})").validate()
 
 
@@ -205,9 +216,11 @@ def parse_study(raw: dict, path: Path) -> Study:
         raise ConfigError(f"{where}: seeds lists a seed twice: {seeds}")
     strategies = _strategies(raw, where)
     selection = raw.get("selection", "each")
-    if selection not in ("each", "baseline"):
-        raise ConfigError(f"{where}: selection must be 'each' (every strategy searches its grid) or "
-                          f"'baseline' (other strategies reuse plain's point), got {selection!r}")
+    if selection not in SELECTIONS:
+        raise ConfigError(f"{where}: selection must be 'each' (every strategy searches its grid), 'baseline' "
+                          f"(other strategies reuse plain's point), or, for a protocol audit, 'test' / 'test-epoch' "
+                          f"(every point on every seed; the report adds the optimistic test-selected gains), "
+                          f"got {selection!r}")
     if selection == "baseline" and "plain" not in strategies:
         raise ConfigError(f"{where}: selection = 'baseline' needs the plain strategy in strategies")
     train = raw.get("train", {})
@@ -386,3 +399,25 @@ def _grids(raw: dict, models: list[str], where: str) -> dict[str, list[dict]]:
             axes.append([(key, value) for value in values])
         grids[model] = [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
     return grids
+
+
+def example_studies() -> list[Path]:
+    """The example study files shipped in the package (``robustrec/examples/studies``)."""
+    folder = Path(__file__).resolve().parent.parent / "examples" / "studies"
+    return sorted(folder.glob("*.toml"))
+
+
+def copy_examples(folder: str | Path) -> list[Path]:
+    """Copy the example study files into ``folder`` (created; files already there are kept);
+    returns the files written."""
+    from robustrec.paths import check_output_dir
+    from robustrec.reports.schema import write_atomic
+
+    folder = check_output_dir(folder, "--copy")
+    written = []
+    for source in example_studies():
+        target = Path(folder) / source.name
+        if not target.exists():
+            text = source.read_text(encoding="utf-8")
+            written.append(write_atomic(target, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8")))
+    return written

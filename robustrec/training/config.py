@@ -72,6 +72,17 @@ class TrainConfig:
     adv_reg: float = 1.0
     valid_metric: str = "recall@20"
     eval_batch_size: int = 0
+    #: also evaluate the test split after every epoch, into the history (a study's protocol
+    #: audit reads it; nothing in training ever does)
+    track_test: bool = False
+
+    @classmethod
+    def field_default(cls, name: str):
+        """The default of field ``name`` (a config written before the field existed has it)."""
+        import dataclasses
+
+        spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+        return spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
 
     def validate(self) -> "TrainConfig":
         checks = [
