@@ -11,7 +11,7 @@ $(BIN)/robustrec: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[captions,features,ray,test,docs]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[captions,features,ray,test,docs,report]'
 	touch $@
 
 setup: $(BIN)/robustrec

@@ -25,4 +25,6 @@ ls studies/mg-lfm2k.toml >/dev/null
 "$WORK/env/bin/robustrec" train --model bprmf --epochs 1 --threads 1 -q --data-dir data >/dev/null
 "$WORK/env/bin/robustrec" perturb noise --sigma 1e-3 --repeats 2 -q >/dev/null
 ls reports/noise-synthetic-*.json >/dev/null
-echo "check_wheel: the wheel installs into a fresh environment and trains and perturbs outside the checkout ($ROOT untouched)"
+"$WORK/env/bin/robustrec" report html reports -o report.html >/dev/null  # the HTML template ships in the wheel
+grep -q 'data-report="robustrec-html"' report.html
+echo "check_wheel: the wheel installs into a fresh environment and trains, perturbs and writes the HTML report outside the checkout ($ROOT untouched)"

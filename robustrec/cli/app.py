@@ -8,7 +8,7 @@ import typer
 
 from robustrec import __version__
 from robustrec.cli import (captions, check, compare, data, evaluate, features, flatness, landscape, models, perturb,
-                           study, train)
+                           report, study, train)
 from robustrec.errors import RobustRecError
 from robustrec.files import DiskFullError, is_disk_full
 from robustrec.runtime import tune_allocator
@@ -33,6 +33,7 @@ app.add_typer(captions.app, name="captions")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(study.app, name="study")
+app.add_typer(report.app, name="report")
 
 
 @app.callback(invoke_without_command=True)

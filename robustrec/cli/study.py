@@ -199,12 +199,30 @@ def _progress(quiet: bool):
     return context()
 
 
+def _write_html(folder: Path, result: dict, html: Path, landscape: list[Path], metric: str, k: int,
+                correction: str) -> None:
+    import shlex
+
+    from robustrec.reports.html import study_html, write_html
+
+    command = shlex.join(["robustrec", "study", "report", str(folder), "--metric", metric, "--k", str(k),
+                          "--correction", correction, "--html", str(html),
+                          *[a for p in landscape for a in ("--landscape", str(p))]])
+    text = study_html(folder, metric, k, correction, study_report=result, landscapes=landscape, command=command)
+    path = write_html(text, html, "--html")
+    console.print(f"wrote [bold]{path}[/] ({len(text.encode()) / 1e6:.1f} MB)", highlight=False, soft_wrap=True)
+
+
 @app.command("report")
 def report(
     folder: Path = typer.Argument(..., metavar="STUDY_DIR", help="A study folder."),
     markdown: Optional[Path] = typer.Option(None, help="Also write the tables as Markdown to this file."),
     metric: str = typer.Option("recall", help="Metric compared: recall, precision, map, ndcg."),
     k: int = typer.Option(5, help="Cut-off K of that metric."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML report to this file."),
+    landscape: list[Path] = typer.Option([], "--landscape", help="With --html: a landscape-*.json of `robustrec "
+                                                                 "landscape` or a folder of them (repeatable; "
+                                                                 "STUDY_DIR/landscapes is read anyway)."),
     correction: str = typer.Option("holm", help="Multiple-comparison correction: holm or bh (Benjamini–Hochberg)."),
 ) -> None:
     """Tables of a study: clean metrics over seeds and drops under each stress, paired tests over
@@ -216,7 +234,13 @@ def report(
         from robustrec.errors import ConfigError
 
         raise ConfigError(f"--markdown {markdown} is a folder; give a file name")
+    if html is not None:
+        from robustrec.reports.html import check_html_path
+
+        check_html_path(html, "--html")  # before any work
     result = build_report(folder, metric, k, correction)
+    if html is not None:  # one self-contained file (reports.html); printed before the tables
+        _write_html(folder, result, html, landscape, metric, k, correction)
     if not result["complete"]:
         console.print(f"[yellow]note:[/] not every cell is done ({result['cells']}); tables cover finished cells")
     headers, rows = clean_table(result)
