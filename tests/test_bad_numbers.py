@@ -113,3 +113,19 @@ def test_result_files_never_hold_nan_or_infinity(bprmf_pair, tmp_path, capsys, m
     with pytest.raises(ConfigError, match=r"runs\[1\]\.loss = nan"):
         finite_json({"runs": [{"loss": 1.0}, {"loss": float("nan")}]}, "a sharpness number", "lower --sigma")
     assert json.loads(finite_json({"a": [1.5]}, "x", "y")) == {"a": [1.5]}
+
+
+def test_model_parameter_inf_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "train", "--model", "bprmf", "--data-dir", tmp_path / "nodata", "--dataset", "nosuch",
+                           "--checkpoint-dir", "out", "-p", "reg_weight=inf")
+    assert code == 2 and err.count("\n") == 1 and "bprmf.reg_weight must be a finite number, got 'inf'" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_study_grid_with_inf_is_refused_before_any_training(synthetic_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, synthetic_dir, STUDY.replace("reg_weight = [1e-4, 1e-1]", "reg_weight = [1e-4, inf]"))
+    code, _, err = run_cli(capsys, "study", "run", path)
+    assert code == 2 and err.count("\n") == 1 and "bprmf.reg_weight must be a finite number, got 'inf'" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]

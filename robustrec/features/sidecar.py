@@ -48,7 +48,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=False)
+            json.dump(payload, handle, indent=1, sort_keys=False, allow_nan=False)  # JSON has no NaN/Infinity
             handle.write("\n")
         umask_mode(tmp)
         os.replace(tmp, path)

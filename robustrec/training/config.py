@@ -110,6 +110,11 @@ class TrainConfig:
             validate_mirror(self.alpha1, self.alpha2, self.beta, self.mg_form)
         self._validate_adversarial()
         self._check_numbers(("adv_eps", "--adv-eps"), ("adv_reg", "--adv-reg"))
+        if self.model_params:  # names, types and finite floats (--param reg_weight=inf), before the data loads
+            from robustrec.config import from_dict
+            from robustrec.models import get_model_class
+
+            from_dict(get_model_class(self.model).Params, dict(self.model_params), self.model)
         return self
 
     def _check_numbers(self, *fields: tuple[str, str]) -> None:
