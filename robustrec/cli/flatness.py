@@ -30,6 +30,12 @@ def flatness(
 ) -> None:
     """Expected loss rise along random directions (raw and filter-normalised), one-step ρ-sharpness
     and, with --hessian, the top Hessian eigenvalue, on each run's training loss."""
+    from robustrec.limits import check_number
+
+    check_number(sigma, "--sigma", "flatness.sigma")
+    check_number(step, "--step", "flatness.step")
+    if rho is not None:
+        check_number(rho, "--rho", "flatness.rho")  # these three at once, before torch loads
     import time
 
     import torch
@@ -39,12 +45,6 @@ def flatness(
     from robustrec.flatness import sharpness, training_triplets
     from robustrec.checkpoints import load_checkpoints
 
-    from robustrec.limits import check_number
-
-    check_number(sigma, "--sigma", "flatness.sigma")
-    check_number(step, "--step", "flatness.step")
-    if rho is not None:
-        check_number(rho, "--rho", "flatness.rho")
     checks = [(draws >= 2, f"--draws must be >= 2 (a mean ± std), got {draws}"),
               (hessian_iterations >= 1, f"--hessian-iterations must be >= 1, got {hessian_iterations}"),
               (triplets >= 1, f"--triplets must be >= 1, got {triplets}")]

@@ -28,13 +28,16 @@ def landscape(
 ) -> None:
     """Evaluate the training loss on a grid of two random directions around each run's weights and
     save the data (JSON, to redraw) and optionally a PNG; the same directions for every run."""
+    from robustrec.limits import check_number, finite_json
+
+    if not paper:
+        check_number(span, "--span", "landscape.span")  # at once, before torch loads
     import torch
 
     from robustrec.device import resolve_device
     from robustrec.errors import ConfigError
     from robustrec.flatness import training_triplets
     from robustrec.flatness.landscape import PAPER, check_grid, loss_surface, plot_landscape
-    from robustrec.limits import finite_json
     from robustrec.paths import check_output_dir
     from robustrec.checkpoints import load_checkpoints
     from robustrec.reports.schema import write_atomic
