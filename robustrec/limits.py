@@ -29,7 +29,8 @@ class Limit:
         return f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
 
     def holds(self, value: float) -> bool:
-        return math.isfinite(value) and (self.low < value if self.open_low else self.low <= value) and value <= self.high
+        above_low = self.low < value if self.open_low else self.low <= value
+        return math.isfinite(value) and above_low and value <= self.high
 
 
 LIMITS: dict[str, Limit] = {

@@ -117,8 +117,8 @@ def test_result_files_never_hold_nan_or_infinity(bprmf_pair, tmp_path, capsys, m
 
 def test_model_parameter_inf_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, "train", "--model", "bprmf", "--data-dir", tmp_path / "nodata", "--dataset", "nosuch",
-                           "--checkpoint-dir", "out", "-p", "reg_weight=inf")
+    code, _, err = run_cli(capsys, "train", "--model", "bprmf", "--data-dir", tmp_path / "nodata",
+                           "--dataset", "nosuch", "--checkpoint-dir", "out", "-p", "reg_weight=inf")
     assert code == 2 and err.count("\n") == 1 and "bprmf.reg_weight must be a finite number, got 'inf'" in err, err
     assert list(tmp_path.iterdir()) == []
 

@@ -130,6 +130,10 @@ def test_downloads_only_when_the_user_opts_in(monkeypatch, no_network):
         locate_model("someorg/not-cached", "image")
     with pytest.raises(ConfigError, match="'./not-here': no such folder"):  # a path never goes to the hub
         locate_model("./not-here", "text")
+    from robustrec.captioning.text_encoder import SentenceTextEncoder  # perturb caption/text, studies
+
+    with pytest.raises(ConfigError, match="cannot load text encoder 'nosuch-encoder' offline: no folder"):
+        SentenceTextEncoder("nosuch-encoder").encode(["a text"])
     monkeypatch.setenv("ROBUSTREC_ALLOW_DOWNLOAD", "1")
     assert locate_model("someorg/not-cached", "image") == ("someorg/not-cached", False)
     with pytest.raises(ConfigError, match="no such folder"):

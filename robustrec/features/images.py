@@ -9,8 +9,8 @@ the more confident ImageNet predictions). The feature is the global average of t
 convolution block (conv_head → BN → ReLU6), before dropout and the classifier: 1280-d.
 
 A transformers model folder, or a model id found in the Hugging Face cache (hub downloads only with
-ROBUSTREC_ALLOW_DOWNLOAD=1, see `robustrec.features.locate`), runs with its own `AutoImageProcessor` (the slow, Pillow/numpy
-processor: torchvision is never needed) and `AutoModel`: CLIP-like models through
+ROBUSTREC_ALLOW_DOWNLOAD=1, see `robustrec.features.locate`), runs with its own `AutoImageProcessor`
+(the slow, Pillow/numpy processor: torchvision is never needed) and `AutoModel`: CLIP-like models through
 `get_image_features`, others through `pooler_output`, else the mean of `last_hidden_state`.
 """
 
