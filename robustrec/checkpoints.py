@@ -130,7 +130,7 @@ def _replace_dir(tmp: Path, target: Path) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_run(run_dir: str | Path) -> Run:

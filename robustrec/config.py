@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -48,9 +49,12 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
             return _to_bool(value)
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
-        return kind(value)
+        result = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be {getattr(kind, '__name__', kind)}, got {value!r}") from None
+    if kind is float and not math.isfinite(result):  # no run trains on it, no JSON file records it
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return result
 
 
 def _to_bool(value: Any) -> bool:

@@ -186,7 +186,9 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, fsync: bool = True) -> 
 def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, fsync: bool = True,
                       **dumps: Any) -> Path:
     """``write_atomic`` of ``json.dumps(obj, indent=indent, **dumps)`` and a final newline; the
-    text is made before any file is touched, so an object that cannot be encoded changes nothing."""
+    text is made before any file is touched, so an object that cannot be encoded changes nothing.
+    NaN and infinities are refused (they are not JSON) unless ``allow_nan=True`` is passed."""
+    dumps.setdefault("allow_nan", False)
     text = json.dumps(obj, indent=indent, **dumps) + "\n"
     return write_text_atomic(path, text, fsync=fsync)
 

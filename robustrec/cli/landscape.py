@@ -13,7 +13,7 @@ from robustrec.cli.render import console
 def landscape(
     checkpoints: list[Path] = typer.Argument(..., metavar="CHECKPOINT...", help="Run folders written by `robustrec train`."),
     grid: int = typer.Option(21, help="Points per axis (3–101); cost grid² loss evaluations per run (+ grid when even)."),
-    span: float = typer.Option(1.0, help="The grid covers [−span, span] along each direction."),
+    span: float = typer.Option(1.0, help="The grid covers [−span, span] along each direction; > 0 and <= 1000."),
     filter_norm: bool = typer.Option(True, "--filter-norm/--no-filter-norm",
                                      help="Filter-normalise the directions per row (Li et al. 2018)."),
     paper: bool = typer.Option(False, "--paper", help="The MG paper's Figure 3 setting: 20×20 over ±100, unnormalised."),
@@ -28,8 +28,10 @@ def landscape(
 ) -> None:
     """Evaluate the training loss on a grid of two random directions around each run's weights and
     save the data (JSON, to redraw) and optionally a PNG; the same directions for every run."""
-    import json
+    from robustrec.limits import check_number, finite_json
 
+    if not paper:
+        check_number(span, "--span", "landscape.span")  # at once, before torch loads
     import torch
 
     from robustrec.device import resolve_device
@@ -67,7 +69,8 @@ def landscape(
                       dataset=data.name, triplets=triplets)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"landscape-{name}.json"
-        write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(result) + "\n"))
+        text = finite_json(result, f"the loss landscape of {name}", "lower --span (or use --filter-norm)") + "\n"
+        write_atomic(path, lambda tmp: Path(tmp).write_text(text))
         surface = result["surface"]
         low, high = min(map(min, surface)), max(map(max, surface))
         console.print(f"{name}: loss {result['center_loss']:.4f} at the weights, {low:.4f}–{high:.4f} on the grid; "

@@ -19,6 +19,7 @@ import numpy as np
 
 from robustrec.device import device_string
 from robustrec.errors import ConfigError
+from robustrec.features.locate import looks_like_path, snapshot_revision
 
 MODALITIES = ("image", "text")
 DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "all-MiniLM-L6-v2"}
@@ -49,11 +50,6 @@ def missing_extra(what: str, exc: ImportError, extra: str = "features") -> Confi
     """One-line error for a missing optional package."""
     return ConfigError(f"{what} needs the package {exc.name or 'that is missing'}: "
                        f"pip install 'robustrec[{extra}]'")
-
-
-def looks_like_path(name: str) -> bool:
-    """True for names meant as folders ('/x', './x', '../x', '~/x'), never hub ids ('org/model')."""
-    return name.startswith(("/", "./", "../", "~", "\\")) or name in (".", "..")
 
 
 def check_folder_name(name: str, modality: str) -> None:
@@ -127,6 +123,8 @@ class TextFeatureEncoder:
 
     @property
     def version(self) -> str:
+        if snapshot_revision(self.folder):  # a hub model from the cache: its revision, as when downloaded
+            return f"revision {snapshot_revision(self.folder)}"
         if Path(self.folder).is_dir() and folder_weights(self.folder):
             return f"weights {weights_digest(folder_weights(self.folder))}"
         commit = _commit_hash(self._model)
@@ -174,13 +172,21 @@ def _commit_hash(model: Any) -> str | None:
 
 def make_encoder(modality: str, name: str | None = None, *, device: str | None = None,
                  batch_size: int = 64) -> FeatureEncoder:
-    """Build the encoder `name` (a short name, hub id, local folder or a recorded `encoder_id`)."""
+    """Build the encoder `name` (a short name, hub id, local folder or a recorded `encoder_id`).
+
+    Models are looked up on this machine only (a folder, the packaged copies, the Hugging Face cache) and
+    reach the hub only with ROBUSTREC_ALLOW_DOWNLOAD=1 (see `robustrec.features.locate`); `device` is
+    checked after the lookup (one-line ConfigError for cuda without CUDA, unknown names)."""
     if modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
     name = name or DEFAULT_ENCODERS[modality]
-    device = device_string(device)  # one-line ConfigError for cuda without CUDA, unknown names
     if modality == "text":
-        return TextFeatureEncoder(name.removeprefix("sentence-transformers:"), device=device, batch_size=batch_size)
+        from robustrec.captioning.text_encoder import locate_text_model
+
+        name = name.removeprefix("sentence-transformers:")
+        check_folder_name(name, "text")
+        locate_text_model(name)  # a model not on this machine fails here, at once, before torch loads
+        return TextFeatureEncoder(name, device=device_string(device), batch_size=batch_size)
     from robustrec.features.images import make_image_encoder
 
     return make_image_encoder(name, device=device)

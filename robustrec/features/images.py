@@ -8,8 +8,9 @@ MEAN_RGB/STDDEV_RGB, not the ImageNet mean/std of the full EfficientNets; on hm 
 the more confident ImageNet predictions). The feature is the global average of the last 1×1
 convolution block (conv_head → BN → ReLU6), before dropout and the classifier: 1280-d.
 
-A transformers model id or folder runs with its own `AutoImageProcessor` (the slow, Pillow/numpy
-processor: torchvision is never needed) and `AutoModel`: CLIP-like models through
+A transformers model folder, or a model id found in the Hugging Face cache (hub downloads only with
+ROBUSTREC_ALLOW_DOWNLOAD=1, see `robustrec.features.locate`), runs with its own `AutoImageProcessor`
+(the slow, Pillow/numpy processor: torchvision is never needed) and `AutoModel`: CLIP-like models through
 `get_image_features`, others through `pooler_output`, else the mean of `last_hidden_state`.
 """
 
@@ -21,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from robustrec.device import resolve_device
+from robustrec.device import device_string, resolve_device
 from robustrec.errors import ConfigError
 from robustrec.features.encoders import (check_folder_name, folder_weights, looks_like_path, missing_extra,
                                          package_version, weights_digest)
+from robustrec.features.locate import locate_model, snapshot_revision
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 RESIZE_SHORTER = 256
@@ -111,6 +113,8 @@ class TransformersImageEncoder:
 
     def __init__(self, name: str, device: str | None = None) -> None:
         check_folder_name(name, "image")
+        source, local = locate_model(name, "image")  # offline, before torch loads: fails at once
+        self.folder = source if local else None
         try:
             import torch
             from transformers import AutoImageProcessor, AutoModel
@@ -120,11 +124,11 @@ class TransformersImageEncoder:
         hf_logging.disable_progress_bar()
         self.name = str(Path(name).expanduser().resolve()) if looks_like_path(name) or Path(name).is_dir() else name
         try:
-            self.processor = AutoImageProcessor.from_pretrained(self.name, **_pil_processor())
-            self.model = AutoModel.from_pretrained(self.name).eval()
+            self.processor = AutoImageProcessor.from_pretrained(source, local_files_only=local, **_pil_processor())
+            self.model = AutoModel.from_pretrained(source, local_files_only=local).eval()
         except Exception as exc:  # unknown id, hub unreachable, not a vision model: one line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"cannot load image encoder {name!r} offline: {first}") from None
+            raise ConfigError(f"cannot load image encoder {name!r}{' offline' if local else ''}: {first}") from None
         self.device = resolve_device(device)
         self.model.to(self.device)
         self._torch = torch
@@ -138,8 +142,10 @@ class TransformersImageEncoder:
 
     @property
     def version(self) -> str:
-        if Path(self.name).is_dir() and folder_weights(self.name):
-            return f"weights {weights_digest(folder_weights(self.name))}"
+        if self.folder and snapshot_revision(self.folder):  # a hub model from the cache, as when downloaded
+            return f"revision {snapshot_revision(self.folder)}"
+        if self.folder and folder_weights(self.folder):
+            return f"weights {weights_digest(folder_weights(self.folder))}"
         commit = getattr(self.model.config, "_commit_hash", None)
         return f"revision {commit}" if commit else f"transformers {package_version('transformers')}"
 
@@ -179,8 +185,11 @@ def _pil_processor() -> dict[str, Any]:
 def make_image_encoder(name: str, device: str | None = None) -> Any:
     """`efficientnet-lite0`, or a transformers vision model id/folder (`transformers:` prefix allowed)."""
     if name == EFFICIENTNET_LITE0:
-        return EfficientNetLite0Encoder(device)
+        return EfficientNetLite0Encoder(device_string(device))
     if name.startswith("efficientnet-lite"):
         raise ConfigError(f"image encoder {name!r} has no offline weights; available: {EFFICIENTNET_LITE0} "
                           "or a transformers vision model id/folder")
-    return TransformersImageEncoder(name.removeprefix("transformers:"), device)
+    name = name.removeprefix("transformers:")
+    check_folder_name(name, "image")
+    locate_model(name, "image")  # a model not on this machine fails here, at once, before the device check
+    return TransformersImageEncoder(name, device_string(device))

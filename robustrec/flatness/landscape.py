@@ -24,13 +24,14 @@ MAX_GRID = 101
 
 
 def check_grid(grid: int, span: float) -> None:
-    """One-line ConfigErrors for a grid outside 3–``MAX_GRID`` points or a span that is not > 0."""
+    """One-line ConfigErrors for a grid outside 3–``MAX_GRID`` points or a span outside
+    ``robustrec.limits.LIMITS['landscape.span']`` (finite, > 0)."""
     from robustrec.errors import ConfigError
+    from robustrec.limits import check_number
 
     if not 3 <= grid <= MAX_GRID:
         raise ConfigError(f"--grid must be between 3 and {MAX_GRID}, got {grid}")
-    if not span > 0:
-        raise ConfigError(f"--span must be > 0, got {span}")
+    check_number(span, "--span", "landscape.span")
 
 
 def loss_surface(model, triplets: Triplets, grid: int = 21, span: float = 1.0, normalization: str = "filter",

@@ -87,7 +87,7 @@ class Manifest:
         body = {"format": FORMAT, "version": 1, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "study": self.study.to_dict(), "fingerprint": self.study.fingerprint(),
                 "cells": {cid: cell.record() for cid, cell in self.cells.items()}}
-        write_text_atomic(self.path, json.dumps(body, indent=1))
+        write_text_atomic(self.path, json.dumps(body, indent=1, allow_nan=False))
 
     def merge(self, planned: list[Cell]) -> list[Cell]:
         """Add newly planned cells; a known cell whose spec changed is reset; a cell no longer

@@ -280,7 +280,7 @@ def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None
     def atomic(path: Path, text: str) -> None:
         written.append(write_atomic(path, lambda tmp: tmp.write_text(text, newline="")))
 
-    atomic(out_dir / "study-report.json", json.dumps(report, indent=1) + "\n")
+    atomic(out_dir / "study-report.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
     for name, (headers, rows) in (("clean.csv", clean_table(report)), ("stress.csv", stress_table(report))):
         buffer = io.StringIO()
         writer = csv.writer(buffer)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from robustrec.errors import ConfigError
+from robustrec.limits import check_numbers
 
 
 def parse_levels(text: str, flag: str) -> list[float]:
@@ -59,6 +60,7 @@ class NoiseStress(StressSpec):
         self._sigmas = parse_levels(self.sigma, "--sigma")
         for value in self._sigmas:
             GaussianEmbeddingNoise(value, self.target)  # validates σ and target
+        check_numbers(self._sigmas, "--sigma", "noise.sigma")  # finite and not absurd (robustrec.limits)
         return self
 
     def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
@@ -143,6 +145,8 @@ class ModalityStress(StressSpec):
 
         self._spec, self._levels = fault_spec(self.missing, self.swap, self.noise, self.rate, self.sigma, self.fill,
                                               self.neighbour_k, self.neighbour_modality, parse_levels)
+        if self._spec.fault == "noise":  # rates: check_rate keeps them in [0, 1]
+            check_numbers(self._levels, "--sigma", "modality.sigma")
         return self
 
     def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
@@ -255,6 +259,7 @@ class AdversarialStress(StressSpec):
         check_target(self.target)
         for value in self._epsilons:
             check_attack(value, self.steps)
+        check_numbers(self._epsilons, "--eps", "adversarial.eps")  # finite and not absurd (robustrec.limits)
         return self
 
     def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:

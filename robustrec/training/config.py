@@ -98,6 +98,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self._check_numbers(("lr", "--lr"), ("weight_decay", "--weight-decay"), ("alpha1", "--alpha1"),
+                            ("alpha2", "--alpha2"), ("sam_rho", "--rho"))
         metric, _, k = self.valid_metric.partition("@")
         if metric not in ("recall", "precision", "map", "ndcg") or k not in ("5", "10", "20", "50"):
             raise ConfigError(f"--valid-metric must look like recall@20 (metric@K, K in 5/10/20/50), "
@@ -120,7 +122,21 @@ class TrainConfig:
         if self.mg:
             validate_mirror(self.alpha1, self.alpha2, self.beta, self.mg_form)
         self._validate_adversarial()
+        self._check_numbers(("adv_eps", "--adv-eps"), ("adv_reg", "--adv-reg"))
+        if self.model_params:  # names, types and finite floats (--param reg_weight=inf), before the data loads
+            from robustrec.config import from_dict
+            from robustrec.models import get_model_class
+
+            from_dict(get_model_class(self.model).Params, dict(self.model_params), self.model)
         return self
+
+    def _check_numbers(self, *fields: tuple[str, str]) -> None:
+        """Each (field, flag) finite and inside its range of `robustrec.limits.LIMITS`, even when the
+        field is unused: the config is saved with the run, and JSON has no Infinity or NaN."""
+        from robustrec.limits import check_number
+
+        for name, flag in fields:
+            check_number(getattr(self, name), flag, f"train.{name.removeprefix('sam_')}")
 
     @property
     def model_spec(self) -> ModelSpec:
