@@ -245,9 +245,33 @@ def worker_layout(workers: int, threads: int, cores: int | None = None) -> tuple
 
 def run_study(study: Study, folder: str | Path, executor, callbacks: list[StudyRunCallback] | None = None,
               retry_failed: bool = False) -> Manifest:
-    """Run (or resume) ``study`` in ``folder`` until every plannable cell is done, failed or blocked."""
+    """Run (or resume) ``study`` in ``folder`` until every plannable cell is done, failed or blocked.
+
+    The folder is locked for the whole run (``study_lock``): a second driver gets ``LockedError``
+    at once, naming this one's PID, and ``study status`` knows running cells from interrupted ones."""
     folder = Path(folder).resolve()
-    callbacks = callbacks or []
+    try:
+        lock = study_lock(folder)
+        lock.__enter__()
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    try:
+        return _run_study(study, folder, executor, callbacks or [], retry_failed)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def study_lock(folder: str | Path):
+    """The lock of a study folder, held by the process driving it (a context manager)."""
+    from robustrec.locks import hold, study_lock_path
+
+    return hold(study_lock_path(folder), f"study folder {folder}", "wait for it, or follow it with `robustrec "
+                                                                   "study status`")
+
+
+def _run_study(study: Study, folder: Path, executor, callbacks: list[StudyRunCallback],
+               retry_failed: bool) -> Manifest:
     manifest = Manifest.open(folder, study)
     if retry_failed:
         for cell in manifest.cells.values():

@@ -1,0 +1,277 @@
+"""One process per run folder and per study folder, and shared preparation safe under concurrency:
+the synthetic dataset made once when workers ask at once, a second `train` of one name or
+`study run` of one folder refused at once naming the holder's PID, a killed holder blocking
+nobody, and `study status` telling interrupted cells from running ones."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_helpers import run_cli
+from robustrec.errors import RobustRecError
+from robustrec.locks import LockedError, hold, holder, waiting
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    threads = torch.get_num_threads()  # --threads sets torch's global thread count
+    yield
+    torch.set_num_threads(threads)
+
+
+def _start(args: list, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill (if still running) and reap ``proc``, closing its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _wait_for_holder(lock: Path, proc: subprocess.Popen) -> None:
+    """Until ``proc`` holds ``lock`` (its PID written in it), failing if it ends first."""
+    deadline = time.monotonic() + 300
+    while holder(lock) != proc.pid:
+        if proc.poll() is not None:
+            pytest.fail(f"the process ended before it held {lock}: {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{lock} never held by {proc.pid}")
+        time.sleep(0.02)
+
+
+def _kill_9(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+
+# --- the lock itself -------------------------------------------------------------------------------
+
+
+def test_hold_refuses_a_second_holder_and_cleans_up(tmp_path):
+    lock = tmp_path / "made" / ".x.lock"
+    child = ("import sys\nfrom robustrec.locks import hold\n"
+             "with hold(sys.argv[1], 'run x', 'pick another'):\n    sys.stdout.write('held'); sys.stdout.flush()\n"
+             "    sys.stdin.read()\n")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(lock)], env=ENV, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.read(4) == "held"
+        assert holder(lock) == proc.pid
+        with pytest.raises(LockedError, match=rf"^run x is being written by another robustrec process "
+                                              rf"\(pid {proc.pid}\); pick another$"):
+            with hold(lock, "run x", "pick another"):
+                pass
+        assert isinstance(LockedError("x"), RobustRecError)
+        proc.stdin.close()
+        assert proc.wait() == 0
+    finally:
+        _stop(proc)
+    assert holder(lock) is None
+    assert not (tmp_path / "made").exists()  # the folder made for the lock, and the lock file, are gone
+    with hold(lock, "run x", "pick another"):  # re-entrant in one process
+        with hold(lock, "run x", "pick another"):
+            assert holder(lock) == os.getpid()
+        assert lock.exists()
+    assert not lock.exists()
+
+
+def test_a_lock_whose_holder_was_killed_blocks_nobody(tmp_path):
+    lock = tmp_path / ".x.lock"
+    child = "import sys, time\nfrom robustrec.locks import hold\nwith hold(sys.argv[1], 'x', 'y'):\n    time.sleep(600)\n"
+    proc = _start(["-c", child, lock], tmp_path)
+    try:
+        _wait_for_holder(lock, proc)
+        _kill_9(proc)
+    finally:
+        _stop(proc)
+    assert lock.read_text().strip() == str(proc.pid)  # left behind by the killed holder, but not held
+    assert holder(lock) is None
+    with hold(lock, "x", "y"):
+        assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_waiting_waits_for_the_holder(tmp_path):
+    lock = tmp_path / ".prep.lock"
+    child = ("import sys, time\nfrom robustrec.locks import hold\nwith hold(sys.argv[1], 'x', 'y'):\n"
+             "    time.sleep(1)\n    open(sys.argv[2], 'w').write('made')\n")
+    made = tmp_path / "made"
+    proc = _start(["-c", child, lock, made], tmp_path)
+    try:
+        _wait_for_holder(lock, proc)
+        with waiting(lock) as locked:
+            assert locked and made.read_text() == "made"  # got the lock only once the holder was done
+    finally:
+        _stop(proc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made"]
+
+
+# --- shared preparation: the synthetic dataset -------------------------------------------------------
+
+FAKE_ENCODER = """
+import sys, time
+import numpy as np
+import robustrec.data.synthetic_folder as module
+from robustrec.data.synthetic import SyntheticSpec
+
+class Slow:  # stands in for MiniLM: slow enough that both processes prepare at once
+    def encode(self, texts):
+        time.sleep(1.0)
+        return np.random.default_rng(0).normal(size=(len(texts), 8)).astype(np.float32)
+
+module._text_encoder = lambda: Slow()
+go = sys.argv[2]
+while not __import__('os').path.exists(go):
+    time.sleep(0.005)
+module.ensure_synthetic(sys.argv[1], SyntheticSpec(n_users=60, n_items=40))
+print('ok')
+"""
+
+
+def test_two_processes_preparing_the_synthetic_dataset_at_once(tmp_path):
+    data_dir, go = tmp_path / "data", tmp_path / "go"
+    procs = [_start(["-c", FAKE_ENCODER, data_dir, go], tmp_path) for _ in range(2)]
+    try:
+        time.sleep(0.5)  # both importing; they start preparing together when `go` appears
+        go.write_text("")
+        errors = [proc.communicate()[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], errors
+    finally:
+        for proc in procs:
+            _stop(proc)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["synthetic"]  # no temporaries, no lock left
+    assert (data_dir / "synthetic" / "synthetic.inter").is_file()
+
+
+def test_losing_the_rename_to_another_process_uses_its_folder(tmp_path, monkeypatch):
+    import numpy as np
+
+    import robustrec.data.synthetic_folder as module
+    from robustrec.data.synthetic import SyntheticSpec
+
+    class Fake:
+        def encode(self, texts):
+            return np.ones((len(texts), 4), np.float32)
+
+    monkeypatch.setattr(module, "_text_encoder", lambda: Fake())
+    spec = SyntheticSpec(n_users=40, n_items=30)
+    module.write_synthetic(tmp_path / "synthetic", spec)
+    before = (tmp_path / "synthetic" / "synthetic.inter").read_bytes()
+    module.write_synthetic(tmp_path / "synthetic", spec)  # as if it lost the race: the other's folder stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
+    assert (tmp_path / "synthetic" / "synthetic.inter").read_bytes() == before
+
+
+STUDY = """
+name = "two-seeds"
+data_dir = "{data}"
+datasets = ["synthetic"]
+models = ["bprmf"]
+strategies = ["plain"]
+seeds = [0, 1]
+
+[train]
+epochs = {epochs}
+patience = {epochs}
+batch_size = 1024
+
+[[stress]]
+kind = "noise"
+sigma = [1e-2]
+repeats = 1
+flatness = false
+"""
+
+
+def _study(folder: Path, data_dir, epochs: int) -> Path:
+    path = folder / "study.toml"
+    path.write_text(STUDY.replace("{data}", str(data_dir)).replace("{epochs}", str(epochs)))
+    return path
+
+
+def test_two_seed_synthetic_study_passes_its_first_run_on_two_workers(tmp_path):
+    """Both pool workers load the synthetic data at once on a fresh data dir: it is made once."""
+    from robustrec.studies.execute import PoolExecutor, run_study
+    from robustrec.studies.spec import load_study
+
+    study = load_study(_study(tmp_path, tmp_path / "data", 1))
+    manifest = run_study(study, tmp_path / "out", PoolExecutor(2, 1))
+    assert {cell.id: cell.error for cell in manifest.cells.values() if cell.state != "done"} == {}
+    assert len(manifest.cells) == 4
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["synthetic"]
+    assert not (tmp_path / "out" / ".study.lock").exists()
+
+
+# --- one process per run folder and per study folder ------------------------------------------------
+
+
+def test_second_train_of_one_name_refuses_at_once_then_runs_after_a_kill_9(tmp_path, synthetic_dir, capsys):
+    ck = tmp_path / "ck"
+    base = ["train", "--model", "bprmf", "--threads", "1", "-q", "--data-dir", synthetic_dir,
+            "--checkpoint-dir", ck, "--name", "x"]
+    first = _start(["-m", "robustrec", *base, "--epochs", "100000", "--patience", "100000"], tmp_path)
+    try:
+        _wait_for_holder(ck / ".x.lock", first)
+        for extra in ([], ["--no-resume"]):  # --no-resume must not clear the state the first one writes
+            code, out, err = run_cli(capsys, *base, "--epochs", "1", *extra)
+            assert code == 2 and out == ""
+            assert err.strip() == (f"Error: {ck / 'x'} is being written by another robustrec process "
+                                   f"(pid {first.pid}); wait for it or pick another --name")
+            assert first.poll() is None  # refused while the first still trains: it did not wait
+        _kill_9(first)
+    finally:
+        _stop(first)
+    code, out, err = run_cli(capsys, *base, "--epochs", "1", "--no-resume")
+    assert code == 0, err
+    assert sorted(p.name for p in ck.iterdir()) == ["x"]  # no lock, no partial state left
+
+
+def test_second_study_run_refuses_at_once_and_status_tells_interrupted(tmp_path, synthetic_dir, capsys):
+    study, out = _study(tmp_path, synthetic_dir, 100000), tmp_path / "out"
+    lock = out / ".study.lock"
+    args = ["-m", "robustrec", "study", "run", study, "--out", out, "--workers", "1", "--threads", "1", "-q"]
+    first = _start(args, tmp_path)
+    try:
+        _wait_for_holder(lock, first)
+        code, stdout, err = run_cli(capsys, *args[2:])
+        assert code == 2 and stdout == ""
+        assert err.strip() == (f"Error: study folder {out} is being written by another robustrec process "
+                               f"(pid {first.pid}); wait for it, or follow it with `robustrec study status`")
+        assert first.poll() is None
+        deadline = time.monotonic() + 300
+        while '"running"' not in ((out / "study.json").read_text() if (out / "study.json").exists() else ""):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        code, stdout, _ = run_cli(capsys, "study", "status", out)
+        assert code == 0 and f"driven by robustrec process {first.pid}" in stdout
+        assert "running  train/synthetic/bprmf/plain/g0/s0" in stdout and "interrupted" not in stdout
+        _kill_9(first)
+    finally:
+        _stop(first)
+    code, stdout, _ = run_cli(capsys, "study", "status", out)
+    assert code == 0 and "1 interrupted" in stdout and "running" not in stdout
+    assert "interrupted train/synthetic/bprmf/plain/g0/s0" in stdout
+    assert f"--out {out}` resumes them" in " ".join(stdout.split())
+    second = _start(args, tmp_path)  # the killed driver's lock blocks nobody
+    try:
+        _wait_for_holder(lock, second)
+    finally:
+        _stop(second)
