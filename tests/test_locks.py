@@ -57,6 +57,19 @@ def _wait_for_holder(lock: Path, proc: subprocess.Popen) -> None:
         time.sleep(0.02)
 
 
+def _go_when_ready(procs: list, go: Path) -> None:
+    """Once every process wrote ``<go>.<pid>`` (imports done), write ``go`` and remove those."""
+    ready = [go.with_name(f"{go.name}.{proc.pid}") for proc in procs]
+    deadline = time.monotonic() + 300
+    while not all(path.exists() for path in ready):
+        assert all(proc.poll() is None for proc in procs), [proc.communicate()[1] for proc in procs]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    go.write_text("")
+    for path in ready:
+        path.unlink()
+
+
 def _kill_9(proc: subprocess.Popen) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
@@ -138,8 +151,8 @@ class Slow:  # stands in for MiniLM: slow enough that both processes prepare at 
         return np.random.default_rng(0).normal(size=(len(texts), 8)).astype(np.float32)
 
 module._text_encoder = lambda: Slow()
-go = sys.argv[2]
-while not __import__('os').path.exists(go):
+open(sys.argv[2] + f".{__import__('os').getpid()}", "w").close()  # ready
+while not __import__('os').path.exists(sys.argv[2]):
     time.sleep(0.005)
 module.ensure_synthetic(sys.argv[1], SyntheticSpec(n_users=60, n_items=40))
 print('ok')
@@ -150,8 +163,7 @@ def test_two_processes_preparing_the_synthetic_dataset_at_once(tmp_path):
     data_dir, go = tmp_path / "data", tmp_path / "go"
     procs = [_start(["-c", FAKE_ENCODER, data_dir, go], tmp_path) for _ in range(2)]
     try:
-        time.sleep(0.5)  # both importing; they start preparing together when `go` appears
-        go.write_text("")
+        _go_when_ready(procs, go)  # both start preparing at once
         errors = [proc.communicate()[1] for proc in procs]
         assert [proc.returncode for proc in procs] == [0, 0], errors
     finally:
@@ -273,5 +285,150 @@ def test_second_study_run_refuses_at_once_and_status_tells_interrupted(tmp_path,
     second = _start(args, tmp_path)  # the killed driver's lock blocks nobody
     try:
         _wait_for_holder(lock, second)
+    finally:
+        _stop(second)
+
+
+# --- shared caches: written by several processes, nothing lost, built once ----------------------------
+
+
+def test_text_embedding_cache_saved_by_two_processes_keeps_both_rows(tmp_path):
+    """Two stress cells (workers) open one cache file, each encodes its own texts, both save."""
+    import numpy as np
+
+    from robustrec.captioning.embedding_cache import TextEmbeddingCache
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 100)
+    identity = {"encoder": "fake", "folder": str(model), "backend": "test", "packages": {}, "device": "cpu"}
+    path = tmp_path / "cache" / "tiny.fake.npz"
+    first, second = TextEmbeddingCache.open(path, identity), TextEmbeddingCache.open(path, identity)
+    first.put("red dress", np.ones(3, np.float32))
+    second.put("blue jeans", np.full(3, 2.0, np.float32))
+    assert first.save() is None and second.save() is None
+    again = TextEmbeddingCache.open(path, identity)
+    assert again.loaded == 2
+    np.testing.assert_array_equal(again.get("red dress"), np.ones(3))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.fake.npz"]
+
+
+def test_caption_cache_flushed_by_two_processes_keeps_both_captions(tmp_path):
+    from robustrec.captioning.cache import CaptionCache
+
+    path = tmp_path / "captions" / "blip.json"
+    first, second = (CaptionCache.open(path, "blip", "tiny", "sha256:x") for _ in range(2))
+    first.add(1, "a red dress")
+    first.skip(3, "unreadable image")
+    second.add(2, "blue jeans")
+    second.add(3, "a hat")
+    first.flush()
+    second.flush()
+    first.add(4, "shoes")
+    first.flush()  # the caption of item 3 beats first's skip
+    stored = CaptionCache.load(path)
+    assert stored.captions == {1: "a red dress", 2: "blue jeans", 3: "a hat", 4: "shoes"}
+    assert stored.skipped == {}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["blip.json"]
+
+
+BUILD = """
+import sys, time
+import numpy as np
+from robustrec.models.cache import cached_arrays
+
+def build():
+    with open(sys.argv[1], "a") as log:
+        log.write("built\\n")
+    time.sleep(1.0)
+    return {"x": np.arange(5)}
+
+open(sys.argv[2] + f".{__import__('os').getpid()}", "w").close()  # ready
+while not __import__('os').path.exists(sys.argv[2]):
+    time.sleep(0.005)
+assert cached_arrays("graphs", "k1", build)["x"].tolist() == [0, 1, 2, 3, 4]
+"""
+
+
+def test_graph_cache_missed_by_two_processes_at_once_is_built_once(tmp_path):
+    log, go = tmp_path / "log", tmp_path / "go"
+    env = {**ENV, "ROBUSTREC_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(log), str(go)], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        _go_when_ready(procs, go)
+        errors = [proc.communicate()[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], errors
+    finally:
+        for proc in procs:
+            _stop(proc)
+    assert log.read_text() == "built\n"
+    assert sorted(p.name for p in (tmp_path / "cache" / "graphs").iterdir()) == ["k1.npz"]
+
+
+def test_feature_extraction_refuses_a_folder_another_process_writes(tmp_path):
+    import json
+
+    import numpy as np
+
+    from robustrec.features.extract import LOCK, extract_features, plan_extraction
+
+    class Encoder:
+        modality, encoder_id, version, dim, preprocessing = "text", "fake:ones", "1", 4, {"text": "as is"}
+
+        def encode(self, batch):
+            return np.ones((len(batch), self.dim), np.float32)
+
+    source = tmp_path / "src" / "toy"
+    source.mkdir(parents=True)
+    (source / "toy.inter").write_text("userID\titemID\tx_label\n" + "".join(f"{u}\t{i}\t0\n" for u in range(3)
+                                                                          for i in range(4)))
+    (source / "toy.items.jsonl").write_text("".join(json.dumps({"itemID": i, "title": f"item {i}"}) + "\n"
+                                                    for i in range(4)))
+    out = tmp_path / "out"
+    lock = out / "toy" / LOCK
+    child = "import sys, time\nfrom robustrec.locks import hold\nwith hold(sys.argv[1], 'x', 'y'):\n    time.sleep(600)\n"
+    other = _start(["-c", child, lock], tmp_path)  # stands in for an extraction writing out/toy
+    try:
+        _wait_for_holder(lock, other)
+        plan = plan_extraction(tmp_path / "src", "toy", ["text"], out)
+        with pytest.raises(LockedError, match=rf"^features of {out / 'toy'} is being written by another robustrec "
+                                              rf"process \(pid {other.pid}\)"):
+            extract_features(plan, {"text": Encoder()})
+        assert sorted(p.name for p in (out / "toy").iterdir()) == [LOCK]  # nothing of ours
+    finally:
+        _stop(other)
+    results = extract_features(plan_extraction(tmp_path / "src", "toy", ["text"], out), {"text": Encoder()})
+    assert results[0].covered == 4 and not lock.exists()
+
+
+def test_a_killed_pool_driver_takes_its_workers_along(tmp_path, synthetic_dir):
+    """kill -9 of `study run` on a process pool: its workers end too, so none trains on holding a
+    run's lock (an orphan would make the next `study run` fail that cell), and the study resumes."""
+    study, out = _study(tmp_path, synthetic_dir, 100000), tmp_path / "out"
+    args = ["-m", "robustrec", "study", "run", study, "--out", out, "--workers", "2", "--threads", "1", "-q"]
+    run_lock = out / "runs" / "synthetic" / ".bprmf-plain-g0-s0.lock"
+    driver = _start(args, tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not holder(run_lock):
+            assert driver.poll() is None and time.monotonic() < deadline, "no worker started training"
+            time.sleep(0.02)
+        worker = holder(run_lock)
+        assert worker != driver.pid
+        _kill_9(driver)
+    finally:
+        _stop(driver)
+    deadline = time.monotonic() + 120
+    while holder(run_lock) is not None:  # the worker exits (and its lock goes) once its driver is gone
+        assert time.monotonic() < deadline, f"worker {worker} outlived its driver"
+        time.sleep(0.05)
+    second = _start(args, tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while holder(run_lock) in (None, worker):  # a new worker trains that cell again
+            assert second.poll() is None, second.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
     finally:
         _stop(second)

@@ -170,13 +170,25 @@ class PoolExecutor:
 
 
 def _init_worker(threads: int) -> None:
+    import multiprocessing
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a killed driver (kill -9) takes its workers along: none keeps training
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="driver-watch").start()
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _exit_with(parent) -> None:
+    """Exit this worker when ``parent`` ends (the pool ends its workers first when it shuts down,
+    so this only acts on a driver that died): an orphan would train on holding its run's lock."""
+    parent.join()
+    os._exit(1)
 
 
 class RayExecutor:
