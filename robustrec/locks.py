@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from robustrec.errors import RobustRecError
+from robustrec.errors import ConfigError, RobustRecError
 
 
 class LockedError(RobustRecError):
@@ -157,9 +157,10 @@ def hold(path: str | Path, what: str, hint: str) -> Iterator[None]:
         if entry is not None:
             entry[1] += 1
         else:
+            created: list[Path] = []
+            fd = None
             try:
                 created = _make_parents(path.parent)
-                fd = None
                 for _ in range(5):  # a `study status` probe holds it for an instant
                     fd = _try_lock(path)
                     if fd is not None:
@@ -167,8 +168,6 @@ def hold(path: str | Path, what: str, hint: str) -> Iterator[None]:
                     time.sleep(0.05)
             except OSError as exc:
                 if exc.errno not in _UNSUPPORTED:
-                    from robustrec.errors import ConfigError
-
                     raise ConfigError(f"cannot lock {what} ({path}): {exc.strerror or exc}") from None
                 fd = -1  # a file system without locks: run unlocked, as before locks existed
             if fd is None:
