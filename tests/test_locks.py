@@ -406,7 +406,10 @@ def test_a_killed_pool_driver_takes_its_workers_along(tmp_path, synthetic_dir):
     """kill -9 of `study run` on a process pool: its workers end too, so none trains on holding a
     run's lock (an orphan would make the next `study run` fail that cell), and the study resumes."""
     study, out = _study(tmp_path, synthetic_dir, 100000), tmp_path / "out"
-    args = ["-m", "robustrec", "study", "run", study, "--out", out, "--workers", "2", "--threads", "1", "-q"]
+    pool = ("import sys\nfrom robustrec.studies.execute import PoolExecutor, run_study\n"
+            "from robustrec.studies.spec import load_study\n"
+            "run_study(load_study(sys.argv[1]), sys.argv[2], PoolExecutor(2, 1))\n")
+    args = ["-c", pool, study, out]  # two workers whatever the cores (`study run` would refuse 2 on 1 core)
     run_lock = out / "runs" / "synthetic" / ".bprmf-plain-g0-s0.lock"
     driver = _start(args, tmp_path)
     try:
