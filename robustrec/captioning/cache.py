@@ -62,6 +62,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def lock_path(path: Path) -> Path:
+    """The lock of a cache file (``.<name>.lock`` beside it): held by a captioning run for its
+    whole length, and by every flush while it merges and writes (robustrec.locks)."""
+    return Path(path).with_name(f".{Path(path).name}.lock")
+
+
 def cache_file_name(captioner_id: str) -> str:
     """File name for a captioner's cache: the id with unsafe characters replaced by `_`."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", captioner_id).strip("_") + ".json"
@@ -200,7 +206,7 @@ class CaptionCache:
         from robustrec.locks import waiting
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with waiting(self.path.with_name(f".{self.path.name}.lock")):
+        with waiting(lock_path(self.path)):
             self._merge_stored()
             atomic_write_text(self.path, json.dumps(self.to_payload(), ensure_ascii=False, indent=1))
         self._unsaved = 0
