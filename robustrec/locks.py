@@ -277,9 +277,20 @@ def run_lock_path(run_dir: str | Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
+def run_lock(run_dir: str | Path):
+    """``hold`` the lock of the run folder ``run_dir`` (a second process training it is refused)."""
+    return hold(run_lock_path(run_dir), str(run_dir), "wait for it or pick another --name")
+
+
 STUDY_LOCK = ".study.lock"
 
 
 def study_lock_path(folder: str | Path) -> Path:
     """The lock of a study folder (held while ``study run`` drives it)."""
     return Path(folder) / STUDY_LOCK
+
+
+def study_lock(folder: str | Path):
+    """``hold`` the lock of a study folder (a second ``study run`` of it is refused)."""
+    return hold(study_lock_path(folder), f"study folder {folder}",
+                "wait for it, or follow it with `robustrec study status`")

@@ -31,15 +31,22 @@ def run(
 
     Exit code: 0 when every cell is done, else the number of failed cells (at most 100).
     """
+    from contextlib import nullcontext
+
+    from robustrec.locks import study_lock
     from robustrec.paths import check_output_dir
-    from robustrec.studies.execute import study_lock
     from robustrec.studies.spec import load_study
 
-    study = load_study(study_file)
-    folder = out or Path("study-out") / study.name
-    check_output_dir(folder.parent if not folder.exists() else folder, "--out")
-    with study_lock(folder):  # before any work: a second `study run` of this folder stops here
-        _run(study, folder, workers, threads, ray, ray_address, retry_failed, device, quiet)
+    early = nullcontext()
+    if out is not None and study_file.is_file():  # a second `study run` of the folder stops here, at once
+        check_output_dir(out.parent if not out.exists() else out, "--out")
+        early = study_lock(out)
+    with early:
+        study = load_study(study_file)
+        folder = out or Path("study-out") / study.name
+        check_output_dir(folder.parent if not folder.exists() else folder, "--out")
+        with study_lock(folder):  # before any work (re-entrant when taken above)
+            _run(study, folder, workers, threads, ray, ray_address, retry_failed, device, quiet)
 
 
 def _run(study, folder: Path, workers: int, threads: int, ray: bool, ray_address: str, retry_failed: bool,

@@ -261,6 +261,8 @@ def run_study(study: Study, folder: str | Path, executor, callbacks: list[StudyR
 
     The folder is locked for the whole run (``study_lock``): a second driver gets ``LockedError``
     at once, naming this one's PID, and ``study status`` knows running cells from interrupted ones."""
+    from robustrec.locks import study_lock
+
     folder = Path(folder).resolve()
     try:
         lock = study_lock(folder)
@@ -272,14 +274,6 @@ def run_study(study: Study, folder: str | Path, executor, callbacks: list[StudyR
         return _run_study(study, folder, executor, callbacks or [], retry_failed)
     finally:
         lock.__exit__(None, None, None)
-
-
-def study_lock(folder: str | Path):
-    """The lock of a study folder, held by the process driving it (a context manager)."""
-    from robustrec.locks import hold, study_lock_path
-
-    return hold(study_lock_path(folder), f"study folder {folder}", "wait for it, or follow it with `robustrec "
-                                                                   "study status`")
 
 
 def _run_study(study: Study, folder: Path, executor, callbacks: list[StudyRunCallback],

@@ -75,7 +75,7 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
     """
     from robustrec.device import resolve_device
     from robustrec.errors import CheckpointError
-    from robustrec.locks import hold, run_lock_path
+    from robustrec.locks import run_lock
 
     note = note or (lambda line: None)
     device = None if device is None else resolve_device(device)
@@ -83,7 +83,7 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
     if run_dir.exists() and not overwrite:
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
     # one process per run name, from its unfinished state to the saved folder (resume, --no-resume)
-    with hold(run_lock_path(run_dir), str(run_dir), "wait for it or pick another --name"):
+    with run_lock(run_dir):
         if run_dir.exists() and not overwrite:  # saved by a holder that finished meanwhile
             raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
         return _train_locked(config, run_dir, callbacks, overwrite, resume, threads, note, data, device)
