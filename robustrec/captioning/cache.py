@@ -49,6 +49,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
+def lock_path(path: Path) -> Path:
+    """The lock of a cache file (``.<name>.lock`` beside it): held by a captioning run for its
+    whole length, and by every flush while it merges and writes (robustrec.locks)."""
+    return Path(path).with_name(f".{Path(path).name}.lock")
+
+
 def cache_file_name(captioner_id: str) -> str:
     """File name for a captioner's cache: the id with unsafe characters replaced by `_`."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", captioner_id).strip("_") + ".json"
@@ -182,9 +188,35 @@ class CaptionCache:
             self.add(item_id, caption)
 
     def flush(self) -> None:
-        """Write the cache atomically to its path."""
-        atomic_write_text(self.path, json.dumps(self.to_payload(), ensure_ascii=False, indent=1))
+        """Write the cache atomically to its path, keeping the entries another process wrote to
+        it since (under the file's lock, so two captioning runs of one cache lose nothing)."""
+        from robustrec.locks import waiting
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with waiting(lock_path(self.path)):
+            self._merge_stored()
+            atomic_write_text(self.path, json.dumps(self.to_payload(), ensure_ascii=False, indent=1))
         self._unsaved = 0
+
+    def _merge_stored(self) -> None:
+        """Add the items the file holds that this cache has not captioned (a caption beats a skip;
+        our caption beats theirs); a file of another captioner, dataset or fingerprint, or an
+        unreadable one, adds nothing."""
+        if not self.path.is_file():
+            return
+        try:
+            payload = _read_payload(self.path)
+            _check_header(self.path, payload, self.captioner_id, self.dataset, self.fingerprint)
+            captions, skipped = _read_entries(self.path, payload)
+        except DataError:
+            return
+        for item_id, caption in captions.items():
+            if item_id not in self._captions:
+                self._captions[item_id] = caption
+                self._skipped.pop(item_id, None)
+        for item_id, reason in skipped.items():
+            if item_id not in self._captions:
+                self._skipped.setdefault(item_id, reason)
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON document written to disk."""

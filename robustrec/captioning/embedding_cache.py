@@ -25,6 +25,10 @@ Rows are those the encoder produced in the run that first encoded the text. Padd
 moves a row by float rounding (~1e-7) depending on which texts shared its batch, so a warm run
 reproduces the cold run's report bitwise, and a fresh encoding of the same text to rounding.
 
+Processes that save one file at once (a study's stress cells on two workers) take turns under its
+lock (``.<file stem>.lock``, removed after) and each adds the rows the file holds by then, so no
+process drops the rows another saved.
+
 Format (``numpy.savez``, read with ``allow_pickle=False``, written atomically)::
 
     identity  0-d str   JSON: {"format": 1, "encoder": ..., "files_sha256": ..., "files": [[name, size,
@@ -127,6 +131,26 @@ class TextEmbeddingCache:
         """Write the file when rows were added; a one-line reason when it could not be written."""
         if not self._new or not self.rows:
             return None
+        from robustrec.locks import waiting
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"text-embedding cache {self.path} not written: {exc.strerror or exc}"
+        # processes saving at once (a study's stress cells): each keeps the rows the others saved
+        with waiting(self.path.with_name(f".{self.path.stem}.lock")):
+            self._merge_stored()
+            return self._write()
+
+    def _merge_stored(self) -> None:
+        """Add the rows the file holds now that this cache lacks (saved by another process since
+        it was opened), when the file was made by the same encoder."""
+        stored = TextEmbeddingCache(self.path, dict(self.identity))
+        stored._read()
+        for digest, row in stored.rows.items():
+            self.rows.setdefault(digest, row)
+
+    def _write(self) -> str | None:
         digests = np.frombuffer(b"".join(self.rows), dtype=np.uint8).reshape(len(self.rows), 32)
         rows = np.stack(list(self.rows.values())).astype(np.float32, copy=False)
         header = np.array(json.dumps(self._full_identity(), sort_keys=True))

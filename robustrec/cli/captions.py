@@ -80,8 +80,9 @@ def _generate(console: Console, dataset: str, data_dir: Path, kind: CaptionerKin
               checkpoint: str | None, prompt: str | None, batch_size: int, device: str,
               max_new_tokens: int, limit: int | None, cache_path: Path | None,
               lavis_python: Path | None) -> None:
-    from robustrec.captioning.cache import CaptionCache, default_cache_path
+    from robustrec.captioning.cache import CaptionCache, default_cache_path, lock_path
     from robustrec.data.content import load_item_images
+    from robustrec.locks import hold
     from robustrec.paths import check_output_dir
 
     folder = data_dir / dataset
@@ -96,13 +97,15 @@ def _generate(console: Console, dataset: str, data_dir: Path, kind: CaptionerKin
     if path.is_dir():
         raise DataError(f"caption cache {str(path)!r} is a folder, expected a .json file")
     check_output_dir(path.parent, "caption cache folder")
-    cache = CaptionCache.open(path, model.captioner_id, dataset, fingerprint)
-    with _progress(console) as progress:
-        task = progress.add_task(f"captioning {dataset}", total=len(cache.pending(items)))
-        summary = model.caption_items(
-            items, cache, batch_size=batch_size,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+    # one captioning run per cache file: a second would caption the same items again
+    with hold(lock_path(path), f"caption cache {path}", "wait for it (a rerun then captions only what is left)"):
+        cache = CaptionCache.open(path, model.captioner_id, dataset, fingerprint)
+        with _progress(console) as progress:
+            task = progress.add_task(f"captioning {dataset}", total=len(cache.pending(items)))
+            summary = model.caption_items(
+                items, cache, batch_size=batch_size,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
     _print_summary(console, summary, cache, path)
 
 

@@ -31,19 +31,33 @@ def run(
 
     Exit code: 0 when every cell is done, else the number of failed cells (at most 100).
     """
+    from contextlib import nullcontext
+
+    from robustrec.locks import study_lock
+    from robustrec.paths import check_output_dir
+    from robustrec.studies.spec import load_study
+
+    early = nullcontext()
+    if out is not None and study_file.is_file():  # a second `study run` of the folder stops here, at once
+        check_output_dir(out.parent if not out.exists() else out, "--out")
+        early = study_lock(out)
+    with early:
+        study = load_study(study_file)
+        folder = out or Path("study-out") / study.name
+        check_output_dir(folder.parent if not folder.exists() else folder, "--out")
+        with study_lock(folder):  # before any work (re-entrant when taken above)
+            _run(study, folder, workers, threads, ray, ray_address, retry_failed, device, quiet)
+
+
+def _run(study, folder: Path, workers: int, threads: int, ray: bool, ray_address: str, retry_failed: bool,
+         device: str, quiet: bool) -> None:
     import os
 
     from robustrec.cli import interrupt
-    from robustrec.paths import check_output_dir
+    from robustrec.device import resolve_device
     from robustrec.studies.execute import (InlineExecutor, PoolExecutor, RayExecutor, import_ray, run_study,
                                            worker_layout)
-    from robustrec.studies.spec import load_study
 
-    from robustrec.device import resolve_device
-
-    study = load_study(study_file)
-    folder = out or Path("study-out") / study.name
-    check_output_dir(folder.parent if not folder.exists() else folder, "--out")
     use_ray = ray or bool(ray_address) or bool(os.environ.get("RAY_ADDRESS"))
     if use_ray:  # cells resolve "auto" where they run; a named device must exist there
         import_ray()
@@ -134,19 +148,28 @@ def check(
 
 @app.command("status")
 def status(folder: Path = typer.Argument(..., metavar="STUDY_DIR", help="A study folder.")) -> None:
-    """Done / running / failed / blocked / pending cells of a study folder."""
+    """Done / running / failed / blocked / pending cells of a study folder; cells the manifest
+    calls running while no process drives the study (it was killed) show as interrupted."""
+    from robustrec.locks import holder, study_lock_path
     from robustrec.studies.plan import STATES, read_manifest
 
     body = read_manifest(folder)
-    cells = body["cells"].values()
-    counts = {state: sum(c["state"] == state for c in cells) for state in STATES}
+    driver = holder(study_lock_path(folder))
+    cells = [dict(c, state="interrupted" if c["state"] == "running" and driver is None else c["state"])
+             for c in body["cells"].values()]
+    counts = {state: sum(c["state"] == state for c in cells) for state in (*STATES, "interrupted")}
     _print_counts(counts, folder)
+    if driver is not None:
+        console.print(f"driven by robustrec process {driver or '(pid unknown)'}", highlight=False)
     for cell in cells:
         if cell["state"] != "done":  # whole ids and errors: one line each, never cut
             took = f" after {cell['seconds']:.1f} s" if cell.get("seconds") is not None else ""
             error = f": {cell['error']}" if cell.get("error") else ""
             console.print(f"{cell['state']:<8} {cell['id']}{took}{error}", highlight=False, markup=False,
                           soft_wrap=True)
+    if counts["interrupted"]:
+        console.print("interrupted: no process runs this study now (killed?); `robustrec study run STUDY.toml "
+                      f"--out {folder}` resumes them", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_counts(counts: dict, folder) -> None:

@@ -56,33 +56,42 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a model and save weights, config, metrics and history under CHECKPOINT_DIR/NAME."""
-    from robustrec.config import parse_assignments
-    from robustrec.device import resolve_device
+    from contextlib import nullcontext
+
+    from robustrec.locks import run_lock
     from robustrec.paths import check_folder_name, check_output_dir
-    from robustrec.training import TrainConfig
 
-    from robustrec.training.config import DEFAULT_RHO
+    early = nullcontext()
+    if name:  # the run folder is known before torch loads: a second train of it stops here, at once
+        check_output_dir(checkpoint_dir, "--checkpoint-dir")
+        early = run_lock(checkpoint_dir / check_folder_name(name, "--name"))
+    with early:
+        from robustrec.config import parse_assignments
+        from robustrec.device import resolve_device
+        from robustrec.training import TrainConfig
 
-    if sam_rho is None:
-        sam_rho = DEFAULT_RHO.get(step, 0.0)
-    if step in ("mg", "sgbd"):
-        mg = True
-    config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()),
-                         model_params=parse_assignments(param), modalities=parse_modalities(modalities), optimizer=optimizer, lr=lr,
-                         weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
-                         seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
-                         sam_rho=sam_rho, step="plain" if step == "mg" else step, adversarial=adversarial,
-                         adv_eps=adv_eps, adv_reg=adv_reg, valid_metric=valid_metric).validate()
-    target = resolve_device(device)
-    check_output_dir(checkpoint_dir, "--checkpoint-dir")
-    from robustrec.studies.training import default_run_name
+        from robustrec.training.config import DEFAULT_RHO
 
-    run_dir = checkpoint_dir / (check_folder_name(name, "--name") if name else default_run_name(config))
-    if run_dir.exists() and not overwrite:
-        from robustrec.errors import CheckpointError
+        if sam_rho is None:
+            sam_rho = DEFAULT_RHO.get(step, 0.0)
+        if step in ("mg", "sgbd"):
+            mg = True
+        config = TrainConfig(model=model, dataset=dataset, data_dir=str(Path(data_dir).resolve()),
+                             model_params=parse_assignments(param), modalities=parse_modalities(modalities), optimizer=optimizer, lr=lr,
+                             weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
+                             seed=seed, mg=mg, mg_form=mg_form, alpha1=alpha1, alpha2=alpha2, beta=beta,
+                             sam_rho=sam_rho, step="plain" if step == "mg" else step, adversarial=adversarial,
+                             adv_eps=adv_eps, adv_reg=adv_reg, valid_metric=valid_metric).validate()
+        target = resolve_device(device)
+        check_output_dir(checkpoint_dir, "--checkpoint-dir")
+        from robustrec.studies.training import default_run_name
 
-        raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
-    run_training(config, run_dir, overwrite, threads, quiet, resume, device=target)
+        run_dir = checkpoint_dir / (check_folder_name(name, "--name") if name else default_run_name(config))
+        if run_dir.exists() and not overwrite:
+            from robustrec.errors import CheckpointError
+
+            raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
+        run_training(config, run_dir, overwrite, threads, quiet, resume, device=target)
 
 
 def parse_modalities(text: str) -> list[str] | None:

@@ -4,7 +4,9 @@ Made once, on first use, from ``make_synthetic``'s interactions and image featur
 texts, images and reference captions come from ``synthetic_content``; its ``text_feat.npy`` is
 the real text encoder (all-MiniLM-L6-v2, as MMRec) applied to those texts, so the caption stress
 test re-encodes edited texts with the very encoder that made the clean features. The folder is
-written to a temporary sibling and renamed into place, so a half-made dataset is never seen.
+written to a temporary sibling and renamed into place, so a half-made dataset is never seen;
+processes that ask for it at once make it once (a lock), and one that loses the rename to another
+uses the other's folder (both made the same bytes).
 """
 
 from __future__ import annotations
@@ -27,11 +29,24 @@ MODALITIES = ("image", "text")
 
 
 def ensure_synthetic(data_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> Path:
-    """The synthetic dataset folder under ``data_dir``, created if it does not exist yet."""
+    """The synthetic dataset folder under ``data_dir``, created if it does not exist yet.
+
+    Safe when several processes ask at once (a study's workers): the first makes it under the lock
+    ``<data_dir>/.synthetic.lock``, the others wait for it and use what it made."""
+    from robustrec.locks import waiting
+
     folder = Path(data_dir) / NAME
-    if not (folder / f"{NAME}.inter").is_file():
-        write_synthetic(folder, spec)
+    if _complete(folder):
+        return folder
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    with waiting(Path(data_dir) / f".{NAME}.lock"):
+        if not _complete(folder):
+            write_synthetic(folder, spec)
     return folder
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / f"{NAME}.inter").is_file()
 
 
 def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> None:
@@ -53,7 +68,12 @@ def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> None
         write_synthetic_content(tmp, NAME, world.item_factors, spec.seed, data.fingerprint())
         umask_mode(tmp)
         fsync_tree(tmp)
-        os.rename(tmp, folder)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not _complete(folder):  # not lost to another process making the same dataset
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # it did (same spec, same bytes): use its folder
         fsync_dir(folder.parent)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)

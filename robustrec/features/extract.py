@@ -6,7 +6,8 @@ batch lands as one chunk file in `<out>/.features.partial/<modality>/`, keyed by
 preprocessing, batch size and the item content, so a rerun of the same command continues where
 an interrupted one stopped (other settings start over). When every modality is encoded, the
 rows are assembled (missing items filled with the mean of the covered rows, or zeros), written
-atomically, the sidecar updated and the partial folder removed.
+atomically, the sidecar updated and the partial folder removed. One extraction writes an output
+folder at a time (the lock `<out>/.features.lock`): a second one is refused at once, naming the first's PID.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from robustrec.features.sidecar import (FORMAT, file_sha256, modality_entry, rea
                                         write_json_atomic)
 
 FILLS = ("mean", "zeros")
+LOCK = ".features.lock"  # held by the extraction writing an output folder (robustrec.locks)
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -286,28 +288,38 @@ def extract_features(plan: ExtractionPlan, encoders: dict[str, Any], batch_size:
     """Encode, then write every modality of `plan` (see module doc); returns one result per modality."""
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    from robustrec.locks import hold
+
     callback = callback or ExtractionCallback()
     created = output.make_folder(plan.out)
-    encoded = {}
-    try:
-        for modality in plan.modalities:
-            encoded[modality] = encode_modality(plan, modality, encoders[modality], batch_size, callback)
-    except DiskFullError:
+    full = None
+    # one extraction per output folder: its partial chunks and its sidecar are this process's
+    with hold(plan.out / LOCK, f"features of {plan.out}", "wait for it (a rerun then keeps what it wrote)"):
+        plan.base_sidecar = _base_sidecar(plan)  # as another extraction may have left it
+        encoded = {}
+        try:
+            for modality in plan.modalities:
+                encoded[modality] = encode_modality(plan, modality, encoders[modality], batch_size, callback)
+        except DiskFullError as exc:
+            full = exc
+        empty = [r for _, r in encoded.values() if r.covered == 0] if full is None else []
+        if full is None and not empty:
+            results = [_write_modality(plan, encoders[m], chunks, result) for m, (chunks, result) in encoded.items()]
+            sidecar = {"format": FORMAT, "modalities": dict(plan.base_sidecar)}
+            for result, modality in zip(results, plan.modalities):
+                sidecar["modalities"][modality] = result.entry
+            write_json_atomic(sidecar_path(plan.out), sidecar)
+            if not plan.in_place:
+                output.link_source(plan.source, plan.out, plan.name, set(plan.modalities))
+            shutil.rmtree(plan.partial, ignore_errors=True)
+    # the lock file is gone now: the folders this run made can go too, if it must leave nothing
+    if full is not None:
         if not any(plan.partial.glob("*/chunk-*.npz")):  # nothing to resume: leave no trace
             output.remove_created(created, plan.partial)
-        raise
-    empty = [r for _, r in encoded.values() if r.covered == 0]
+        raise full
     if empty:
         output.remove_created(created, plan.partial)
         raise DataError(_nothing_readable(plan.name, empty[0]))
-    results = [_write_modality(plan, encoders[m], chunks, result) for m, (chunks, result) in encoded.items()]
-    sidecar = {"format": FORMAT, "modalities": dict(plan.base_sidecar)}
-    for result, modality in zip(results, plan.modalities):
-        sidecar["modalities"][modality] = result.entry
-    write_json_atomic(sidecar_path(plan.out), sidecar)
-    if not plan.in_place:
-        output.link_source(plan.source, plan.out, plan.name, set(plan.modalities))
-    shutil.rmtree(plan.partial, ignore_errors=True)
     for result in results:
         callback.on_modality_end(result)
     return results

@@ -4,8 +4,10 @@ Graphs that are expensive to build but fully determined by the data and a few pa
 (user–user co-occurrence graphs, item kNN graphs) are stored under a key built from those
 inputs, e.g. ``cache_key("user-cooccurrence", 1, data.fingerprint(), k)``. Files live in
 ``$ROBUSTREC_CACHE/<namespace>/<key>.npz`` (default root ``~/.cache/robustrec``), are written
-atomically (temporary file + ``os.replace``) and loaded with ``allow_pickle=False``. An
-unwritable cache directory or a corrupt file only costs a rebuild, never an error.
+atomically (temporary file + ``os.replace``) and loaded with ``allow_pickle=False``. Processes
+that miss the same key at once (a study's workers) build it once: the others wait on its lock
+(``.<key>.lock``, removed after) and read the file. An unwritable cache directory or a corrupt
+file only costs a rebuild, never an error.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +50,11 @@ def cached_arrays(namespace: str, key: str, build: Callable[[], Arrays]) -> Arra
     path = cache_root() / namespace / f"{key}.npz"
     arrays = _read(path)
     if arrays is None:
-        arrays = {name: np.ascontiguousarray(a) for name, a in build().items()}
-        _write(path, arrays)
+        with _building(path):  # processes missing the same key at once: one builds, the others read it
+            arrays = _read(path)
+            if arrays is None:
+                arrays = {name: np.ascontiguousarray(a) for name, a in build().items()}
+                _write(path, arrays)
     for array in arrays.values():
         array.setflags(write=False)
     _MEMORY[slot] = arrays
@@ -58,6 +64,21 @@ def cached_arrays(namespace: str, key: str, build: Callable[[], Arrays]) -> Arra
 def clear_memory() -> None:
     """Forget the in-memory level (disk files stay); used by tests and long sessions."""
     _MEMORY.clear()
+
+
+@contextmanager
+def _building(path: Path) -> Iterator[None]:
+    """Hold ``.<key>.lock`` beside the file while it is built (waiting for another process that
+    builds it); an unwritable cache directory builds unlocked."""
+    from robustrec.locks import waiting
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        yield
+        return
+    with waiting(path.with_name(f".{path.stem}.lock")):
+        yield
 
 
 def _read(path: Path) -> Arrays | None:

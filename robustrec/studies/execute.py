@@ -182,13 +182,25 @@ class PoolExecutor:
 
 
 def _init_worker(threads: int) -> None:
+    import multiprocessing
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a killed driver (kill -9) takes its workers along: none keeps training
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="driver-watch").start()
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _exit_with(parent) -> None:
+    """Exit this worker when ``parent`` ends (the pool ends its workers first when it shuts down,
+    so this only acts on a driver that died): an orphan would train on holding its run's lock."""
+    parent.join()
+    os._exit(1)
 
 
 class RayExecutor:
@@ -257,9 +269,27 @@ def worker_layout(workers: int, threads: int, cores: int | None = None) -> tuple
 
 def run_study(study: Study, folder: str | Path, executor, callbacks: list[StudyRunCallback] | None = None,
               retry_failed: bool = False) -> Manifest:
-    """Run (or resume) ``study`` in ``folder`` until every plannable cell is done, failed or blocked."""
+    """Run (or resume) ``study`` in ``folder`` until every plannable cell is done, failed or blocked.
+
+    The folder is locked for the whole run (``study_lock``): a second driver gets ``LockedError``
+    at once, naming this one's PID, and ``study status`` knows running cells from interrupted ones."""
+    from robustrec.locks import study_lock
+
     folder = Path(folder).resolve()
-    callbacks = callbacks or []
+    try:
+        lock = study_lock(folder)
+        lock.__enter__()
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    try:
+        return _run_study(study, folder, executor, callbacks or [], retry_failed)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_study(study: Study, folder: Path, executor, callbacks: list[StudyRunCallback],
+               retry_failed: bool) -> Manifest:
     manifest = Manifest.open(folder, study)
     if retry_failed:
         for cell in manifest.cells.values():

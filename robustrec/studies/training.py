@@ -68,23 +68,38 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
     threads. ``data``: an already loaded dataset (a study reuses one across cells). ``device``:
     where to train ("auto", "cpu", "cuda[:N]" or a torch.device; None: the CPU), recorded in
     meta.json and not in the config, so it never changes the run's identity or resume check.
+
+    The run name is locked (``.<name>.lock`` beside the run folder) from before its unfinished
+    state is read to after the folder is saved: a second process training the same name gets
+    ``LockedError`` at once, naming the holder's PID.
     """
-    import time
-
-    import torch
-
-    from robustrec.checkpoints import save_run
+    from robustrec.device import resolve_device
     from robustrec.errors import CheckpointError
-    from robustrec.training import Trainer
-    from robustrec.training.state import clear_state, differences, has_state, mismatch_error, read_state_info
-
-    from robustrec.device import describe_device, resolve_device
+    from robustrec.locks import run_lock
 
     note = note or (lambda line: None)
     device = None if device is None else resolve_device(device)
     run_dir = Path(run_dir)
     if run_dir.exists() and not overwrite:
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
+    # one process per run name, from its unfinished state to the saved folder (resume, --no-resume)
+    with run_lock(run_dir):
+        if run_dir.exists() and not overwrite:  # saved by a holder that finished meanwhile
+            raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
+        return _train_locked(config, run_dir, callbacks, overwrite, resume, threads, note, data, device)
+
+
+def _train_locked(config, run_dir: Path, callbacks, overwrite: bool, resume: bool | None, threads: int,
+                  note: Note, data, device) -> TrainOutcome:
+    import time
+
+    import torch
+
+    from robustrec.checkpoints import save_run
+    from robustrec.device import describe_device
+    from robustrec.training import Trainer
+    from robustrec.training.state import clear_state, differences, has_state, mismatch_error, read_state_info
+
     if threads > 0:
         torch.set_num_threads(threads)
     start = time.perf_counter()

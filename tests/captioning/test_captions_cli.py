@@ -74,3 +74,38 @@ def test_missing_dataset_and_images(tmp_path: Path, tiny_dataset: Path) -> None:
 def test_lavis_needs_python(tiny_dataset: Path) -> None:
     result = _run("--dataset", "tiny", "--data-dir", str(tiny_dataset.parent), "--captioner", "lavis")
     assert result.exit_code == 2 and "--lavis-python" in result.output
+
+
+def test_a_second_captioning_run_of_one_cache_is_refused(tiny_blip2_dir: Path, tiny_dataset: Path,
+                                                         tmp_path: Path) -> None:
+    """Another process captioning into the cache (it holds the cache's lock): refused at once, naming
+    its PID, nothing written; once it is gone the run goes ahead."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from robustrec.captioning.cache import lock_path
+    from robustrec.locks import holder
+
+    out = tmp_path / "mine.json"
+    child = "import sys, time\nfrom robustrec.locks import hold\nwith hold(sys.argv[1], 'x', 'y'):\n    time.sleep(600)\n"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    other = subprocess.Popen([sys.executable, "-c", child, str(lock_path(out))], env=env, cwd=tmp_path)
+    args = ("--dataset", "tiny", "--data-dir", str(tiny_dataset.parent), "--checkpoint", str(tiny_blip2_dir),
+            "--device", "cpu", "--limit", "2", "--max-new-tokens", "3", "--cache", str(out))
+    try:
+        while holder(lock_path(out)) != other.pid:
+            assert other.poll() is None
+            time.sleep(0.02)
+        result = _run(*args)
+        assert result.exit_code == 2
+        assert result.output.strip() == (f"Error: caption cache {out} is being written by another robustrec process "
+                                         f"(pid {other.pid}); wait for it (a rerun then captions only what is left)")
+        assert not out.exists()
+    finally:
+        other.kill()
+        other.wait()
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(out.read_text())["captions"]) == ["0", "1"] and not lock_path(out).exists()
