@@ -145,8 +145,8 @@ def report(
 ) -> None:
     """Tables of a study: clean metrics over seeds and drops under each stress, paired tests over
     seeds with Holm/BH correction; writes study-report.json, CSVs and drops.png under STUDY_DIR/report."""
-    from robustrec.cli.render import plain_table
-    from robustrec.studies.report import build_report, clean_table, stress_table, write_outputs
+    from robustrec.reports.tables import study_clean_table, study_stress_table
+    from robustrec.studies.report import build_report, write_outputs
 
     if markdown is not None and markdown.is_dir():
         from robustrec.errors import ConfigError
@@ -155,12 +155,10 @@ def report(
     result = build_report(folder, metric, k, correction)
     if not result["complete"]:
         console.print(f"[yellow]note:[/] not every cell is done ({result['cells']}); tables cover finished cells")
-    headers, rows = clean_table(result)
-    console.print(plain_table(headers, rows, title=f"study {result['study']}: clean {result['key']} over seeds "
-                                                   f"(p: paired over seeds, {result['correction']}-adjusted)"))
-    headers, rows = stress_table(result)
-    if rows:
-        console.print(plain_table(headers, rows, title=f"drops under stress ({result['correction']}-adjusted p; "
-                                                       f"* < {result['alpha']})"))
+    console.print(study_clean_table(result, f"study {result['study']}: clean {result['key']} over seeds "
+                                            f"(p: paired over seeds, {result['correction']}-adjusted)"))
+    if result["stress"]:
+        console.print(study_stress_table(result, f"drops under stress ({result['correction']}-adjusted p; "
+                                                  f"* < {result['alpha']})"))
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]")

@@ -27,6 +27,8 @@ from robustrec.reports.schema import write_atomic
 from robustrec.reports.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
 
 ALPHA = 0.05
+#: header of the strategy-vs-plain drop comparison (tables, Markdown)
+DROP_REDUCTION = "Δ drop vs plain (pts)"
 
 
 def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correction: str = "holm") -> dict:
@@ -215,7 +217,7 @@ def clean_table(report: dict) -> tuple[list[str], list[list[str]]]:
 
 def stress_table(report: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["dataset", "stress", "level", "model", "strategy", f"drop % {report['key']} (95% CI)",
-               "sig. seeds", "Δ drop vs plain (pts)", "p", f"p ({report['correction']})"]
+               "sig. seeds", DROP_REDUCTION, "p", f"p ({report['correction']})"]
     rows = []
     for row in report["stress"]:
         stress = f"#{row['stress_index']} {row['title']}"
