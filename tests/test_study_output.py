@@ -53,3 +53,100 @@ def test_study_report_shows_every_value_at_narrow_widths(finished, width, capsys
     assert not missing, f"not shown at {width} columns: {missing}\n{tables}"
     for row in report["stress"]:
         assert row["title"] in " ".join(tables.split())
+
+
+PAIR = """
+name = "pair"
+data_dir = "{data}"
+datasets = ["synthetic"]
+models = ["vbpr"]
+strategies = ["plain", "mg"]
+seeds = [0]
+
+[train]
+epochs = 2
+patience = 2
+batch_size = 512
+
+[[stress]]
+kind = "noise"
+sigma = [5e-2]
+repeats = 2
+flatness = false
+"""
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, synthetic_dir):
+    """One plain/MG pair (VBPR, one seed) and one noise stress: the study's only stress report."""
+    from robustrec.studies.execute import InlineExecutor, run_study
+    from robustrec.studies.spec import load_study
+    from test_study import write_study
+
+    folder = tmp_path_factory.mktemp("pair")
+    run_study(load_study(write_study(folder, synthetic_dir, PAIR)), folder / "out", InlineExecutor(threads=1))
+    return folder / "out"
+
+
+def test_study_csvs_hold_numbers_one_per_cell(finished, capsys):  # noqa: F811
+    import csv
+
+    from robustrec.studies.report import CLEAN_NUMERIC, STRESS_NUMERIC
+
+    _, out, _ = finished
+    code, _, err = run_cli(capsys, "study", "report", out)
+    assert code == 0, err
+    report = json.loads((out / "report" / "study-report.json").read_text())
+    for name, numeric, rows in (("clean.csv", CLEAN_NUMERIC, report["clean"]),
+                                ("stress.csv", STRESS_NUMERIC, report["stress"])):
+        with (out / "report" / name).open(newline="") as handle:
+            table = list(csv.DictReader(handle))
+        assert len(table) == len(rows)
+        columns = [c for c in table[0] if c in numeric or c.endswith(("_mean", "_std"))]
+        assert set(numeric) <= set(columns) and len(columns) > len(numeric) - 3
+        filled = 0
+        for line in table:
+            for column in columns:
+                if line[column] != "":
+                    float(line[column])  # a number, not "0.0577 ± 0.0009" or "+2.1%"
+                    filled += 1
+        assert filled > len(table) * 4
+    stress = list(csv.DictReader((out / "report" / "stress.csv").open(newline="")))
+    for line, row in zip(stress, report["stress"]):
+        assert float(line["drop_mean"]) == pytest.approx(row["drop_pct"]["mean"])
+        assert float(line["ci_low"]) == pytest.approx(row["drop_pct"]["ci95"][0])
+    clean = list(csv.DictReader((out / "report" / "clean.csv").open(newline="")))
+    for line, row in zip(clean, report["clean"]):
+        assert float(line["recall@5_mean"]) == pytest.approx(row["test"]["recall@5"]["mean"])
+        assert float(line["recall@5_std"]) == pytest.approx(row["test"]["recall@5"]["std"])
+
+
+def test_perturb_compare_and_study_report_sign_the_drop_reduction_alike(pair, tmp_path, capsys, monkeypatch):
+    """The same plain/MG pair under the same stress report: one number, one sign, one wording."""
+    from robustrec.cli.perturb import finish_report
+    from robustrec.studies.plan import read_manifest
+
+    monkeypatch.setenv("COLUMNS", "250")
+    (cell,) = [c for c in read_manifest(pair)["cells"].values() if c["kind"] == "stress"]
+    (report_path,) = cell["result"]["reports"]
+    stress_report = json.loads((pair / report_path).read_text())
+    drops = {entry["mg"]: entry["levels"][0]["summary"]["recall@5"]["drop_pct"] for entry in stress_report["checkpoints"]}
+    reduction = drops[False] - drops[True]  # plain's drop − MG's drop
+    assert abs(reduction) >= 0.01
+    shown, opposite = f"{reduction:+.2f}", f"{-reduction:+.2f}"
+
+    finish_report(stress_report, tmp_path, False, False)  # what `perturb noise` prints for this report
+    perturb_out = capsys.readouterr().out
+    code, compare_out, err = run_cli(capsys, "compare", pair / report_path)
+    assert code == 0, err
+    code, study_out, err = run_cli(capsys, "study", "report", pair)
+    assert code == 0, err
+    study = json.loads((pair / "report" / "study-report.json").read_text())
+    (mg_row,) = [r for r in study["stress"] if r["strategy"] == "mg"]
+    assert mg_row["vs_plain"]["mean_difference"] == pytest.approx(reduction)
+    for name, text in (("perturb", perturb_out), ("compare", compare_out), ("study report", study_out)):
+        flat = " ".join(text.split())
+        assert shown in text and opposite not in text, f"{name}:\n{text}"
+        assert "drop reduction" in flat and "> 0: " in flat and "drops less" in flat, name
+    for path in tmp_path.iterdir():
+        path.unlink()

@@ -159,6 +159,7 @@ def report(
                                             f"(p: paired over seeds, {result['correction']}-adjusted)"))
     if result["stress"]:
         console.print(study_stress_table(result, f"drops under stress ({result['correction']}-adjusted p; "
-                                                  f"* < {result['alpha']})"))
+                                                  f"* < {result['alpha']}; drop reduction = plain's drop − the "
+                                                  f"strategy's drop, pts; > 0: drops less than plain)"))
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]")

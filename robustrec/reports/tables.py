@@ -184,7 +184,8 @@ def gains_table(entries: list[dict], metric: str, k: int, strength_name: str) ->
     rows = all_mg_gains(entries, [metric_key(metric, k)])
     if not rows:
         return None
-    title = f"Mirror Gradient gain ({metric_label(metric, k)}; drop reduction > 0: MG drops less)"
+    title = (f"Mirror Gradient gain ({metric_label(metric, k)}; drop reduction = base drop − MG drop, pts; "
+             f"> 0: MG drops less)")
     return Fitted(_wide_gains(rows, strength_name, title), _narrow_gains(rows, strength_name, title),
                   _wide_gains(rows, strength_name, title, pair_separator=" →\n"))
 
@@ -263,13 +264,13 @@ def study_clean_table(report: dict, title: str) -> Fitted:
 def study_stress_table(report: dict, title: str) -> Fitted:
     """Drops of a study report: the wide table when it fits (prose titles may wrap), else one block
     per dataset, stress and model: rows per level and strategy, every value on at most two lines."""
-    from robustrec.studies.report import DROP_REDUCTION, fmt_p, stress_table
+    from robustrec.studies.report import fmt_p, stress_table
 
     headers, rows = stress_table(report)
     wide = plain_table(headers, rows, title=title)
     probe = plain_table(headers, [[cell if i != 1 else "" for i, cell in enumerate(row)] for row in rows])
     columns = [("level", "right"), ("strategy", "left"), ("drop %\n[95% CI]", "right"), ("sig.\nseeds", "right"),
-               (DROP_REDUCTION.replace(" (", "\n("), "right"), (f"p\n{_short(report)} p", "right")]
+               ("drop\nreduction\n(pts)", "right"), (f"p\n{_short(report)} p", "right")]
     blocks: dict[tuple, tuple[Text, list]] = {}
     for row in report["stress"]:
         key = (row["dataset"], row["stress_index"], row["title"], row["model"])

@@ -11,7 +11,8 @@ runs' metrics and the stress reports.
 - Stress rows: per dataset × stress × level × model × strategy, the relative drop % of
   ``metric@k`` (each seed's mean over its repeats), mean with a 95% t-interval over seeds, and
   in how many seeds the drop is significant by the per-user paired test; a strategy other
-  than plain is compared with plain on the drop by a paired t-test over seeds.
+  than plain is compared with plain on the drop by a paired t-test over seeds: the drop reduction,
+  plain's drop − its drop in points (> 0: drops less), as perturb's and compare's MG gain tables.
 - Each family (clean comparisons; stress comparisons; per-user drop tests) is corrected with
   Holm (default) or Benjamini–Hochberg; tables say which and print adjusted p-values.
 """
@@ -27,8 +28,10 @@ from robustrec.reports.schema import write_atomic
 from robustrec.reports.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
 
 ALPHA = 0.05
-#: header of the strategy-vs-plain drop comparison (tables, Markdown)
-DROP_REDUCTION = "Δ drop vs plain (pts)"
+#: the strategy-vs-plain drop comparison, in the words and sign of perturb's and compare's MG gain
+#: tables (``reports.gains``: drop_reduction_pts = baseline's drop − MG's drop)
+DROP_REDUCTION = "drop reduction vs plain (pts)"
+DROP_REDUCTION_MEANS = "drop reduction = plain's drop − this strategy's drop (pct points); > 0: drops less than plain"
 
 
 def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correction: str = "holm") -> dict:
@@ -133,8 +136,9 @@ def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
             continue
         seeds = [s for s in row["per_seed"] if s in plain["per_seed"] and row["per_seed"][s] is not None
                  and plain["per_seed"][s] is not None]
-        row["vs_plain"] = seed_paired_test([row["per_seed"][s] for s in seeds], [plain["per_seed"][s] for s in seeds])
-        row["vs_plain"]["what"] = "drop (pct points) minus plain's drop; negative = drops less than plain"
+        # the drop reduction, signed as perturb's and compare's MG gain: plain's drop − this drop
+        row["vs_plain"] = seed_paired_test([plain["per_seed"][s] for s in seeds], [row["per_seed"][s] for s in seeds])
+        row["vs_plain"]["what"] = DROP_REDUCTION_MEANS
     rows.sort(key=lambda r: (r["dataset"], r["stress_index"], r["title"], r["strength"] is None,
                              r["strength"] or 0, r["model"], r["strategy"] != "plain", r["strategy"]))
     return rows
@@ -255,8 +259,8 @@ def markdown(report: dict) -> str:
             ("Clean metrics (mean ± std over seeds)", clean_table(report), ""),
             ("Drops under stress", stress_table(report),
              "Drop: relative drop % of each seed's mean over its repeats; 95% t-interval over seeds. "
-             "sig. seeds: seeds whose per-user paired test (adjusted) finds a drop. Δ drop < 0: the strategy "
-             "drops less than plain.")):
+             "sig. seeds: seeds whose per-user paired test (adjusted) finds a drop. "
+             f"{DROP_REDUCTION_MEANS.replace('this strategy', 'the strategy')}.")):
         lines += [f"## {title}", ""]
         if note:
             lines += [note, ""]
@@ -266,6 +270,67 @@ def markdown(report: dict) -> str:
         lines.append("")
     lines += ["Every row's cells, run folders and reports are listed in study-report.json.", ""]
     return "\n".join(lines)
+
+
+# --- CSV: one value per cell, numbers as numbers (empty: none); display strings stay in Markdown ---
+
+#: numeric columns of clean.csv besides the per-metric ``<metric@K>_mean``/``_std`` pairs
+CLEAN_NUMERIC = ("seeds", "valid_mean", "valid_std", "diff_vs_plain", "diff_ci_low", "diff_ci_high", "gain_pct",
+                 "p", "p_adj")
+#: numeric columns of stress.csv
+STRESS_NUMERIC = ("stress_index", "level", "seeds", "drop_mean", "drop_std", "ci_low", "ci_high",
+                  "significant_seeds", "drop_reduction", "drop_reduction_ci_low", "drop_reduction_ci_high", "p",
+                  "p_adj")
+
+
+def clean_csv(report: dict) -> tuple[list[str], list[list]]:
+    """clean.csv: per dataset × model × strategy, every test metric@K's mean and std over seeds and
+    the paired test vs plain on ``report["key"]`` (diff = strategy − plain; gain % of plain's mean)."""
+    keys = sorted({name for row in report["clean"] for name in row["test"]}, key=_metric_order)
+    headers = ["dataset", "model", "strategy", "point", "metric", *CLEAN_NUMERIC[:3],
+               *[f"{key}_{part}" for key in keys for part in ("mean", "std")], *CLEAN_NUMERIC[3:], "significant"]
+    rows = []
+    for row in report["clean"]:
+        test = row.get("vs_plain") or {}
+        low, high = test.get("ci95") or [None, None]
+        rows.append([row["dataset"], row["model"], row["strategy"],
+                     " ".join(f"{name}={value}" for name, value in row["point"].items()), report["key"],
+                     len(row["seeds"]), row["valid"]["mean"], row["valid"]["std"],
+                     *[row["test"].get(key, {}).get(part) for key in keys for part in ("mean", "std")],
+                     test.get("mean_difference"), low, high, test.get("gain_pct"), test.get("p_value"),
+                     test.get("p_adjusted"), _flag(test)])
+    return headers, rows
+
+
+def stress_csv(report: dict) -> tuple[list[str], list[list]]:
+    """stress.csv: per dataset × stress × level × model × strategy, the drop % of ``report["key"]``
+    (mean, std and 95% interval over seeds), seeds with a significant per-user drop, and the test
+    vs plain on the drop."""
+    headers = ["dataset", "stress_index", "stress", "kind", "level", "model", "strategy", "metric", "unaffected",
+               *STRESS_NUMERIC[2:], "significant"]
+    rows = []
+    for row in report["stress"]:
+        drop = row.get("drop_pct") or {}
+        low, high = drop.get("ci95") or [None, None]
+        test = row.get("vs_plain") or {}
+        t_low, t_high = test.get("ci95") or [None, None]
+        rows.append([row["dataset"], row["stress_index"], row["title"], row["kind"], row["strength"], row["model"],
+                     row["strategy"], report["key"], row.get("unaffected") or "", len(row["per_seed"]),
+                     drop.get("mean"), drop.get("std"), low, high,
+                     None if row.get("unaffected") else row["significant_seeds"],
+                     test.get("mean_difference"), t_low, t_high, test.get("p_value"), test.get("p_adjusted"),
+                     _flag(test)])
+    return headers, rows
+
+
+def _flag(test: dict) -> str:
+    return "" if "significant" not in test else ("yes" if test["significant"] else "no")
+
+
+def _metric_order(key: str) -> tuple:
+    name, k = key.split("@")
+    order = ["recall", "precision", "map", "ndcg"]
+    return (order.index(name) if name in order else len(order), name, int(k))
 
 
 def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None) -> list[Path]:
@@ -280,11 +345,11 @@ def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None
         written.append(write_atomic(path, lambda tmp: tmp.write_text(text, newline="")))
 
     atomic(out_dir / "study-report.json", json.dumps(report, indent=1) + "\n")
-    for name, (headers, rows) in (("clean.csv", clean_table(report)), ("stress.csv", stress_table(report))):
+    for name, (headers, rows) in (("clean.csv", clean_csv(report)), ("stress.csv", stress_csv(report))):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(headers)
-        writer.writerows(rows)
+        writer.writerows([["" if cell is None else cell for cell in row] for row in rows])
         atomic(out_dir / name, buffer.getvalue())
     if markdown_path is not None:
         atomic(markdown_path, markdown(report))
