@@ -150,3 +150,23 @@ def test_perturb_compare_and_study_report_sign_the_drop_reduction_alike(pair, tm
         assert "drop reduction" in flat and "> 0: " in flat and "drops less" in flat, name
     for path in tmp_path.iterdir():
         path.unlink()
+
+
+def test_report_of_another_metric_keeps_the_recall_report(pair, capsys):
+    folder = pair / "report"
+    code, _, err = run_cli(capsys, "study", "report", pair)
+    assert code == 0, err
+    recall = {name: (folder / name).read_bytes() for name in ("study-report.json", "clean.csv", "stress.csv",
+                                                               "drops.png")}
+    code, out, err = run_cli(capsys, "study", "report", pair, "--metric", "ndcg")
+    assert code == 0, err
+    for name, content in recall.items():
+        assert (folder / name).read_bytes() == content, f"{name} was overwritten by the ndcg report"
+    ndcg = json.loads((folder / "study-report-ndcg@5.json").read_text())
+    assert ndcg["key"] == "ndcg@5" and json.loads(recall["study-report.json"])["key"] == "recall@5"
+    for name in ("clean-ndcg@5.csv", "stress-ndcg@5.csv", "drops-ndcg@5.png"):
+        assert (folder / name).stat().st_size > 0 and name in out
+    code, _, err = run_cli(capsys, "study", "report", pair, "--correction", "bh")
+    assert code == 0, err
+    assert json.loads((folder / "study-report-bh.json").read_text())["correction"] == "Benjamini–Hochberg"
+    assert (folder / "study-report.json").read_bytes() == recall["study-report.json"]

@@ -144,7 +144,8 @@ def report(
     correction: str = typer.Option("holm", help="Multiple-comparison correction: holm or bh (Benjamini–Hochberg)."),
 ) -> None:
     """Tables of a study: clean metrics over seeds and drops under each stress, paired tests over
-    seeds with Holm/BH correction; writes study-report.json, CSVs and drops.png under STUDY_DIR/report."""
+    seeds with Holm/BH correction; writes study-report.json, clean.csv, stress.csv and drops.png under
+    STUDY_DIR/report (another --metric/--k or --correction adds itself to the names: study-report-ndcg@5.json)."""
     from robustrec.reports.tables import study_clean_table, study_stress_table
     from robustrec.studies.report import build_report, write_outputs
 
@@ -162,4 +163,4 @@ def report(
                                                   f"* < {result['alpha']}; drop reduction = plain's drop − the "
                                                   f"strategy's drop, pts; > 0: drops less than plain)"))
     for path in write_outputs(result, Path(folder) / "report", markdown):
-        console.print(f"wrote [bold]{path}[/]")
+        console.print(f"wrote [bold]{path}[/]", soft_wrap=True)  # one line per path, whatever the width

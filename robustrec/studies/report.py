@@ -268,7 +268,7 @@ def markdown(report: dict) -> str:
         lines.append("|" + "|".join("---" for _ in headers) + "|")
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
         lines.append("")
-    lines += ["Every row's cells, run folders and reports are listed in study-report.json.", ""]
+    lines += [f"Every row's cells, run folders and reports are listed in {output_names(report)['json']}.", ""]
     return "\n".join(lines)
 
 
@@ -333,19 +333,39 @@ def _metric_order(key: str) -> tuple:
     return (order.index(name) if name in order else len(order), name, int(k))
 
 
+#: the metric and correction whose files keep the plain names (study-report.json, clean.csv, ...)
+DEFAULT_KEY, DEFAULT_CORRECTION = "recall@5", "holm"
+
+
+def output_names(report: dict) -> dict[str, str]:
+    """File names of a report's outputs, by what they hold: ``study-report.json``, ``clean.csv``,
+    ``stress.csv``, ``drops.png`` for recall@5 with Holm; another metric@K or correction adds it to
+    every name (``study-report-ndcg@5.json``, ``clean-ndcg@5-bh.csv``, ...), so reports of several
+    metrics live side by side and none overwrites another."""
+    short = {name: code for code, name in CORRECTIONS.items()}
+    parts = [report["key"]] if report["key"] != DEFAULT_KEY else []
+    correction = short.get(report["correction"], report["correction"])
+    if correction != DEFAULT_CORRECTION:
+        parts.append(correction)
+    tag = "".join(f"-{part}" for part in parts)
+    return {"json": f"study-report{tag}.json", "clean": f"clean{tag}.csv", "stress": f"stress{tag}.csv",
+            "plot": f"drops{tag}.png"}
+
+
 def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None) -> list[Path]:
-    """study-report.json, clean.csv, stress.csv and drops.png (when there are drops) in ``out_dir``."""
+    """The report's JSON, clean and stress CSVs and drops plot (when there are drops) in ``out_dir``,
+    named by ``output_names`` (study-report.json, clean.csv, stress.csv, drops.png for recall@5)."""
     import csv
     import io
 
-
+    names = output_names(report)
     written = []
 
     def atomic(path: Path, text: str) -> None:
         written.append(write_atomic(path, lambda tmp: tmp.write_text(text, newline="")))
 
-    atomic(out_dir / "study-report.json", json.dumps(report, indent=1) + "\n")
-    for name, (headers, rows) in (("clean.csv", clean_csv(report)), ("stress.csv", stress_csv(report))):
+    atomic(out_dir / names["json"], json.dumps(report, indent=1) + "\n")
+    for name, (headers, rows) in ((names["clean"], clean_csv(report)), (names["stress"], stress_csv(report))):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(headers)
@@ -355,7 +375,7 @@ def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None
         atomic(markdown_path, markdown(report))
     plotted = [r for r in report["stress"] if not r.get("unaffected") and r["drop_pct"]["mean"] is not None]
     if plotted:
-        written.append(_plot(report, plotted, out_dir / "drops.png"))
+        written.append(_plot(report, plotted, out_dir / names["plot"]))
     return written
 
 
