@@ -170,3 +170,31 @@ def test_report_of_another_metric_keeps_the_recall_report(pair, capsys):
     assert code == 0, err
     assert json.loads((folder / "study-report-bh.json").read_text())["correction"] == "Benjamini–Hochberg"
     assert (folder / "study-report.json").read_bytes() == recall["study-report.json"]
+
+
+def _copy_with_states(pair, target, state_of):
+    body = json.loads((pair / "study.json").read_text())
+    for cell in body["cells"].values():
+        state = state_of(cell)
+        if state != cell["state"]:
+            cell.update(state=state, result=None, error=f"RuntimeError: {cell['id']} broke\n(second line)")
+    target.mkdir()
+    (target / "study.json").write_text(json.dumps(body))
+    return target
+
+
+def test_report_of_a_study_with_no_finished_cell_is_one_line(pair, tmp_path, capsys):
+    folder = _copy_with_states(pair, tmp_path / "failed", lambda cell: "failed")
+    code, out, err = run_cli(capsys, "study", "report", folder)
+    assert code == 2 and err.startswith("Error: ") and err.count("\n") == 1, err
+    assert "nothing to report" in err and "3 failed" in err and "broke (second line)" in err
+    assert "{" not in err and "'done'" not in err
+    assert not (folder / "report").exists()
+
+
+def test_report_of_an_unfinished_study_says_so_in_words(pair, tmp_path, capsys):
+    folder = _copy_with_states(pair, tmp_path / "half", lambda cell: "failed" if cell["kind"] == "stress"
+                               else cell["state"])
+    code, out, err = run_cli(capsys, "study", "report", folder)
+    assert code == 0, err
+    assert "not every cell is done (2 done, 1 failed)" in " ".join(out.split()) and "{" not in out

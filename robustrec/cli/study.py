@@ -147,7 +147,7 @@ def report(
     seeds with Holm/BH correction; writes study-report.json, clean.csv, stress.csv and drops.png under
     STUDY_DIR/report (another --metric/--k or --correction adds itself to the names: study-report-ndcg@5.json)."""
     from robustrec.reports.tables import study_clean_table, study_stress_table
-    from robustrec.studies.report import build_report, write_outputs
+    from robustrec.studies.report import build_report, counts_text, write_outputs
 
     if markdown is not None and markdown.is_dir():
         from robustrec.errors import ConfigError
@@ -155,7 +155,8 @@ def report(
         raise ConfigError(f"--markdown {markdown} is a folder; give a file name")
     result = build_report(folder, metric, k, correction)
     if not result["complete"]:
-        console.print(f"[yellow]note:[/] not every cell is done ({result['cells']}); tables cover finished cells")
+        console.print(f"[yellow]note:[/] not every cell is done ({counts_text(result['cells'])}); tables cover "
+                      f"finished cells", highlight=False)
     console.print(study_clean_table(result, f"study {result['study']}: clean {result['key']} over seeds "
                                             f"(p: paired over seeds, {result['correction']}-adjusted)"))
     if result["stress"]:

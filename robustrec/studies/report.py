@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robustrec.errors import RobustRecError
 from robustrec.reports.schema import write_atomic
 from robustrec.reports.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
 
@@ -32,6 +33,19 @@ ALPHA = 0.05
 #: tables (``reports.gains``: drop_reduction_pts = baseline's drop − MG's drop)
 DROP_REDUCTION = "drop reduction vs plain (pts)"
 DROP_REDUCTION_MEANS = "drop reduction = plain's drop − this strategy's drop (pct points); > 0: drops less than plain"
+
+
+class StudyReportError(RobustRecError):
+    """A study folder has nothing to report (no finished cell)."""
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """Cell counts as words: "12 done, 2 failed" (states with no cell left out)."""
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no cells"
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text or "no error recorded").split())
 
 
 def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correction: str = "holm") -> dict:
@@ -52,10 +66,15 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
     chosen = chosen_runs(study, manifest)
     clean = _clean_rows(study, manifest, chosen, key)
     stress = _stress_rows(study, manifest, folder, key)
+    counts = manifest.counts()
+    if not clean and not stress:
+        failed = [c for c in manifest.cells.values() if c.state == "failed"]
+        first = f"; first failure: {failed[0].id}: {_one_line(failed[0].error)}" if failed else ""
+        raise StudyReportError(f"study {study.name!r} in {folder} has nothing to report: no cell finished "
+                               f"({counts_text(counts)}){first}; `robustrec study status {folder}` lists every cell")
     _correct(clean, "vs_plain", correction)
     _correct(stress, "vs_plain", correction)
     _correct_user_tests(stress, correction)
-    counts = manifest.counts()
     return {"format": "robustrec-study-report", "study": study.name, "folder": str(folder.resolve()),
             "metric": metric, "k": k, "key": key, "correction": CORRECTIONS[correction], "alpha": ALPHA,
             "cells": counts, "complete": counts["done"] == sum(counts.values()),
@@ -252,7 +271,7 @@ def markdown(report: dict) -> str:
              f"seed {report['seeds'][0]}, selection '{report['selection']}'). Seeds: "
              f"{', '.join(map(str, report['seeds']))}. Paired t-tests over training seeds; p-values adjusted by "
              f"{report['correction']} within each table; * = adjusted p < {report['alpha']}. "
-             f"Cells: {', '.join(f'{n} {s}' for s, n in report['cells'].items() if n)}.", ""]
+             f"Cells: {counts_text(report['cells'])}.", ""]
     if not report["complete"]:
         lines += ["**The study is not complete: these tables cover finished cells only.**", ""]
     for title, (headers, rows), note in (
