@@ -198,3 +198,27 @@ def test_report_of_an_unfinished_study_says_so_in_words(pair, tmp_path, capsys):
     code, out, err = run_cli(capsys, "study", "report", folder)
     assert code == 0, err
     assert "not every cell is done (2 done, 1 failed)" in " ".join(out.split()) and "{" not in out
+
+
+def test_compare_folder_with_two_datasets_gives_one_section_each(pair, tmp_path, capsys, monkeypatch):
+    from robustrec.studies.plan import read_manifest
+
+    monkeypatch.setenv("COLUMNS", "200")
+    (cell,) = [c for c in read_manifest(pair)["cells"].values() if c["kind"] == "stress"]
+    body = json.loads((pair / cell["result"]["reports"][0]).read_text())
+    other = json.loads(json.dumps(body))
+    other["dataset"].update(name="elsewhere", fingerprint="0123456789abcdef", interactions_fingerprint="fedcba9876543210")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for name, content in (("a.json", body), ("b.json", body), ("c.json", other)):
+        (folder / name).write_text(json.dumps(content))
+    code, out, err = run_cli(capsys, "compare", folder)
+    assert code == 0, err
+    mine = body["dataset"]["interactions_fingerprint"]
+    assert f"synthetic (data {mine}): 2 report(s)" in out and "elsewhere (data fedcba9876543210): 1 report(s)" in out
+    assert out.index(f"data {mine}): 2 report(s)") < out.index("elsewhere (data")
+    titles = [line.rstrip() for line in out.splitlines() if line.startswith("noise on ")]
+    assert titles == [f"noise on synthetic (data {mine}), 2 report(s)", "noise on elsewhere (data fedcba9876543210), "
+                      "1 report(s)"], out
+    code, _, err = run_cli(capsys, "compare", folder / "a.json", folder / "c.json")  # named files: same data only
+    assert code == 2 and "different data" in err and err.count("\n") == 1
