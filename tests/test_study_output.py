@@ -222,3 +222,27 @@ def test_compare_folder_with_two_datasets_gives_one_section_each(pair, tmp_path,
                       "1 report(s)"], out
     code, _, err = run_cli(capsys, "compare", folder / "a.json", folder / "c.json")  # named files: same data only
     assert code == 2 and "different data" in err and err.count("\n") == 1
+
+
+def test_neighbours_fill_that_fell_back_to_zeros_says_so(pair, tmp_path, capsys, monkeypatch):
+    from robustrec.studies.plan import read_manifest
+
+    monkeypatch.setenv("COLUMNS", "100")
+    runs = sorted(pair / c["result"]["run_dir"] for c in read_manifest(pair)["cells"].values() if c["kind"] == "train")
+    code, out, err = run_cli(capsys, "perturb", "modality", *runs, "--missing", "text", "--rate", "0.5,1",
+                             "--fill", "neighbours", "--repeats", "2", "--report-dir", tmp_path, "-q")
+    assert code == 0, err
+    assert out.count("note:") == 1, out
+    note = " ".join(out[out.index("note:"):].split())
+    note = note[:note.index("wrote")]
+    assert "rate 1 " in note and "--fill neighbours" in note and "filled with zeros" in note, out
+    (path,) = tmp_path.glob("*.json")
+    report = json.loads(path.read_text())
+    entry = report["checkpoints"][0]
+    half, full = entry["levels"]
+    n_items = report["dataset"]["items"]
+    assert [t.get("zero_filled", 0) for t in half["trials"]] == [0, 0] and "fill_used" not in half["parameters"]
+    assert [t["zero_filled"] for t in full["trials"]] == [n_items, n_items]
+    assert full["parameters"]["fill_used"].startswith("zeros")
+    for file in tmp_path.iterdir():
+        file.unlink()
