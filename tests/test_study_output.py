@@ -246,3 +246,26 @@ def test_neighbours_fill_that_fell_back_to_zeros_says_so(pair, tmp_path, capsys,
     assert full["parameters"]["fill_used"].startswith("zeros")
     for file in tmp_path.iterdir():
         file.unlink()
+
+
+def test_one_data_fingerprint_in_inspect_reports_compare_and_runs(pair, synthetic_dir, capsys, monkeypatch):
+    from robustrec.studies.plan import read_manifest
+
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = run_cli(capsys, "data", "inspect", "--dataset", "synthetic", "--data-dir", synthetic_dir, "--json")
+    assert code == 0, err
+    inspected = json.loads(out)
+    cells = read_manifest(pair)["cells"].values()
+    (stress,) = [c for c in cells if c["kind"] == "stress"]
+    report_path = pair / stress["result"]["reports"][0]
+    report = json.loads(report_path.read_text())
+    run = next(pair / c["result"]["run_dir"] for c in cells if c["kind"] == "train")
+    stored = json.loads((run / "data.json").read_text())
+    shown = inspected["fingerprint"]
+    assert shown == stored["interactions_fingerprint"] == report["dataset"]["interactions_fingerprint"]
+    assert {m["modality"]: m["fingerprint"] for m in inspected["modalities"]} == {
+        m: info["fingerprint"] for m, info in stored["modalities"].items()}
+    code, out, err = run_cli(capsys, "data", "inspect", "--dataset", "synthetic", "--data-dir", synthetic_dir)
+    assert code == 0 and f"data {shown})" in out
+    code, out, err = run_cli(capsys, "compare", report_path)
+    assert code == 0 and f"(data {shown})" in out
