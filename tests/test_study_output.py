@@ -269,3 +269,54 @@ def test_one_data_fingerprint_in_inspect_reports_compare_and_runs(pair, syntheti
     assert code == 0 and f"data {shown})" in out
     code, out, err = run_cli(capsys, "compare", report_path)
     assert code == 0 and f"(data {shown})" in out
+
+
+def _report_with_many_drops() -> dict:
+    """A study report of 60 stress rows: 3 stresses × 2 levels × 5 models × 2 strategies."""
+    rng = __import__("numpy").random.default_rng(0)
+    rows = []
+    for index, title in enumerate(["noise", "modality: missing text (fill neighbours, k 10 via image)",
+                                   "adversarial: features, FGSM"], start=1):
+        for level in (0.01, 0.1):
+            for model in ("bprmf", "vbpr", "lattice", "freedom", "lightgcn"):
+                for strategy in ("plain", "mg"):
+                    mean = float(rng.normal(5, 3))
+                    rows.append({"dataset": "synthetic", "stress_index": index, "kind": title.split(":")[0],
+                                 "title": title, "description": "", "strength": level, "model": model,
+                                 "strategy": strategy, "per_seed": {"0": mean, "1": mean}, "user_p": {},
+                                 "drop_pct": {"mean": mean, "std": 1.0, "n": 2, "ci95": [mean - 2, mean + 2]},
+                                 "significant_seeds": 1, "cells": [], "reports": []})
+    return {"study": "many", "key": "recall@5", "correction": "Holm", "alpha": 0.05, "clean": [], "stress": rows,
+            "seeds": [0, 1], "valid_metric": "recall@20", "selection": "each", "complete": True,
+            "cells": {"done": 1}}
+
+
+def test_drops_png_stays_legible_with_60_bars(tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from robustrec.studies.report import drops_figure, write_outputs
+
+    report = _report_with_many_drops()
+    fig = drops_figure(report, report["stress"])
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        panels = [ax for ax in fig.axes if ax.get_yticklabels()]
+        assert len(panels) == 3  # one panel per stress
+        for ax in panels:
+            labels = ax.get_yticklabels()
+            assert len(labels) == 20 and all(label.get_fontsize() >= 7 for label in labels)
+            assert all(label.get_fontsize() >= 7 for label in ax.get_xticklabels())
+            boxes = sorted((label.get_window_extent(renderer) for label in labels), key=lambda box: box.y0)
+            assert all(a.y1 <= b.y0 for a, b in zip(boxes, boxes[1:])), "tick labels overlap"
+            assert all(box.x0 >= 0 for box in boxes), "a label is cut at the left edge"
+    finally:
+        plt.close(fig)
+    written = write_outputs(report, tmp_path)
+    (png,) = [path for path in written if path.suffix == ".png"]
+    with Image.open(png) as image:
+        width, height = image.size
+    assert 600 <= width <= 1600 and height <= 4000 and 0.25 <= height / width <= 4
+    for path in written:
+        path.unlink()
