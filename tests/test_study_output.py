@@ -37,7 +37,7 @@ def _shown_numbers(report: dict) -> list[str]:
     return [value for value in out if value is not None]
 
 
-@pytest.mark.parametrize("width", [80, 100])
+@pytest.mark.parametrize("width", [80, 100, 150])
 def test_study_report_shows_every_value_at_narrow_widths(finished, width, capsys, monkeypatch):  # noqa: F811
     _, out, _ = finished
     monkeypatch.setenv("COLUMNS", str(width))

@@ -90,11 +90,12 @@ def _multi_blocks(title: str, column_sets: list[list[tuple[str, str]]],
 
 
 def plain_table(headers: list[str], rows: list[list[str]], title: str | None = None) -> Table:
-    """A table of strings; columns after the first right-justified when they hold numbers."""
+    """A table of strings; columns after the first right-justified and never wrapped when they hold
+    numbers (a narrow console wraps the text columns, never splits a value such as an interval)."""
     table = Table(title=title, title_justify="left")
     for index, header in enumerate(headers):
         numeric = index > 0 and bool(rows) and all(_numeric(row[index]) for row in rows if row[index])
-        table.add_column(header, justify="right" if numeric else "left")
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=bool(numeric))
     for row in rows:
         table.add_row(*row)
     return table
@@ -268,7 +269,9 @@ def study_stress_table(report: dict, title: str) -> Fitted:
 
     headers, rows = stress_table(report)
     wide = plain_table(headers, rows, title=title)
-    probe = plain_table(headers, [[cell if i != 1 else "" for i, cell in enumerate(row)] for row in rows])
+    # the wide layout when it fits with each stress title wrapped to its longest word
+    probe = plain_table(headers, [[cell if i != 1 else "\n".join(cell.split()) for i, cell in enumerate(row)]
+                                  for row in rows])
     columns = [("level", "right"), ("strategy", "left"), ("drop %\n[95% CI]", "right"), ("sig.\nseeds", "right"),
                ("drop\nreduction\n(pts)", "right"), (f"p\n{_short(report)} p", "right")]
     blocks: dict[tuple, tuple[Text, list]] = {}
