@@ -5,13 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test
+.PHONY: setup demo test docs
 
 $(BIN)/robustrec: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[captions,features,ray,test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[captions,features,ray,test,docs]'
 	touch $@
 
 setup: $(BIN)/robustrec
@@ -21,3 +21,6 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+docs: setup
+	$(BIN)/mkdocs build --strict

@@ -6,7 +6,8 @@ Layout of ``<root>/<run-name>/``:
   metrics.json       best epoch, valid and test metrics at every K
   history.json       one record per epoch
   data.json          dataset summary and content fingerprint
-  meta.json          library versions, creation time, the device it trained on
+  meta.json          library versions, creation time, the device it trained on, and
+                     ``weights_sha256``: the SHA-256 of model.safetensors, checked on every load
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from robustrec import __version__
 from robustrec.errors import CheckpointError, RobustRecError
+from robustrec.files import disk_full_as_error, disk_full_error, fsync_dir, fsync_tree, read_json
 from robustrec.paths import umask_mode
 
 FILES = ("model.safetensors", "config.json", "metrics.json", "history.json", "data.json", "meta.json")
@@ -37,10 +39,42 @@ class Run:
     history: list
     data: dict
     meta: dict
+    #: SHA-256 of model.safetensors as loaded (set by ``load_model``; None before a load)
+    weights_sha256: str | None = None
 
     @property
     def name(self) -> str:
         return self.path.name
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_identity(run_dir: str | Path) -> dict:
+    """What a run folder's users depend on: the SHA-256 of its weights and config, and the
+    fingerprints of the data it was trained on. A study's stress cell records the identity of
+    every run it reads, so a retrained run invalidates exactly the cells that used it."""
+    import hashlib
+
+    run = read_run(run_dir)
+    weights = file_sha256(run.path / "model.safetensors")
+    recorded = run.meta.get("weights_sha256")
+    if recorded and recorded != weights:
+        raise CheckpointError(f"{run.path / 'model.safetensors'} is not the file this run saved (SHA-256 "
+                              f"{weights[:12]}…, meta.json records {recorded[:12]}…): it was changed or damaged")
+    config = hashlib.sha256(json.dumps(run.config, sort_keys=True).encode()).hexdigest()
+    features = {m: info.get("fingerprint") for m, info in sorted(run.data.get("modalities", {}).items())}
+    return {"weights_sha256": weights, "config_sha256": config,
+            "interactions_fingerprint": run.data.get("interactions_fingerprint") or run.data.get("fingerprint"),
+            "features": features}
 
 
 def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False) -> Path:
@@ -53,11 +87,13 @@ def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False
     run_dir = Path(run_dir)
     if run_dir.exists() and not overwrite:
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    with disk_full_as_error(run_dir):
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
+        weights_sha256 = file_sha256(tmp / "model.safetensors")
         _write_json(tmp / "config.json", dataclasses.asdict(config))
         _write_json(tmp / "metrics.json", {
             "best_epoch": result.best_epoch,
@@ -68,11 +104,17 @@ def save_run(run_dir: Path, model, config, data, result, overwrite: bool = False
         _write_json(tmp / "data.json", {**data.describe(), "data_dir": str(Path(config.data_dir).resolve())})
         _write_json(tmp / "meta.json", {"robustrec": __version__, "torch": torch.__version__,
                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                        "device": describe_device(model_device(model))})
+                                        "device": describe_device(model_device(model)),
+                                        "weights_sha256": weights_sha256})
         umask_mode(tmp)
+        fsync_tree(tmp)
         _replace_dir(tmp, run_dir)
-    except BaseException:
+        fsync_dir(run_dir.parent)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_full_error(exc, run_dir)
+        if full is not None:
+            raise full from None
         raise
     return run_dir
 
@@ -101,10 +143,7 @@ def read_run(run_dir: str | Path) -> Run:
         raise CheckpointError(f"{path} is not a robustrec checkpoint: missing {', '.join(missing)}")
     parts = {}
     for key in ("config", "metrics", "history", "data", "meta"):
-        try:
-            parts[key] = json.loads((path / f"{key}.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{path / (key + '.json')} is corrupt: {exc}") from None
+        parts[key] = read_json(path / f"{key}.json", "checkpoint file", CheckpointError)
     return Run(path, **parts)
 
 
@@ -116,8 +155,10 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None, devi
     is built and loaded on the CPU, then moved to ``device`` ("auto", "cpu", "cuda[:N]", a
     ``torch.device``; None: stays on the CPU), whatever device it was trained on.
     """
+    import hashlib
+
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from robustrec.device import resolve_device
 
@@ -128,14 +169,24 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None, devi
         data = load_model_data(run, data_dir, config.modalities)
     check_run_data(run, data)
     model = config.model_spec.build(data, config.seed)
+    weights = run.path / "model.safetensors"
     try:
-        state = load_file(str(run.path / "model.safetensors"))
+        blob = weights.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {weights}: {exc.strerror or exc}") from None
+    try:
+        state = load(blob)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{run.path}/model.safetensors is corrupt: {exc}") from None
     bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
     if bad:
         raise CheckpointError(f"{run.path}/model.safetensors is corrupt: non-finite values (NaN or inf) in "
                               f"{', '.join(sorted(bad))}")
+    run.weights_sha256 = hashlib.sha256(blob).hexdigest()
+    recorded = run.meta.get("weights_sha256")
+    if recorded and recorded != run.weights_sha256:  # a finite bit flip, or another file put in its place
+        raise CheckpointError(f"{weights} is not the file this run saved (SHA-256 {run.weights_sha256[:12]}…, "
+                              f"meta.json records {recorded[:12]}…): it was changed or damaged; retrain it")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

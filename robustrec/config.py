@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 from robustrec.errors import ConfigError
 
 T = TypeVar("T")
+#: the largest seed every consumer takes (torch, NumPy, and JSON readers that keep 64-bit integers)
+MAX_SEED = 2**63 - 1
 
 
 def from_dict(cls: type[T], values: dict[str, Any], what: str = "") -> T:

@@ -6,7 +6,7 @@ the first CUDA device when torch sees one, else the CPU; ``cuda`` on a machine w
 ``cuda:N`` past the last GPU, or any other name is a one-line ``ConfigError`` raised before any
 work starts. (MPS is refused: the sparse graph products most models use have no MPS kernels.)
 
-Where what lives (see also the README's "Devices"):
+Where what lives (see also docs/training.md, Devices):
 
 - models, their feature buffers and every derived graph (sparse adjacencies, kNN graphs, user
   graphs) follow ``model.to(device)`` (``Recommender._apply``); graphs are *built* on the CPU

@@ -8,7 +8,7 @@
 # items) in seconds per epoch. EPOCHS caps training so the demo stays at a couple of minutes.
 # Caption rates: 0.01 is the paper's (about 6 of the 600 synthetic items per draw); 0.1 changes
 # about 60 items per draw. The synthetic reference captions agree with the item texts, so the drops
-# are small here (docs/stress-test.md, "Choosing a rate").
+# are small here (docs/stress/caption.md, "Choosing a rate").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RR="${RR:-.venv/bin/robustrec}"

@@ -45,7 +45,30 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_TMP, ignore_errors=True)
 
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets")
+SHARED = os.environ.get("ROBUSTREC_SHARED_DATASETS") or os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                                                      "datasets")
+#: fixtures that read ../shared/datasets: a test needing one (directly or through another fixture)
+#: is skipped, with the reason, when the folder is absent (a checkout without its neighbour)
+SHARED_FIXTURES = {"shared_datasets", "baby_dir"}
+
+
+def shared_present() -> bool:
+    return all(os.path.isfile(os.path.join(SHARED, name, f"{name}.inter")) for name in ("baby", "lfm2k", "hm"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "shared_data: needs the real datasets in ../shared/datasets beside the checkout")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs the shared datasets; skip them when the folder is absent."""
+    present = shared_present()
+    skip = pytest.mark.skip(reason=f"needs the shared datasets in {os.path.abspath(SHARED)}, which is absent")
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("shared_data"):
+            item.add_marker(pytest.mark.shared_data)
+            if not present:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Mirror Gradient semantics pinned by hand computation (DESIGN §2)."""
+"""Mirror Gradient semantics pinned by hand computation (docs/design.md §2)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""The contract every registered model must pass (DESIGN §4, §5)."""
+"""The contract every registered model must pass (docs/design.md §5)."""
 
 import numpy as np
 import pytest

@@ -134,21 +134,23 @@ def test_corrupt_state_is_a_checkpoint_error(small_data, tmp_path):
 
 def test_a_save_cut_short_leaves_the_previous_state(small_data, tmp_path, monkeypatch):
     """Killed while writing epoch 2's state: epoch 1's state is still complete and loads."""
-    import robustrec.training.state as state_module
+    import robustrec.files as files_module  # the state's files are written by files.write_atomic
 
     state_dir = tmp_path / "state"
     config = TrainConfig(model="bprmf", epochs=3, batch_size=256, lr=0.01)
-    real_replace = state_module.os.replace
+    real_replace = files_module.os.replace
 
     def replace(src, dst):
         if str(dst).endswith(STATE_JSON) and has_state(state_dir):
             raise KeyboardInterrupt  # the tensors of epoch 2 are written, state.json not yet
         real_replace(src, dst)
 
-    monkeypatch.setattr(state_module.os, "replace", replace)
+    monkeypatch.setattr(files_module.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         _fit(config, small_data, state_dir)
-    monkeypatch.setattr(state_module.os, "replace", real_replace)
+    monkeypatch.setattr(files_module.os, "replace", real_replace)
+    # epoch 2's tensor file and the temporary state.json went with the failed save
+    assert sorted(p.name for p in state_dir.iterdir()) == ["state-00001.safetensors", STATE_JSON]
     assert read_state_info(state_dir)["epoch"] == 1
     assert load_state(state_dir).epoch == 1
     assert_same_fit(_fit(config, small_data), _fit(config, small_data, state_dir))

@@ -21,16 +21,14 @@ without importing this module.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from robustrec.errors import DataError
-from robustrec.paths import umask_mode
+from robustrec.files import read_json, write_text_atomic
 
 CACHE_FORMAT = "robustrec-caption-cache"
 CACHE_VERSION = 1
@@ -46,20 +44,9 @@ class CaptionRunSummary:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see either the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write `text` to `path` so that readers see either the old or the new file, never half
+    (`robustrec.files.write_text_atomic`; a full disk is a one-line DiskFullError)."""
+    write_text_atomic(path, text)
 
 
 def cache_file_name(captioner_id: str) -> str:
@@ -219,10 +206,7 @@ class CaptionCache:
 
 def _read_payload(path: Path) -> dict[str, Any]:
     """Parse the JSON file and check it is a caption cache of a known version."""
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"caption cache {path} is unreadable: {exc}") from None
+    payload = read_json(path, "caption cache", DataError)
     if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT:
         raise DataError(f"{path} is not a robustrec caption cache")
     if payload.get("version") != CACHE_VERSION:

@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,21 +130,18 @@ class TextEmbeddingCache:
         digests = np.frombuffer(b"".join(self.rows), dtype=np.uint8).reshape(len(self.rows), 32)
         rows = np.stack(list(self.rows.values())).astype(np.float32, copy=False)
         header = np.array(json.dumps(self._full_identity(), sort_keys=True))
-        tmp = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, identity=header, digests=digests, rows=rows)
-            from robustrec.paths import umask_mode
+        from robustrec.files import DiskFullError, write_atomic
 
-            umask_mode(tmp)
-            os.replace(tmp, self.path)
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, identity=header, digests=digests, rows=rows)
+
+        try:
+            write_atomic(self.path, write)
+        except DiskFullError as exc:
+            return f"text-embedding cache not written: {exc}"
         except OSError as exc:
             return f"text-embedding cache {self.path} not written: {exc.strerror or exc}"
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
         self._new = 0
         return None
 

@@ -17,9 +17,11 @@ Progress goes to stdout as JSON lines: {"event": "progress", "done": n, "total":
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import urllib.request
@@ -60,22 +62,49 @@ def read_cache(path: Path, header: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_cache(path: Path, payload: dict[str, Any]) -> None:
-    """Atomic write: temp file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Atomic write: temp file in the same folder, fsync, rename, fsync of the folder (the same
+    steps as `robustrec.files.write_atomic`, which this script may not import). A full disk is
+    one line on stderr naming the file and the free space, exit status 1."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, ensure_ascii=False, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(payload, handle, ensure_ascii=False, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 1024:.1f} KiB free on {path.parent}"
+        except OSError:
+            free = "free space unknown"
+        raise SystemExit(f"error: no space left on device writing {path} ({free}); "
+                         "free some space and run again") from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise
+    finally:
+        os.close(fd)
 
 
 def load_image(source: str, max_bytes: int, max_pixels: int) -> tuple[Any, str | None]:

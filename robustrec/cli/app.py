@@ -9,6 +9,7 @@ import typer
 from robustrec import __version__
 from robustrec.cli import captions, compare, data, evaluate, features, flatness, landscape, models, perturb, study, train
 from robustrec.errors import RobustRecError
+from robustrec.files import DiskFullError, is_disk_full
 from robustrec.runtime import tune_allocator
 
 app = typer.Typer(
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     - usage mistakes (unknown command or flag, bad value, missing argument, bare ``robustrec``):
       click's usage message, exit 2;
     - bad input found by robustrec (data, configs, checkpoints, reports): ``Error: ...``, exit 2;
+    - a full disk (or quota), wherever the write was: ``Error: no space left on device writing
+      PATH (N free on FOLDER); ...``, exit 1;
     - Ctrl-C: ``interrupted; <what was kept>``, exit 130.
     """
     import signal
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # outside standalone mode click returns (not raises) the code of a typer.Exit
         code = app(args=argv, prog_name="robustrec", standalone_mode=False)
+    except DiskFullError as exc:
+        _fail(str(exc), code=1)
     except RobustRecError as exc:
         _fail(str(exc))
     except FloatingPointError as exc:
@@ -85,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         else:  # pragma: no cover - every usage error of typer 0.29 has show()
             _fail(str(exc))
         sys.exit(getattr(exc, "exit_code", 2) or 2)
+    except Exception as exc:  # the net under every writer: a full disk is one line, never a traceback
+        if not is_disk_full(exc):
+            raise
+        _fail(_disk_full_line(exc), code=1)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous[0])
@@ -92,6 +101,16 @@ def main(argv: list[str] | None = None) -> None:
     if code == 130:  # typer's own exit code for a KeyboardInterrupt it caught (no signal handler)
         _interrupted()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _disk_full_line(exc: Exception) -> str:
+    """The one line for a full disk that no writer turned into a DiskFullError."""
+    from robustrec.files import disk_full_error
+
+    path = getattr(exc, "filename", None)
+    if path:
+        return str(disk_full_error(exc, path))
+    return "no space left on device (a write failed); free some space and run again"
 
 
 def _install_sigint():

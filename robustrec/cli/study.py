@@ -16,7 +16,7 @@ app = typer.Typer(help="Studies: models × strategies × grids × seeds × stres
 
 @app.command("run")
 def run(
-    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file (see examples/studies/ and the README, Studies)."),
+    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file (see `robustrec study examples` and docs/studies.md)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default study-out/<name>)."),
     workers: int = typer.Option(0, min=0, help="Cells at once on this machine (0: cores ÷ --threads)."),
     threads: int = typer.Option(0, min=0, help="Torch threads per cell (0: cores ÷ --workers); workers × threads "
@@ -66,6 +66,70 @@ def run(
             console.print(f"[red]{cell.state}[/] {cell.id}: {cell.error}", highlight=False)
     if counts["failed"]:
         raise typer.Exit(min(counts["failed"], 100))
+
+
+@app.command("examples")
+def examples(
+    copy: Optional[Path] = typer.Option(None, "--copy", metavar="DIR", help="Copy the example study files into DIR "
+                                                                            "(existing files are kept)."),
+) -> None:
+    """The example study files shipped with robustrec (also in an installed package), one line each."""
+    from robustrec.studies.spec import copy_examples, example_studies
+
+    found = example_studies()
+    if copy is not None:
+        written = copy_examples(copy)
+        for path in written:
+            console.print(f"wrote [bold]{path}[/]")
+        console.print(f"{len(written)} written, {len(found) - len(written)} already there; set data_dir in each to "
+                      f"the folder holding your datasets, then `robustrec study check FILE`", highlight=False)
+        return
+    for path in found:
+        first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+        console.print(f"{path}  {first}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("check")
+def check(
+    study_file: Path = typer.Argument(..., metavar="STUDY.toml", help="The study file to validate."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder whose finished cells time the "
+                                                                 "estimate (default study-out/<name>)."),
+) -> None:
+    """Validate STUDY.toml and print its plan (cells, grid points, stress tests, a time estimate)
+    without running anything. Exit 0 when the study is valid, 2 with one line when not."""
+    from robustrec.cli.render import plain_table
+    from robustrec.studies.plan import describe_plan
+    from robustrec.studies.spec import load_study
+
+    study = load_study(study_file)
+    folder = out or Path("study-out") / study.name
+    plan = describe_plan(study, folder)
+    console.print(f"study [bold]{study.name}[/] ({study_file}) is valid: data from {study.data_dir}", highlight=False)
+    rows = [[g["dataset"], g["model"], g["strategy"],
+             ("plain's point" if g["reuses_plain_point"] else
+              str(g["points"]) + (" (" + "; ".join(f"{k}: {', '.join(v)}" for k, v in g["searched"].items()) + ")"
+                                  if g["searched"] else "")),
+             str(g["trainings"]), str(g["epochs"]), str(g["patience"])] for g in plan["groups"]]
+    console.print(plain_table(["dataset", "model", "strategy", "grid points (searched)", "trainings", "max epochs",
+                               "patience"], rows, title="training cells"))
+    if plan["stresses"]:
+        console.print("stress tests (one cell per dataset × seed):", highlight=False)
+    for s in plan["stresses"]:  # whole options, one line each: never cut
+        console.print(f"  #{s['index']} {s['label']} on {', '.join(s['models'])}: {s['levels']} level(s) × "
+                      f"{s['repeats']} repeat(s), {s['evaluations_per_cell']} evaluations per cell",
+                      highlight=False, markup=False, soft_wrap=True)
+    console.print(f"{plan['training_cells']} training cells (at most {plan['max_epochs']:,} epochs), "
+                  f"{plan['stress_cells']} stress cells ({plan['evaluations']:,} evaluations)", highlight=False)
+    estimate = plan["estimate"]
+    if estimate is None:
+        console.print(f"time: no estimate yet (no finished cell in {folder}); `robustrec study run` times the first "
+                      f"cells and a later `study check` estimates the rest", highlight=False)
+    else:
+        hours = estimate["seconds_left"] / 3600
+        mean = ", ".join(f"{kind} {seconds:.0f} s" for kind, seconds in estimate["mean_seconds"].items()
+                         if seconds is not None)
+        console.print(f"time left: about {hours:.1f} h on one worker (mean per finished cell in {folder}: {mean})",
+                      highlight=False)
 
 
 @app.command("status")
@@ -163,5 +227,18 @@ def report(
         console.print(study_stress_table(result, f"drops under stress ({result['correction']}-adjusted p; "
                                                   f"* < {result['alpha']}; drop reduction = plain's drop − the "
                                                   f"strategy's drop, pts; > 0: drops less than plain)"))
+    _print_audit(result)
     for path in write_outputs(result, Path(folder) / "report", markdown):
         console.print(f"wrote [bold]{path}[/]", soft_wrap=True)  # one line per path, whatever the width
+
+
+def _print_audit(result: dict) -> None:
+    """The protocol audit of a study with selection = "test"/"test-epoch", labelled optimistic."""
+    if not result.get("audit"):
+        return
+    from robustrec.cli.render import plain_table
+    from robustrec.studies.audit import LABEL, audit_table
+
+    headers, rows = audit_table(result["audit"], result["key"])
+    console.print(plain_table(headers, rows, title=f"protocol audit of {result['key']}: {LABEL}; optimism = gain "
+                                                   f"under the test protocol − gain under validation (pts)"))

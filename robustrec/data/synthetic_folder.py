@@ -18,9 +18,12 @@ import numpy as np
 
 from robustrec.data.synthetic import SyntheticSpec, make_synthetic
 from robustrec.errors import DataError
+from robustrec.files import disk_full_as_error, disk_full_error, fsync_dir, fsync_tree
 from robustrec.paths import umask_mode
 
 NAME = "synthetic"
+#: the feature files the built-in dataset has
+MODALITIES = ("image", "text")
 
 
 def ensure_synthetic(data_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> Path:
@@ -40,17 +43,23 @@ def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> None
     texts = synthetic_item_texts(world.item_factors, spec.seed)
     text_feat = encoder.encode([texts[i] for i in range(spec.n_items)])
     data = world.data.with_features({"image": world.data.features["image"], "text": text_feat})
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.", dir=folder.parent))
+    with disk_full_as_error(folder):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.", dir=folder.parent))
     try:
         _write_inter(tmp / f"{NAME}.inter", data)
         np.save(tmp / "image_feat.npy", data.features["image"])
         np.save(tmp / "text_feat.npy", data.features["text"])
         write_synthetic_content(tmp, NAME, world.item_factors, spec.seed, data.fingerprint())
         umask_mode(tmp)
+        fsync_tree(tmp)
         os.rename(tmp, folder)
-    except BaseException:
+        fsync_dir(folder.parent)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_full_error(exc, folder)
+        if full is not None:
+            raise full from None
         raise
 
 

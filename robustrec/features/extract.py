@@ -26,6 +26,7 @@ import numpy as np
 
 from robustrec.errors import ConfigError, DataError
 from robustrec.features import output
+from robustrec.files import DiskFullError, write_atomic
 from robustrec.features.content import ModalityContent, available_modalities, load_content
 from robustrec.features.encoders import MODALITIES
 from robustrec.features.sidecar import (FORMAT, file_sha256, modality_entry, read_sidecar, sidecar_path,
@@ -194,11 +195,17 @@ def _read_chunk(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _write_chunk(path: Path, ids: list[int], rows: np.ndarray, skipped: list[tuple[int, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, ids=np.asarray(ids, dtype=np.int64), rows=np.asarray(rows, dtype=np.float32),
-             bad_ids=np.asarray([i for i, _ in skipped], dtype=np.int64),
-             bad_reasons=np.asarray([r for _, r in skipped], dtype=str))
-    os.replace(tmp, path)
+    """One batch's chunk, written atomically; not fsynced (a chunk lost in an OS crash is
+    unreadable, hence encoded again)."""
+    arrays = {"ids": np.asarray(ids, dtype=np.int64), "rows": np.asarray(rows, dtype=np.float32),
+              "bad_ids": np.asarray([i for i, _ in skipped], dtype=np.int64),
+              "bad_reasons": np.asarray([r for _, r in skipped], dtype=str)}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    write_atomic(path, write, fsync=False)
 
 
 def encode_modality(plan: ExtractionPlan, modality: str, encoder: Any, batch_size: int,
@@ -282,8 +289,13 @@ def extract_features(plan: ExtractionPlan, encoders: dict[str, Any], batch_size:
     callback = callback or ExtractionCallback()
     created = output.make_folder(plan.out)
     encoded = {}
-    for modality in plan.modalities:
-        encoded[modality] = encode_modality(plan, modality, encoders[modality], batch_size, callback)
+    try:
+        for modality in plan.modalities:
+            encoded[modality] = encode_modality(plan, modality, encoders[modality], batch_size, callback)
+    except DiskFullError:
+        if not any(plan.partial.glob("*/chunk-*.npz")):  # nothing to resume: leave no trace
+            output.remove_created(created, plan.partial)
+        raise
     empty = [r for _, r in encoded.values() if r.covered == 0]
     if empty:
         output.remove_created(created, plan.partial)

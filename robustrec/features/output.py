@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,18 +63,15 @@ def remove_created(created: list[Path], partial: Path) -> None:
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """np.save into a temp file beside `path`, then rename over it (a symlink is replaced, not followed)."""
-    from robustrec.paths import umask_mode
+    """np.save into a temp file beside `path`, then rename over it (a symlink is replaced, not
+    followed); see `robustrec.files.write_atomic`."""
+    from robustrec.files import write_atomic
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write)
 
 
 def linked_entries(source: Path, name: str, rebuilt: set[str]) -> list[Path]:

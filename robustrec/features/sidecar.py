@@ -11,13 +11,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from robustrec.errors import ConfigError, DataError
+from robustrec.files import read_json
+from robustrec.files import write_json_atomic  # noqa: F401  (features.extract writes its JSON with it)
 
 SIDECAR = "features.json"
 FORMAT = 1
@@ -32,29 +31,10 @@ def read_sidecar(folder: str | Path) -> dict[str, Any]:
     path = sidecar_path(folder)
     if not path.exists():
         return {"format": FORMAT, "modalities": {}}
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not readable JSON: {exc}") from None
+    sidecar = read_json(path, "feature sidecar", DataError)
     if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT or not isinstance(sidecar.get("modalities"), dict):
         raise DataError(f"{path}: expected {{'format': {FORMAT}, 'modalities': {{...}}}}")
     return sidecar
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temp file next to `path`, then rename it into place."""
-    from robustrec.paths import umask_mode
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=False)
-            handle.write("\n")
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def file_sha256(path: str | Path) -> str:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from robustrec.paths import umask_mode
 
 Arrays = dict[str, np.ndarray]
 
@@ -73,16 +71,14 @@ def _read(path: Path) -> Arrays | None:
 
 
 def _write(path: Path, arrays: Arrays) -> None:
+    """Write the cache file atomically, not fsynced (a file lost in an OS crash is rebuilt)."""
+    from robustrec.files import DiskFullError, write_atomic
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            umask_mode(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError:
+        write_atomic(path, write, fsync=False)
+    except (OSError, DiskFullError):
         pass  # a read-only or full cache directory only means rebuilding next time

@@ -19,7 +19,7 @@ from robustrec.models.base import copy_model  # noqa: F401  (re-exported: pertur
 
 
 class Perturbation(ABC):
-    """Base class of inference-time perturbations (DESIGN §2, §4)."""
+    """Base class of inference-time perturbations (docs/design.md §2, §5)."""
 
     #: short name used in reports and file names ("noise", "caption", ...)
     kind: ClassVar[str] = ""

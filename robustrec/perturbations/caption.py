@@ -1,4 +1,4 @@
-"""Caption injection (the Mirror Gradient paper's information-adjustment risk, DESIGN §2).
+"""Caption injection (the Mirror Gradient paper's information-adjustment risk, docs/design.md §2).
 
 Each item's text gets, with probability ``rate``, a caption of the item's image inserted into it
 (the paper: BLIP-2 captions, rate 0.01, REC@5). The edited texts are re-encoded with the encoder

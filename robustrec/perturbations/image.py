@@ -1,4 +1,4 @@
-"""Image edits on real product photos (DESIGN §2, content edits): edit, re-encode, re-score.
+"""Image edits on real product photos (docs/design.md §2, content edits): edit, re-encode, re-score.
 
 ``ImageEdit`` (kind ``"image"``, strength = ``rate``) edits the photos of a seeded share of the
 items that have a readable photo with one Pillow edit (``robustrec.perturbations.image_edits``),

@@ -1,4 +1,4 @@
-"""Gaussian embedding noise (the Mirror Gradient paper's inherent-noise risk, DESIGN §2).
+"""Gaussian embedding noise (the Mirror Gradient paper's inherent-noise risk, docs/design.md §2).
 
 At inference, ε ~ N(0, σ²) is added to the model's learnable ID embedding tables, the model is
 re-scored and evaluated. The paper (Zhong et al., WWW 2024) used σ² = 1e-6 (σ = 1e-3), R = 10

@@ -13,7 +13,9 @@ Top level (schema version 1)::
                   split, ks, default metric and k, flatness settings; optional "title" (table
                   heading, e.g. "modality: missing audio (fill mean)"; default: the kind) and
                   "description" (one-line summary of the kind's settings)
-  checkpoints     one entry per checkpoint: name, path, model, mg, config (the full TrainConfig),
+  checkpoints     one entry per checkpoint: name, path, weights_sha256 (of the model.safetensors
+                  evaluated; a study report refuses an entry whose run folder now holds other
+                  weights), model, mg, config (the full TrainConfig),
                   clean {metric@K: value}, levels [ {strength, parameters,
                   trials [{seed, metrics {metric@K}}], summary {metric@K: {mean, std, drop_pct}},
                   user_test {metric@K: paired per-user test}, flatness {...} } ];
@@ -27,12 +29,11 @@ Top level (schema version 1)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from robustrec.errors import RobustRecError
-from robustrec.paths import umask_mode
+from robustrec.files import write_text_atomic
+from robustrec.files import write_atomic  # noqa: F401  (re-exported: callers import it from here)
 
 FORMAT = "robustrec-report"
 SCHEMA_VERSION = 1
@@ -106,10 +107,12 @@ def load_report(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"report {str(path)!r} not found")
-    try:
-        report = json.loads(path.read_text())
+    try:  # not read_json: a file that is not JSON is first of all "not a robustrec report"
+        report = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path} is not a robustrec report (not valid JSON: {exc})") from None
+    except OSError as exc:
+        raise ReportError(f"report {path} is unreadable ({exc.strerror or exc})") from None
     return validate(report, str(path))
 
 
@@ -123,23 +126,7 @@ def report_path(report_dir: str | Path, kind: str, dataset: str, stamp: str) -> 
     return path
 
 
-def write_atomic(path: str | Path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temp file onto ``path`` (same folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_report(report: dict, path: str | Path) -> Path:
     validate(report, "report to write")
     text = json.dumps(report, indent=1, allow_nan=False) + "\n"
-    return write_atomic(path, lambda tmp: tmp.write_text(text))
+    return write_text_atomic(path, text)

@@ -1,4 +1,4 @@
-"""Pipelines every front end shares (DESIGN: library first, thin CLI).
+"""Pipelines every front end shares (docs/design.md §4–§5: library first, thin CLI).
 
 - ``training.train_run``: data → model → trainer → run folder;
 - ``stress``: the stress tests as typed specs, run by ``runner.run_study`` (and the per-kind

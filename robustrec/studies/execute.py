@@ -9,6 +9,7 @@ manifest as it arrives, and plans again, until nothing is left to run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -51,7 +52,7 @@ def run_cell(kind: str, spec: dict, folder: str, threads: int = 0, device: str =
 
 
 def _train(spec: dict, folder: Path, device: str) -> dict:
-    from robustrec.checkpoints import read_run
+    from robustrec.checkpoints import read_run, run_identity
     from robustrec.config import from_dict
     from robustrec.errors import CheckpointError
     from robustrec.studies.training import train_run
@@ -63,16 +64,27 @@ def _train(spec: dict, folder: Path, device: str) -> dict:
         try:
             run = read_run(run_dir)
             if _same_config(run.config, spec["config"]):
-                return {"run_dir": spec["run_dir"], **run.metrics, "epochs": len(run.history), "reused": True}
+                return {"run_dir": spec["run_dir"], **run.metrics, "epochs": len(run.history), "reused": True,
+                        "identity": run_identity(run_dir)}
         except CheckpointError:
             pass
     outcome = train_run(config, run_dir, overwrite=True, resume=None, device=device)
-    return {"run_dir": spec["run_dir"], **outcome.metrics(), "train_seconds": outcome.seconds}
+    return {"run_dir": spec["run_dir"], **outcome.metrics(), "train_seconds": outcome.seconds,
+            "identity": run_identity(run_dir)}
 
 
 def _same_config(saved: dict, wanted: dict) -> bool:
+    """Whether a run folder's config is the one a cell wants (a field the run predates has its default)."""
+    from robustrec.training import TrainConfig
+
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+
+    def value(config: dict, key: str):
+        return config[key] if key in config or key not in known else TrainConfig.field_default(key)
+
     keys = set(saved) | set(wanted)
-    return all(saved.get(k) == wanted.get(k) for k in keys if not (k == "modalities" and wanted.get(k) is None))
+    return all(value(saved, k) == value(wanted, k) for k in keys
+               if not (k == "modalities" and wanted.get(k) is None))
 
 
 def _stress(spec: dict, folder: Path, device: str) -> dict:
@@ -253,6 +265,7 @@ def run_study(study: Study, folder: str | Path, executor, callbacks: list[StudyR
         for cell in manifest.cells.values():
             if cell.state == "failed":
                 cell.state = "pending"
+    _fill_identities(manifest)
     running: set[str] = set()
     try:
         while True:
@@ -288,6 +301,22 @@ def run_study(study: Study, folder: str | Path, executor, callbacks: list[StudyR
     executor.close()
     manifest.save()
     return manifest
+
+
+def _fill_identities(manifest: Manifest) -> None:
+    """Every done training cell's output identity is taken again from its run folder: a folder
+    whose weights changed since (retrained by hand, replaced) updates it, so the stress cells
+    that read it are redone; a folder gone or damaged redoes the training. Cells recorded
+    before cells carried identities get theirs here."""
+    from robustrec.checkpoints import run_identity
+    from robustrec.errors import CheckpointError
+
+    for cell in manifest.cells.values():
+        if cell.kind == "train" and cell.state == "done":
+            try:
+                cell.result["identity"] = run_identity(manifest.folder / cell.spec["run_dir"])
+            except (CheckpointError, OSError):
+                cell.state, cell.result = "pending", None
 
 
 def _block(manifest: Manifest) -> None:

@@ -16,13 +16,14 @@ encoded once for all of them, and every model sees the same draws).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustrec.errors import ConfigError
-from robustrec.reports.schema import write_atomic
+from robustrec.files import read_json, write_text_atomic
 from robustrec.studies.spec import Study
 
 MANIFEST = "study.json"
@@ -86,8 +87,7 @@ class Manifest:
         body = {"format": FORMAT, "version": 1, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "study": self.study.to_dict(), "fingerprint": self.study.fingerprint(),
                 "cells": {cid: cell.record() for cid, cell in self.cells.items()}}
-        text = json.dumps(body, indent=1)
-        write_atomic(self.path, lambda tmp: tmp.write_text(text))
+        write_text_atomic(self.path, json.dumps(body, indent=1))
 
     def merge(self, planned: list[Cell]) -> list[Cell]:
         """Add newly planned cells; a known cell whose spec changed is reset; a cell no longer
@@ -107,17 +107,69 @@ class Manifest:
 
 
 def read_manifest(folder: str | Path) -> dict:
-    """The parsed ``study.json`` of a study folder (one-line errors when absent or corrupt)."""
+    """The parsed ``study.json`` of a study folder; one-line ConfigErrors when it is absent,
+    corrupt, or not shaped like a manifest (a study object, cells by id with their fields)."""
+    from robustrec.studies.spec import study_from_dict
+
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise ConfigError(f"{folder} is not a study folder: no {MANIFEST} (run `robustrec study run FILE` first)")
-    try:
-        body = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is corrupt: {exc}") from None
-    if body.get("format") != FORMAT:
+    body = read_json(path, "study manifest", ConfigError)
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a robustrec study manifest")
+    bad = _shape_problem(body)
+    if bad is None:
+        try:
+            study_from_dict(body["study"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            bad = f"its study is malformed ({exc})"
+    if bad:
+        raise ConfigError(f"{path} is a malformed study manifest: {bad}; run the study file again into "
+                          f"a new --out folder")
     return body
+
+
+#: the fields every manifest cell record has, and their types (NoneType: may be null)
+_CELL_TYPES = {"id": (str,), "kind": (str,), "spec": (dict,), "deps": (list,), "state": (str,),
+               "result": (dict, type(None)), "error": (str, type(None)), "detail": (str, type(None)),
+               "seconds": (int, float, type(None)), "attempts": (int,)}
+_STUDY_TYPES = {"name": (str,), "path": (str,), "data_dir": (str,), "datasets": (list,), "models": (list,),
+                "strategies": (dict,), "seeds": (list,), "selection": (str,), "train": (dict,), "grids": (dict,),
+                "stresses": (list,)}
+
+
+def _shape_problem(body: dict) -> str | None:
+    """What is wrong with the shape of a manifest's ``study`` and ``cells`` (None: nothing)."""
+    study, cells = body.get("study"), body.get("cells")
+    if not isinstance(study, dict):
+        return "no \"study\" object"
+    for key, types in _STUDY_TYPES.items():
+        if key == "stresses" and key not in study:  # manifests written before stress cells
+            continue
+        if not isinstance(study.get(key), types):
+            return f"study field {key!r} missing or of the wrong type"
+    if not isinstance(cells, dict):
+        return "no \"cells\" object"
+    for cid, record in cells.items():
+        if not isinstance(record, dict):
+            return f"cell {cid!r} is not an object"
+        fields = {f.name: f for f in dataclasses.fields(Cell)}
+        unknown = sorted(set(record) - set(fields))
+        if unknown:
+            return f"cell {cid!r} has unknown fields {', '.join(unknown)}"
+        missing = [name for name in _CELL_TYPES if name not in record]
+        if missing:
+            return f"cell {cid!r} has no {', '.join(missing)}"
+        for key, types in _CELL_TYPES.items():
+            if not isinstance(record[key], types) or (key == "attempts" and isinstance(record[key], bool)):
+                return f"cell {cid!r} field {key!r} is of the wrong type"
+        if record["id"] != cid:
+            return f"cell {cid!r} has id {record['id']!r}"
+        if record["state"] not in STATES:
+            return f"cell {cid!r} has state {record['state']!r} (not one of {', '.join(STATES)})"
+        if record["kind"] not in ("train", "stress"):
+            return f"cell {cid!r} has kind {record['kind']!r} (not train or stress)"
+    return None
 
 
 def plan(study: Study, manifest: Manifest) -> list[Cell]:
@@ -148,20 +200,26 @@ def _walk(study: Study, manifest: Manifest):
                     continue
                 search = {index: _train_cell(study, cells, dataset, model, strategy, index, point, study.seeds[0])
                           for index, point in points}
-                best = select_point(manifest, search, study.valid_metric)
+                if study.audits_test:  # every point on every seed: the audit may pick any run by test
+                    others = {(index, seed): _train_cell(study, cells, dataset, model, strategy, index, point, seed)
+                              for index, point in points for seed in study.seeds[1:]}
+                best = select_point(manifest, search, study.valid_metric)  # the choice itself: validation only
                 if best is None:
                     continue
                 point = dict(points)[best]
                 ids = {study.seeds[0]: search[best]}
-                ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
-                            for seed in study.seeds[1:]})
+                if study.audits_test:
+                    ids.update({seed: others[(best, seed)] for seed in study.seeds[1:]})
+                else:
+                    ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
+                                for seed in study.seeds[1:]})
                 chosen[group] = ids
         for seed in study.seeds:
             for index, stress in enumerate(study.stresses, 1):
                 runs = [(model, strategy, chosen.get((dataset, model, strategy), {}).get(seed))
                         for model in study.models if model in stress.models for strategy in study.strategies]
                 if all(run for _, _, run in runs):
-                    cells.append(_stress_cell(dataset, seed, index, stress, runs, by_id(cells)))
+                    cells.append(_stress_cell(dataset, seed, index, stress, runs, by_id(cells), manifest))
     return cells, chosen
 
 
@@ -172,7 +230,7 @@ def _ordered(study: Study) -> list[str]:
 
 def _points(study, manifest, dataset, model, strategy, chosen) -> list[tuple[int, dict]] | None:
     grid = list(enumerate(study.grids[model]))
-    if study.selection == "each" or strategy == "plain" or len(grid) == 1:
+    if study.selection != "baseline" or strategy == "plain" or len(grid) == 1:
         return grid
     plain = chosen.get((dataset, model, "plain"))
     if not plain:
@@ -209,13 +267,161 @@ def by_id(cells: list[Cell]) -> dict[str, Cell]:
     return {cell.id: cell for cell in cells}
 
 
-def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell]) -> Cell:
+def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell], manifest: Manifest) -> Cell:
     """One stress test of one seed's chosen runs of every model and strategy it applies to: one
-    report, so edited content is encoded once for all of them and every model sees the same draws."""
+    report, so edited content is encoded once for all of them and every model sees the same draws.
+
+    Its spec holds the identity of every training cell it reads (``input_identity``), so a
+    retrained run changes the spec and the merge redoes exactly the stress cells that read it."""
     cid = f"stress/{dataset}/s{seed}/{index}-{stress.kind}"
     spec = {"kind": stress.kind, "options": stress.options, "settings": stress.settings, "label": stress.label,
             "stress_index": index, "dataset": dataset, "seed": seed,
+            "inputs": [input_identity(cells[run], manifest) for _, _, run in runs],
             "checkpoints": [cells[run].spec["run_dir"] for _, _, run in runs],
             "models": [model for model, _, _ in runs], "strategies": [strategy for _, strategy, _ in runs],
             "report_dir": str(Path("reports") / dataset), "report_name": f"s{seed}-{index}-{stress.kind}"}
     return Cell(cid, "stress", spec, deps=[run for _, _, run in runs])
+
+
+def spec_digest(spec: dict) -> str:
+    """SHA-256 of a cell spec (its JSON with sorted keys)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def input_identity(planned: Cell, manifest: Manifest) -> dict:
+    """The identity of a cell another cell reads: its id and spec digest and, once it is done with
+    that spec, its output's identity (a training cell's: weights and config SHA-256, data and
+    feature fingerprints). Before that the output is None, and the reading cell waits for it."""
+    known = manifest.cells.get(planned.id)
+    output = None
+    if known is not None and known.spec == planned.spec and known.state == "done" and known.result:
+        output = known.result.get("identity")
+    return {"cell": planned.id, "spec_sha256": spec_digest(planned.spec), "output": output}
+
+
+def stale_stress_cells(folder: str | Path, manifest: Manifest) -> dict[str, str]:
+    """Done stress cells whose reports were measured on weights other than those their run folders
+    hold now: cell id -> the first run folder that differs (and how). A study report must not
+    combine them with the runs' clean metrics."""
+    from robustrec.checkpoints import file_sha256
+
+    folder = Path(folder)
+    digests: dict[str, str | None] = {}
+
+    def current(run_dir: str) -> str | None:
+        if run_dir not in digests:
+            weights = folder / run_dir / "model.safetensors"
+            digests[run_dir] = file_sha256(weights) if weights.is_file() else None
+        return digests[run_dir]
+
+    stale = {}
+    for cell in manifest.cells.values():
+        if cell.kind != "stress" or cell.state != "done":
+            continue
+        by_name = {Path(run_dir).name: run_dir for run_dir in cell.spec["checkpoints"]}
+        for report_path in cell.result.get("reports", []):
+            try:
+                report = json.loads((folder / report_path).read_text())
+            except (OSError, ValueError):
+                stale[cell.id] = f"its report {report_path} is missing or unreadable"
+                break
+            for entry in report.get("checkpoints", []):
+                run_dir = by_name.get(entry.get("name"))
+                if run_dir is None:
+                    continue
+                measured, now = entry.get("weights_sha256"), current(run_dir)
+                if now is None:
+                    stale[cell.id] = f"{run_dir} has no weights now"
+                elif measured is None:
+                    stale[cell.id] = f"its report predates weights digests, so it cannot show it measured {run_dir}"
+                elif measured != now:
+                    stale[cell.id] = f"{run_dir} was retrained after it was measured"
+                if cell.id in stale:
+                    break
+            if cell.id in stale:
+                break
+    return stale
+
+
+def refuse_stale(folder: str | Path, manifest: Manifest) -> None:
+    """One ConfigError line naming the stress cells measured on other weights than their runs hold."""
+    stale = stale_stress_cells(folder, manifest)
+    if stale:
+        first = next(iter(stale))
+        names = ", ".join(stale) if len(stale) <= 4 else ", ".join(list(stale)[:4]) + f" and {len(stale) - 4} more"
+        raise ConfigError(f"{len(stale)} stress cell(s) of {folder} are stale ({names}): {first}: {stale[first]}; "
+                          f"run `robustrec study run` on this folder again to redo them")
+
+
+def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
+    """What ``study`` will run, without running anything: training cells per dataset × model ×
+    strategy (grid points searched on the first seed, then the chosen point on the others), stress
+    cells and their evaluations, an upper bound on training epochs, and — when ``folder`` holds
+    finished cells of this study — a time estimate from their measured seconds."""
+    from robustrec.config import from_dict
+    from robustrec.studies.stress import stress_spec
+
+    groups = []
+    for dataset in study.datasets:
+        for model in study.models:
+            for strategy in study.strategies:
+                points = study.grids[model]
+                reuse = study.selection == "baseline" and strategy != "plain" and len(points) > 1
+                searched = 1 if reuse else len(points)
+                trainings = (searched * len(study.seeds) if study.audits_test
+                             else searched + len(study.seeds) - 1)
+                config = study.train_config(dataset, model, strategy, points[0], study.seeds[0])
+                groups.append({"dataset": dataset, "model": model, "strategy": strategy, "points": searched,
+                               "searched": {k: [str(p[k]) for p in points] for k in points[0]
+                                            if len({str(p[k]) for p in points}) > 1} if not reuse else {},
+                               "reuses_plain_point": reuse, "trainings": trainings,
+                               "epochs": max(study.train_config(dataset, model, strategy, p, study.seeds[0]).epochs
+                                             for p in points),
+                               "patience": config.patience})
+    stresses = []
+    for index, stress in enumerate(study.stresses, 1):
+        spec = stress_spec(stress.kind, stress.options, f"[[stress]] #{index}")
+        levels = max(len(v) if isinstance(v, list) else 1 for v in [*stress.options.values(), 0])
+        settings = from_dict(_settings_class(), dict(stress.settings), "stress settings")
+        runs = len(stress.models) * len(study.strategies)
+        stresses.append({"index": index, "kind": spec.kind, "label": stress.label, "models": stress.models,
+                         "levels": levels, "repeats": settings.repeats,
+                         "evaluations_per_cell": runs * (1 + levels * settings.repeats)})
+    n_stress = len(study.datasets) * len(study.seeds) * len(stresses)
+    out = {"study": study.name, "groups": groups, "stresses": stresses,
+           "training_cells": sum(g["trainings"] for g in groups),
+           "max_epochs": sum(g["trainings"] * g["epochs"] for g in groups),
+           "stress_cells": n_stress,
+           "evaluations": len(study.datasets) * len(study.seeds) * sum(s["evaluations_per_cell"] for s in stresses),
+           "estimate": None}
+    if folder is not None and (Path(folder) / MANIFEST).is_file():
+        out["estimate"] = _estimate(folder, study, out)
+    return out
+
+
+def _settings_class():
+    from robustrec.studies.runner import StudySettings
+
+    return StudySettings
+
+
+def _estimate(folder, study: Study, described: dict) -> dict | None:
+    """Seconds left, from the mean measured seconds of the folder's finished cells of each kind."""
+    try:
+        body = read_manifest(folder)
+    except ConfigError:
+        return None
+    if body["study"].get("name") != study.name:
+        return None
+    done = {"train": [], "stress": []}
+    for record in body["cells"].values():
+        if record.get("state") == "done" and record.get("seconds") is not None and record.get("kind") in done:
+            done[record["kind"]].append(float(record["seconds"]))
+    if not done["train"] and not done["stress"]:
+        return None
+    mean = {kind: (sum(v) / len(v) if v else None) for kind, v in done.items()}
+    left_train = max(0, described["training_cells"] - len(done["train"]))
+    left_stress = max(0, described["stress_cells"] - len(done["stress"]))
+    seconds = left_train * (mean["train"] or mean["stress"]) + left_stress * (mean["stress"] or mean["train"])
+    return {"seconds_left": seconds, "done": {k: len(v) for k, v in done.items()},
+            "mean_seconds": mean, "from": str(folder)}

@@ -52,7 +52,7 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
     """The study report of a study folder as a dict (JSON-able)."""
     from robustrec.errors import ConfigError
     from robustrec.evaluation import METRICS
-    from robustrec.studies.plan import Cell, Manifest, chosen_runs, read_manifest
+    from robustrec.studies.plan import Cell, Manifest, chosen_runs, read_manifest, refuse_stale
     from robustrec.studies.spec import study_from_dict
 
     if metric not in METRICS:
@@ -62,6 +62,8 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
     body = read_manifest(folder)
     study = study_from_dict(body["study"])
     manifest = Manifest(folder, study, {cid: Cell(**rec) for cid, rec in body["cells"].items()})
+    refuse_stale(folder, manifest)  # never combine new clean metrics with drops of old weights
+    from robustrec.studies.audit import protocol_audit
     key = f"{metric}@{k}"
     chosen = chosen_runs(study, manifest)
     clean = _clean_rows(study, manifest, chosen, key)
@@ -79,7 +81,8 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
             "metric": metric, "k": k, "key": key, "correction": CORRECTIONS[correction], "alpha": ALPHA,
             "cells": counts, "complete": counts["done"] == sum(counts.values()),
             "valid_metric": study.valid_metric, "seeds": study.seeds,
-            "selection": study.selection, "clean": clean, "stress": stress}
+            "selection": study.selection, "clean": clean, "stress": stress,
+            "audit": protocol_audit(study, manifest, folder, key)}
 
 
 def _clean_rows(study, manifest, chosen, key) -> list[dict]:

@@ -52,6 +52,8 @@ class StudySettings:
     def validate(self) -> "StudySettings":
         if self.repeats < 1:
             raise ConfigError(f"--repeats must be >= 1, got {self.repeats}")
+        if not 0 <= self.seed <= 2**63 - 1:
+            raise ConfigError(f"--seed must be between 0 and 2^63-1, got {self.seed}")
         if self.metric not in METRICS:
             raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.k not in self.ks:
@@ -115,7 +117,8 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
         if level_extra is not None:
             level.update(level_extra(model, perturbation, seeds))
         levels.append(level)
-    entry = {"name": run.name, "path": str(Path(run.path).resolve()), "model": run.config.get("model"),
+    entry = {"name": run.name, "path": str(Path(run.path).resolve()), "weights_sha256": run.weights_sha256,
+             "model": run.config.get("model"),
              "mg": bool(run.config.get("mg")), "config": run.config, "trained": run.metrics,
              "clean": clean.summary(), "levels": levels}
     if unaffected is not None:  # clean metrics only: no perturbed trials, no fake robustness

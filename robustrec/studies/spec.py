@@ -15,6 +15,9 @@ one-line errors naming the key) before any work starts::
     epochs = 50
     patience = 10
 
+    [train.freedom]                      # ...and per model (fixed, not searched)
+    epochs = 30
+
     [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...)
     dropout = [0.8, 0.9]
 
@@ -27,6 +30,11 @@ Selection uses validation only: per dataset × model × strategy, every grid poi
 the first seed and the point with the best validation ``train.valid_metric`` (Recall@20 by
 default; ties go to the earlier point) is trained with the other seeds. Test numbers are never
 read for the choice.
+
+Everything is checked before any work: names that become folders (the study, datasets,
+strategies) must be plain folder names, seeds lie in [0, 2^63-1], every dataset exists under
+``data_dir`` (or is the built-in synthetic one) and has the modalities the study's [train] and
+stress tests name.
 """
 
 from __future__ import annotations
@@ -39,7 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustrec.errors import ConfigError
+from robustrec.paths import check_folder_name
+from robustrec.config import MAX_SEED
 
+#: how grid points are chosen; "test" and "test-epoch" are protocol audits: every grid point is
+#: trained on every seed (the choice itself stays on validation) and the report adds, clearly
+#: labelled optimistic, the gains a protocol selecting on test would publish (``studies.audit``)
+SELECTIONS = ("each", "baseline", "test", "test-epoch")
 #: strategies a study may name without defining them
 BUILTIN_STRATEGIES = {
     "plain": {},
@@ -51,7 +65,7 @@ BUILTIN_STRATEGIES = {
 #: the keys a [strategy.NAME] table may set (TrainConfig fields of the step)
 STRATEGY_KEYS = ("mg", "mg_form", "alpha1", "alpha2", "beta", "step", "rho")
 #: TrainConfig fields a study sets per cell itself, never from [train] or a grid
-CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho")
+CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test")
 #: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
 STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
 TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",
@@ -88,6 +102,13 @@ class Study:
     train: dict
     grids: dict[str, list[dict]]
     stresses: list[StressEntry] = field(default_factory=list)
+    #: [train.MODEL] tables: TrainConfig fields for one model (over [train], under its grid)
+    train_models: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def audits_test(self) -> bool:
+        """A protocol audit: every grid point trained on every seed (selection 'test'/'test-epoch')."""
+        return self.selection in ("test", "test-epoch")
 
     @property
     def valid_metric(self) -> str:
@@ -117,7 +138,8 @@ class Study:
         model_params = {k: str(v) for k, v in point.items() if k not in train_fields}
         from_dict(get_model_class(model).Params, model_params, model)  # names and types
         training = {k: v for k, v in point.items() if k in train_fields}
-        values = {**self.train, **training, "model": model, "dataset": dataset, "data_dir": self.data_dir,
+        values = {**self.train, **self.train_models.get(model, {}), **training, "model": model, "dataset": dataset,
+                  "data_dir": self.data_dir,
                   "seed": seed, "model_params": model_params}
         if not get_model_class(model).multimodal:
             values.pop("modalities", None)  # [train] modalities are for the study's multimodal models
@@ -129,6 +151,8 @@ class Study:
         if kind == "sgbd":
             step["mg"] = True
         values.update(step, step=kind, sam_rho=DEFAULT_RHO.get(kind, 0.0) if rho is None else rho)
+        if self.selection == "test-epoch":
+            values["track_test"] = True  # per-epoch test metrics, read only by the audit
         return from_dict(TrainConfig, values, f"training of {model} ({strategy})").validate()
 
 
@@ -144,8 +168,9 @@ def _flat(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; every mistake is a one-line ConfigError."""
+def load_study(path: str | Path, data: bool = True) -> Study:
+    """Read and validate a study file; every mistake is a one-line ConfigError. ``data``: also
+    check that its datasets and the modalities it names exist (``check_data``)."""
     import sys
 
     if sys.version_info >= (3, 11):
@@ -160,7 +185,10 @@ def load_study(path: str | Path) -> Study:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_study(raw, path)
+    study = parse_study(raw, path)
+    if data:
+        check_data(study)
+    return study
 
 
 def parse_study(raw: dict, path: Path) -> Study:
@@ -170,6 +198,8 @@ def parse_study(raw: dict, path: Path) -> Study:
     _unknown(raw, TOP_KEYS, "study file")
     where = f"{path.name}"
     datasets = _names(raw, "datasets", where)
+    for dataset in datasets:
+        check_folder_name(dataset, f"{where}: dataset name")
     models = _names(raw, "models", where)
     known = available_models()
     for model in models:
@@ -179,27 +209,48 @@ def parse_study(raw: dict, path: Path) -> Study:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                           for s in seeds):
         raise ConfigError(f"{where}: seeds must be a non-empty list of integers, got {seeds!r}")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ConfigError(f"{where}: seeds must lie between 0 and 2^63-1, got {bad[0]}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{where}: seeds lists a seed twice: {seeds}")
     strategies = _strategies(raw, where)
     selection = raw.get("selection", "each")
-    if selection not in ("each", "baseline"):
-        raise ConfigError(f"{where}: selection must be 'each' (every strategy searches its grid) or "
-                          f"'baseline' (other strategies reuse plain's point), got {selection!r}")
+    if selection not in SELECTIONS:
+        raise ConfigError(f"{where}: selection must be 'each' (every strategy searches its grid), 'baseline' "
+                          f"(other strategies reuse plain's point), or, for a protocol audit, 'test' / 'test-epoch' "
+                          f"(every point on every seed; the report adds the optimistic test-selected gains), "
+                          f"got {selection!r}")
     if selection == "baseline" and "plain" not in strategies:
         raise ConfigError(f"{where}: selection = 'baseline' needs the plain strategy in strategies")
     train = raw.get("train", {})
     if not isinstance(train, dict):
         raise ConfigError(f"{where}: [train] must be a table of TrainConfig fields")
+    train = dict(train)
     from robustrec.training import TrainConfig
 
     train_fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in CELL_KEYS]
+    train_models = {key: train.pop(key) for key in list(train) if isinstance(train[key], dict)}
+    for model, table in train_models.items():
+        if model not in models:
+            raise ConfigError(f"{where}: [train.{model}] names a model that is not in models ({', '.join(models)})")
+        _unknown(table, train_fields, f"[train.{model}]")
     _unknown(train, train_fields, "[train]")
     grids = _grids(raw.get("grid", {}), models, where)
+    for model, table in train_models.items():
+        both = sorted(set(table) & set(grids[model][0]))
+        if both:
+            raise ConfigError(f"{where}: {both[0]} is set in both [train.{model}] and [grid.{model}]; keep one "
+                              f"(a grid with one value is the same fixed setting)")
     data_dir = str((path.parent / raw.get("data_dir", "data")).resolve()) if not Path(
         str(raw.get("data_dir", "data"))).is_absolute() else str(raw["data_dir"])
-    study = Study(name=str(raw.get("name") or path.stem), path=path.resolve(), data_dir=data_dir, datasets=datasets,
-                  models=models, strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids)
+    name = raw.get("name") or path.stem
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: name must be a string, got {name!r}")
+    check_folder_name(name, f"{where}: name (the study folder's default name)")
+    study = Study(name=name, path=path.resolve(), data_dir=data_dir, datasets=datasets, models=models,
+                  strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids,
+                  train_models=train_models)
     stresses = raw.get("stress", [])
     if not isinstance(stresses, list):
         raise ConfigError(f"{where}: stress must be an array of tables ([[stress]])")
@@ -223,8 +274,60 @@ def parse_study(raw: dict, path: Path) -> Study:
     # every training cell's config must validate now, not in the middle of the study
     for dataset, model, strategy in itertools.product(datasets, models, strategies):
         for point in grids[model]:
-            study.train_config(dataset, model, strategy, point, seeds[0])
+            for seed in seeds:
+                study.train_config(dataset, model, strategy, point, seed)
     return study
+
+
+def check_data(study: Study) -> None:
+    """Every dataset exists under the study's data_dir (the built-in synthetic one is made on first
+    use) and has the modalities its trainings and stress tests name: one ConfigError line, before
+    any work."""
+    from robustrec.data import SYNTHETIC
+    from robustrec.data.mmrec import feature_modalities
+    from robustrec.models import get_model_class
+
+    root = Path(study.data_dir)
+    for dataset in study.datasets:
+        folder = root / dataset
+        if dataset == SYNTHETIC and not (folder / f"{dataset}.inter").is_file():
+            from robustrec.data.synthetic_folder import MODALITIES
+
+            available = MODALITIES
+        elif (folder / f"{dataset}.inter").is_file():
+            available = feature_modalities(folder)
+        else:
+            here = sorted(p.name for p in root.iterdir() if (p / f"{p.name}.inter").is_file()) if root.is_dir() else []
+            known = f"datasets there: {', '.join(here)}" if here else "no dataset there"
+            raise ConfigError(f"{study.path.name}: unknown dataset {dataset!r}: no {folder / (dataset + '.inter')} "
+                              f"({known}; built in: {SYNTHETIC}); check datasets and data_dir")
+        has = ", ".join(available) or "none"
+        for model in study.models:
+            wanted = {**study.train, **study.train_models.get(model, {})}.get("modalities")
+            if wanted and get_model_class(model).multimodal:
+                missing = [m for m in wanted if m not in available]
+                if missing:
+                    raise ConfigError(f"{study.path.name}: [train] modalities names {missing[0]}, which dataset "
+                                      f"{dataset} lacks (its modalities: {has})")
+        for index, stress in enumerate(study.stresses, 1):
+            for modality in stress_modalities(stress.kind, stress.options):
+                if modality not in available:
+                    hint = (f"; make it with `robustrec features extract --dataset {dataset} --modalities {modality}`"
+                            if modality in ("image", "text") else "")
+                    raise ConfigError(f"{study.path.name}: [[stress]] #{index} ({stress.kind}) needs the {modality} "
+                                      f"modality, which dataset {dataset} lacks (its modalities: {has}){hint}")
+
+
+def stress_modalities(kind: str, options: dict) -> list[str]:
+    """The item modalities a stress test of ``kind`` with ``options`` needs in the dataset."""
+    if kind in ("image",):
+        return ["image"]
+    if kind in ("caption", "text"):
+        return ["text"]
+    if kind == "modality":
+        named = [options.get(key) for key in ("missing", "swap", "noise", "neighbour_modality")]
+        return [str(name) for name in named if name]
+    return []
 
 
 def _stress_settings(settings: dict, where: str) -> None:
@@ -263,6 +366,8 @@ def _strategies(raw: dict, where: str) -> dict[str, dict]:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: strategies lists a name twice: {names}")
     out = {}
+    for name in [*names, *defined]:
+        check_folder_name(name, f"{where}: strategy name")
     for name in names:
         if name in defined:
             base = BUILTIN_STRATEGIES.get(name, {})
@@ -294,3 +399,25 @@ def _grids(raw: dict, models: list[str], where: str) -> dict[str, list[dict]]:
             axes.append([(key, value) for value in values])
         grids[model] = [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
     return grids
+
+
+def example_studies() -> list[Path]:
+    """The example study files shipped in the package (``robustrec/examples/studies``)."""
+    folder = Path(__file__).resolve().parent.parent / "examples" / "studies"
+    return sorted(folder.glob("*.toml"))
+
+
+def copy_examples(folder: str | Path) -> list[Path]:
+    """Copy the example study files into ``folder`` (created; files already there are kept);
+    returns the files written."""
+    from robustrec.paths import check_output_dir
+    from robustrec.reports.schema import write_atomic
+
+    folder = check_output_dir(folder, "--copy")
+    written = []
+    for source in example_studies():
+        target = Path(folder) / source.name
+        if not target.exists():
+            text = source.read_text(encoding="utf-8")
+            written.append(write_atomic(target, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8")))
+    return written

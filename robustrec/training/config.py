@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robustrec.config import MAX_SEED
 from robustrec.errors import ConfigError
 from robustrec.training.strategies import validate_mirror
 
@@ -71,6 +72,17 @@ class TrainConfig:
     adv_reg: float = 1.0
     valid_metric: str = "recall@20"
     eval_batch_size: int = 0
+    #: also evaluate the test split after every epoch, into the history (a study's protocol
+    #: audit reads it; nothing in training ever does)
+    track_test: bool = False
+
+    @classmethod
+    def field_default(cls, name: str):
+        """The default of field ``name`` (a config written before the field existed has it)."""
+        import dataclasses
+
+        spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+        return spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
 
     def validate(self) -> "TrainConfig":
         checks = [
@@ -81,6 +93,7 @@ class TrainConfig:
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (self.sam_rho >= 0, f"--rho must be >= 0, got {self.sam_rho}"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be between 0 and 2^63-1, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -28,6 +28,8 @@ class EpochRecord:
     seconds: float
     eval_seconds: float
     best: bool = False
+    #: test metrics after this epoch (metric@K -> value), only with ``track_test``
+    test: dict | None = None
 
 
 class TrainerCallback:
@@ -159,9 +161,11 @@ class Trainer:
                 cb.on_batch_end(index, loss)
         train_seconds = time.perf_counter() - start
         valid = full_ranking(model, data, "valid", batch_size=self.config.eval_batch_size)
+        test = (full_ranking(model, data, "test", batch_size=self.config.eval_batch_size).summary()
+                if self.config.track_test else None)
         eval_seconds = time.perf_counter() - start - train_seconds
         return EpochRecord(epoch, total / max(count, 1), valid[self.config.valid_metric],
-                           train_seconds, eval_seconds)
+                           train_seconds, eval_seconds, test=test)
 
 
 def _restore(saved: TrainingState, model, optimizer, sampler, state_dir: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import robustrec.captioning.cache as cache_module
+import robustrec.files as files_module  # the cache is written by files.write_text_atomic
 from robustrec.captioning.cache import CaptionCache, cache_file_name, default_cache_path
 from robustrec.errors import DataError
 
@@ -59,7 +59,7 @@ def test_crash_mid_write_keeps_old_cache(tmp_path: Path, monkeypatch: pytest.Mon
     def crash(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache_module.os, "replace", crash)
+    monkeypatch.setattr(files_module.os, "replace", crash)
     cache.add(1, "new")
     with pytest.raises(KeyboardInterrupt):
         cache.flush()
