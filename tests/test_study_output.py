@@ -9,6 +9,7 @@ import pytest
 from rich.cells import cell_len
 
 from cli_helpers import run_cli
+from test_protocol_audit import audited  # noqa: F401 (a study with selection = "test-epoch")
 from test_study import finished  # noqa: F401 (the example study, run once in this module)
 
 
@@ -320,3 +321,19 @@ def test_drops_png_stays_legible_with_60_bars(tmp_path):
     assert 600 <= width <= 1600 and height <= 4000 and 0.25 <= height / width <= 4
     for path in written:
         path.unlink()
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_protocol_audit_table_shows_every_value_at_narrow_widths(audited, width, capsys, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("COLUMNS", str(width))
+    code, out, err = run_cli(capsys, "study", "report", audited)
+    assert code == 0, err
+    report = json.loads((audited / "report" / "study-report.json").read_text())
+    audit = out[out.index("protocol audit of"):out.index("wrote ")]
+    assert "…" not in audit and max(cell_len(line) for line in audit.splitlines()) <= width
+    shown = []
+    for row in report["audit"]:
+        shown += [f"{v:.4f}" for v in row["values"].values() if v is not None]
+        shown += [f"{v:+.2f}" for v in list(row.get("gain_pct", {}).values()) + list(row.get("optimism_pts", {}).values())
+                  if v is not None]
+    assert shown and not [value for value in shown if value not in audit], audit

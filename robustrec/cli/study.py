@@ -236,9 +236,11 @@ def _print_audit(result: dict) -> None:
     """The protocol audit of a study with selection = "test"/"test-epoch", labelled optimistic."""
     if not result.get("audit"):
         return
-    from robustrec.cli.render import plain_table
+    from robustrec.reports.tables import SplitTable
     from robustrec.studies.audit import LABEL, audit_table
 
     headers, rows = audit_table(result["audit"], result["key"])
-    console.print(plain_table(headers, rows, title=f"protocol audit of {result['key']}: {LABEL}; optimism = gain "
-                                                   f"under the test protocol − gain under validation (pts)"))
+    # narrow consoles: several tables, each with dataset, model and strategy, instead of cut values
+    console.print(SplitTable(headers, rows, keys=3, title=f"protocol audit of {result['key']}: {LABEL}; optimism = "
+                                                           f"gain under the test protocol − gain under validation "
+                                                           f"(pts)"))

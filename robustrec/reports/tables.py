@@ -308,3 +308,42 @@ def _adjusted(test: dict) -> str:
     from robustrec.studies.report import fmt_p
 
     return fmt_p(test.get("p_adjusted")) + (" *" if test.get("significant") else "")
+
+
+class SplitTable:
+    """A table of strings that never cuts a value: the whole table when it fits the console, else
+    several narrower tables, each repeating the first ``keys`` columns (the row's identity) with as
+    many of the other columns as fit; a column too wide even alone folds its cells."""
+
+    def __init__(self, headers: list[str], rows: list[list[str]], title: str | None = None, keys: int = 1) -> None:
+        self.headers, self.rows, self.title, self.keys = headers, rows, title, keys
+
+    def _table(self, columns: list[int], title: str | None) -> Table:
+        full = plain_table([self.headers[i] for i in columns], [[row[i] for i in columns] for row in self.rows],
+                           title=title)
+        for column in full.columns:
+            column.overflow = "fold"
+        return full
+
+    def _fits(self, console, options, table: Table) -> bool:
+        return Measurement.get(console, options.update_width(UNBOUNDED), table).maximum <= options.max_width
+
+    def __rich_console__(self, console, options):
+        everything = list(range(len(self.headers)))
+        if self._fits(console, options, self._table(everything, self.title)):
+            yield self._table(everything, self.title)
+            return
+        keys, rest = everything[:self.keys], everything[self.keys:]
+        chunks: list[list[int]] = []
+        for index in rest:
+            if chunks and self._fits(console, options, self._table(keys + chunks[-1] + [index], None)):
+                chunks[-1].append(index)
+            else:
+                chunks.append([index])
+        if self.title:
+            yield Text(self.title)
+        for chunk in chunks:
+            yield self._table(keys + chunk, None)
+
+    def __rich_measure__(self, console, options):
+        return Measurement.get(console, options, self._table(list(range(len(self.headers))), self.title))
