@@ -129,7 +129,7 @@ def test_compare_errors(report, tmp_path, capsys, monkeypatch):
     not_ours.write_text('{"results": []}')
     _assert_one_line_error(*run_cli(capsys, monkeypatch, "compare", not_ours), "not a robustrec report", tmp_path)
     changed = json.loads(report.read_text())
-    changed["dataset"]["fingerprint"] = "ffffffffffffffff"
+    changed["dataset"].update(fingerprint="ffffffffffffffff", interactions_fingerprint="ffffffffffffffff")
     elsewhere = tmp_path / "elsewhere.report"
     elsewhere.write_text(json.dumps(changed))
     code, out, err = run_cli(capsys, monkeypatch, "compare", report, elsewhere)

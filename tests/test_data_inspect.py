@@ -7,6 +7,7 @@ import pytest
 
 from cli_helpers import run_cli
 from robustrec.data.inspect import inspect_dataset
+from robustrec.data.mmrec import load_interactions
 
 
 @pytest.fixture
@@ -36,7 +37,8 @@ def test_inspect_counts_planted_rows(toy):
     assert inter["per_user"] == {"min": 2, "median": 2.5, "max": 3}
     assert inter["per_item"] == {"min": 1, "median": 1.5, "max": 3}
     assert inter["items_without_training_interactions"] == 2  # item 3 (test only), item 5 (valid only)
-    assert summary["fingerprint"] is None and "NaN" in summary["load_error"]  # training refuses NaN rows
+    assert "NaN" in summary["load_error"]  # training refuses NaN rows; the data fingerprint is still known
+    assert summary["fingerprint"] == load_interactions(toy, "toy").interactions_fingerprint()
     audio, image = summary["modalities"]
     assert (image["modality"], image["rows"], image["dim"], image["dtype"]) == ("image", 6, 3, "float32")
     assert (image["all_zero_rows"], image["non_finite_rows"], image["duplicate_rows"]) == (1, 1, 1)

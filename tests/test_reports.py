@@ -160,10 +160,16 @@ def test_compare_refuses_different_data_and_merges_same(study, tmp_path):
     names = [e["name"] for e in groups[0].entries]
     assert len(names) == 4 and len(set(names)) == 4
     other = json.loads(json.dumps(study))
-    other["dataset"]["fingerprint"] = "0" * 16
+    other["dataset"].update(fingerprint="0" * 16, interactions_fingerprint="0" * 16)  # other interactions
     third = save_report(other, tmp_path / "c.json")
     with pytest.raises(ReportError, match="different data"):
         load_comparison([first, third])
+    if study["dataset"].get("modalities"):  # same interactions, another feature file: refused as well
+        changed = json.loads(json.dumps(study))
+        modality = next(iter(changed["dataset"]["modalities"]))
+        changed["dataset"]["modalities"][modality]["fingerprint"] = "f" * 16
+        with pytest.raises(ReportError, match=f"different {modality} features"):
+            load_comparison([first, save_report(changed, tmp_path / "d.json")])
 
 
 def test_severity_plot_draws_relative_drops_with_their_interval(study, tmp_path, monkeypatch):

@@ -349,7 +349,7 @@ def test_report_tables_trace_every_number_to_its_cells(finished, tmp_path, capsy
     code, text, err = run_cli(capsys, "study", "report", out, "--markdown", markdown, "--correction", "bh")
     assert code == 0, err
     assert "Benjamini–Hochberg" in markdown.read_text() and "| vbpr | mg |" in markdown.read_text()
-    for name in ("study-report.json", "clean.csv", "stress.csv", "drops.png"):
+    for name in ("study-report-bh.json", "clean-bh.csv", "stress-bh.csv", "drops-bh.png"):  # named by correction
         assert (out / "report" / name).stat().st_size > 0
     code, _, err = run_cli(capsys, "study", "report", out, "--correction", "bonferroni")
     assert code == 2 and "--correction must be one of holm, bh" in err

@@ -329,6 +329,7 @@ def finish_report(report: dict, report_dir: Path, csv: bool, plot: bool) -> None
     print_tables(report["dataset"], settings.get("title") or report["kind"], settings["strength_name"],
                  report["checkpoints"], settings["metric"], settings["k"], extra=extra)
     _print_changed_items(report)
+    _print_fill_fallback(report)
     tag = settings.get("file_tag")  # e.g. the edit or fault, so reports of one kind tell apart by name
     kind = f"{report['kind']}-{tag}" if tag else report["kind"]
     path = report_path(report_dir, kind, report["dataset"]["name"], time.strftime("%Y%m%d-%H%M%S"))
@@ -359,3 +360,17 @@ def _print_changed_items(report: dict) -> None:
         counts = [trial["changed_items"] for trial in level["trials"]]
         console.print(f"{settings['strength_name']} {level['strength']:g}: items changed per trial {counts}{of}",
                       highlight=False)
+
+
+def _print_fill_fallback(report: dict) -> None:
+    """One note line when a mean or neighbours fill found no present item at some level (every item
+    missing, e.g. rate 1) and filled with zeros instead (the trials' ``zero_filled`` counts)."""
+    entry = next((e for e in report["checkpoints"] if e["levels"]), None)
+    if entry is None:
+        return
+    levels = [level["strength"] for level in entry["levels"] if any(t.get("zero_filled") for t in level["trials"])]
+    if levels:
+        settings = report["settings"]
+        console.print(f"note: at {settings['strength_name']} {', '.join(f'{v:g}' for v in levels)} every item's "
+                      f"{settings.get('modality', '')} row is missing: --fill {settings.get('fill')} had no present "
+                      f"item, so those rows were filled with zeros (as --fill zeros)", highlight=False)

@@ -249,9 +249,10 @@ def report(
     correction: str = typer.Option("holm", help="Multiple-comparison correction: holm or bh (Benjamini–Hochberg)."),
 ) -> None:
     """Tables of a study: clean metrics over seeds and drops under each stress, paired tests over
-    seeds with Holm/BH correction; writes study-report.json, CSVs and drops.png under STUDY_DIR/report."""
-    from robustrec.cli.render import plain_table
-    from robustrec.studies.report import build_report, clean_table, stress_table, write_outputs
+    seeds with Holm/BH correction; writes study-report.json, clean.csv, stress.csv and drops.png under
+    STUDY_DIR/report (another --metric/--k or --correction adds itself to the names: study-report-ndcg@5.json)."""
+    from robustrec.reports.tables import study_clean_table, study_stress_table
+    from robustrec.studies.report import build_report, counts_text, write_outputs
 
     if markdown is not None and markdown.is_dir():
         from robustrec.errors import ConfigError
@@ -265,26 +266,28 @@ def report(
     if html is not None:  # one self-contained file (reports.html); printed before the tables
         _write_html(folder, result, html, landscape, metric, k, correction)
     if not result["complete"]:
-        console.print(f"[yellow]note:[/] not every cell is done ({result['cells']}); tables cover finished cells")
-    headers, rows = clean_table(result)
-    console.print(plain_table(headers, rows, title=f"study {result['study']}: clean {result['key']} over seeds "
-                                                   f"(p: paired over seeds, {result['correction']}-adjusted)"))
-    headers, rows = stress_table(result)
-    if rows:
-        console.print(plain_table(headers, rows, title=f"drops under stress ({result['correction']}-adjusted p; "
-                                                       f"* < {result['alpha']})"))
+        console.print(f"[yellow]note:[/] not every cell is done ({counts_text(result['cells'])}); tables cover "
+                      f"finished cells", highlight=False)
+    console.print(study_clean_table(result, f"study {result['study']}: clean {result['key']} over seeds "
+                                            f"(p: paired over seeds, {result['correction']}-adjusted)"))
+    if result["stress"]:
+        console.print(study_stress_table(result, f"drops under stress ({result['correction']}-adjusted p; "
+                                                  f"* < {result['alpha']}; drop reduction = plain's drop − the "
+                                                  f"strategy's drop, pts; > 0: drops less than plain)"))
     _print_audit(result)
     for path in write_outputs(result, Path(folder) / "report", markdown):
-        console.print(f"wrote [bold]{path}[/]")
+        console.print(f"wrote [bold]{path}[/]", soft_wrap=True)  # one line per path, whatever the width
 
 
 def _print_audit(result: dict) -> None:
     """The protocol audit of a study with selection = "test"/"test-epoch", labelled optimistic."""
     if not result.get("audit"):
         return
-    from robustrec.cli.render import plain_table
+    from robustrec.reports.tables import SplitTable
     from robustrec.studies.audit import LABEL, audit_table
 
     headers, rows = audit_table(result["audit"], result["key"])
-    console.print(plain_table(headers, rows, title=f"protocol audit of {result['key']}: {LABEL}; optimism = gain "
-                                                   f"under the test protocol − gain under validation (pts)"))
+    # narrow consoles: several tables, each with dataset, model and strategy, instead of cut values
+    console.print(SplitTable(headers, rows, keys=3, title=f"protocol audit of {result['key']}: {LABEL}; optimism = "
+                                                           f"gain under the test protocol − gain under validation "
+                                                           f"(pts)"))

@@ -4,6 +4,11 @@
 ``inspect_dataset`` returns plain data (JSON-able); the CLI draws it. Feature rows are checked for
 what published feature files are known to contain: non-finite values, all-zero rows (a missing
 item encoded as zeros) and duplicate rows.
+
+"fingerprint" is the data fingerprint every command shows for this dataset (report headings,
+``compare``, checkpoint errors): a hash of the user and item counts and the train/valid/test
+interactions, computed even when training would refuse the folder. Each feature file has its own
+fingerprint (shape and float32 values), as runs' data.json and reports record per modality.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ def inspect_dataset(name: str, data_dir: str | Path) -> dict:
     from robustrec.data import load_dataset
     from robustrec.data.mmrec import load_interactions
 
-    try:  # what training would load (the built-in set is written on first use) and its fingerprint
+    try:  # what training would load (the built-in set is written on first use)
         data = load_dataset(name, data_dir)
-        fingerprint, load_error = data.fingerprint(), None
+        load_error = None
     except DataError as exc:  # training would refuse the folder: say why, still show its interactions
-        data, fingerprint, load_error = load_interactions(data_dir, name), None, str(exc)
+        data, load_error = load_interactions(data_dir, name), str(exc)
     folder = Path(data_dir) / name
-    return {"name": data.name, "folder": str(folder.resolve()), "fingerprint": fingerprint,
+    # the data fingerprint every command shows (reports, compare, checkpoint errors): the interactions'
+    # (see reports.schema.data_fingerprint); each feature file has its own, under "modalities"
+    return {"name": data.name, "folder": str(folder.resolve()), "fingerprint": data.interactions_fingerprint(),
             "load_error": load_error, "interactions": _interactions(data),
             "modalities": [_modality(path, data.n_items) for path in feature_files(folder)],
             "content": _content(folder, name, data.n_items)}
@@ -71,7 +78,10 @@ def _modality(path: Path, n_items: int) -> dict:
         covered = _load_mask(mask_file, n_items)
     usable = matrix[covered & finite & ~zero]  # filled rows are equal by design: not counted as duplicates
     duplicates = len(usable) - len(np.unique(usable, axis=0)) if len(usable) else 0
-    return {"modality": modality, "file": path.name, "rows": int(matrix.shape[0]), "dim": int(matrix.shape[1]),
+    from robustrec.data.dataset import feature_fingerprint
+
+    return {"modality": modality, "file": path.name, "fingerprint": feature_fingerprint(matrix),
+            "rows": int(matrix.shape[0]), "dim": int(matrix.shape[1]),
             "dtype": dtype, "rows_match_items": matrix.shape[0] == n_items,
             "non_finite_rows": int((~finite).sum()), "all_zero_rows": int(zero.sum()),
             "duplicate_rows": int(duplicates),

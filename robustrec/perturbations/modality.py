@@ -23,6 +23,9 @@ larger one.
     in the model's order). Ties go to the lower item id; fewer than k present items: all of them;
     none: the zero row. The N rows are the clean ones (only M is missing).
 
+  When every item is missing (rate 1) mean and neighbours have no present row and fill zeros: the
+  level's parameters say so (``fill_used``) and each trial counts those rows (``zero_filled``).
+
 * ``FeatureSwap`` (DA-MRS, KDD 2024, misaligned content): the chosen items exchange their M rows by
   a uniformly random derangement (rejection sampling with the same generator), so every chosen
   item gets another chosen item's row when at least 2 are chosen; the multiset of rows is kept.
@@ -175,10 +178,27 @@ class MissingModality(ModalityFault):
         out = {"fault": self.fault, "modality": self.modality, "rate": self.rate, "fill": self.fill}
         if self.fill == "neighbours":
             out.update(neighbour_k=self.neighbour_k, neighbour_modality=self.neighbour_modality or "first other")
+        if self.falls_back_to_zeros:
+            out["fill_used"] = "zeros: every item is missing, no present row to fill from"
         return out
 
     def changed(self, seed: int) -> np.ndarray:
         return np.sort(chosen_items(seed, self.n_items, self.rate))
+
+    @property
+    def falls_back_to_zeros(self) -> bool:
+        """True when every item is missing, so a mean or neighbours fill has no present row to use
+        and the missing rows become zeros (as ``fill = "zeros"``)."""
+        count = min(self.n_items, int(math.floor(self.rate * self.n_items + 0.5)))
+        return self.fill != "zeros" and count > 0 and count == self.n_items
+
+    def trial_record(self, seed: int) -> dict[str, object]:
+        """Changed items; when a mean or neighbours fill had no present item to use (every item
+        missing), also ``zero_filled``: the rows filled with zeros instead (absent: none)."""
+        record = super().trial_record(seed)
+        if self.falls_back_to_zeros and record["changed_items"]:
+            record["zero_filled"] = record["changed_items"]
+        return record
 
     def neighbour_modality_of(self, model) -> str:
         """The modality whose rows define neighbours for ``model`` (ConfigError if it has none)."""

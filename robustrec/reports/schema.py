@@ -83,6 +83,17 @@ def validate(report: object, source: str = "report") -> dict:
     return report
 
 
+def data_fingerprint(dataset: dict) -> str:
+    """The data fingerprint robustrec shows for a dataset summary (``InteractionData.describe()``,
+    a report's ``dataset``, a run's data.json): the interactions fingerprint, a content hash of the
+    user and item counts and the train/valid/test interactions. It is what ``data inspect``
+    prints, what report headings and ``compare`` group by, and what checkpoints are checked
+    against ("trained on different data"); it does not change with the feature files a command
+    loaded (each feature file has its own fingerprint, under ``modalities``). Summaries written
+    before interactions fingerprints existed: their ``fingerprint``."""
+    return dataset.get("interactions_fingerprint") or dataset["fingerprint"]
+
+
 def _require(obj: object, keys: tuple[str, ...], where: str) -> None:
     if not isinstance(obj, dict):
         raise ReportError(f"{where} is malformed (expected an object)")

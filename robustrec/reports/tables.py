@@ -61,20 +61,52 @@ def _blocks(title: str, columns: list[tuple[str, str]], blocks: list[tuple[Text,
     Every block's table gets the same column widths (the widest cell line of any block), so the
     blocks line up like one table; cells fold rather than lose characters on very narrow consoles.
     """
-    widths = [max(cell_len(line) for line in header.split("\n")) for header, _ in columns]
-    for _, rows in blocks:
-        for row in rows:
-            widths = [max(w, *(cell_len(line) for line in cell.split("\n"))) for w, cell in zip(widths, row)]
+    return _multi_blocks(title, [columns], [(heading, [rows]) for heading, rows in blocks])
+
+
+def _multi_blocks(title: str, column_sets: list[list[tuple[str, str]]],
+                  blocks: list[tuple[Text, list[list[tuple[str, ...]]]]]) -> Group:
+    """``_blocks`` with several tables per block (one per column set, e.g. metrics, then tests):
+    a row too wide for 80 columns is split into narrower tables instead of cutting values."""
+    all_widths = []
+    for index, columns in enumerate(column_sets):
+        widths = [max(cell_len(line) for line in header.split("\n")) for header, _ in columns]
+        for _, tables in blocks:
+            for row in tables[index]:
+                widths = [max(w, *(cell_len(line) for line in cell.split("\n"))) for w, cell in zip(widths, row)]
+        all_widths.append(widths)
     parts: list = [Text(title)]
-    for heading, rows in blocks:
+    for heading, tables in blocks:
         parts.append(heading)
-        if rows:
+        for columns, widths, rows in zip(column_sets, all_widths, tables):
+            if not rows:
+                continue
             table = Table(*(Column(header, justify=justify, min_width=width, overflow="fold")
                             for (header, justify), width in zip(columns, widths)))
             for row in rows:
                 table.add_row(*row)
             parts.append(table)
     return Group(*parts)
+
+
+def plain_table(headers: list[str], rows: list[list[str]], title: str | None = None) -> Table:
+    """A table of strings; columns after the first right-justified and never wrapped when they hold
+    numbers (a narrow console wraps the text columns, never splits a value such as an interval)."""
+    table = Table(title=title, title_justify="left")
+    for index, header in enumerate(headers):
+        numeric = index > 0 and bool(rows) and all(_numeric(row[index]) for row in rows if row[index])
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=bool(numeric))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text.replace("%", "").replace("±", " ").split()[0].replace(",", ""))
+        return True
+    except (ValueError, IndexError):
+        return False
 
 
 def _heading(*parts: str | tuple[str, str]) -> Text:
@@ -153,7 +185,8 @@ def gains_table(entries: list[dict], metric: str, k: int, strength_name: str) ->
     rows = all_mg_gains(entries, [metric_key(metric, k)])
     if not rows:
         return None
-    title = f"Mirror Gradient gain ({metric_label(metric, k)}; drop reduction > 0: MG drops less)"
+    title = (f"Mirror Gradient gain ({metric_label(metric, k)}; drop reduction = base drop − MG drop, pts; "
+             f"> 0: MG drops less)")
     return Fitted(_wide_gains(rows, strength_name, title), _narrow_gains(rows, strength_name, title),
                   _wide_gains(rows, strength_name, title, pair_separator=" →\n"))
 
@@ -194,3 +227,123 @@ def _narrow_gains(rows: list[dict], strength_name: str, title: str) -> Group:
         blocks[pair][1].append((c["strength"], f"{c['base']} → {c['mg']}", f"{c['reduction']}\n{c['ci']}", c["p"],
                                 "\n".join(c["rise"])))
     return _blocks(title, columns, list(blocks.values()))
+
+
+# --- study reports (``robustrec study report``) ----------------------------------------------------
+
+
+def study_clean_table(report: dict, title: str) -> Fitted:
+    """Clean metrics of a study report: the wide table when it fits, else one block per dataset and
+    model with two tables (metrics mean ± std over seeds; grid point, seeds and the test vs plain)."""
+    from robustrec.studies.report import clean_table, fmt_p, fmt_spread
+
+    headers, rows = clean_table(report)
+    wide = plain_table(headers, rows, title=title)
+    k = report["key"].split("@")[1]
+    names = ["recall", "precision", "map", "ndcg"]
+    metrics = [("strategy", "left"), (f"valid\n{report['valid_metric']}", "right"),
+               *[(metric_label(n, int(k)), "right") for n in names]]
+    tests = [("strategy", "left"), ("grid point", "left"), ("seeds", "right"),
+             (f"{report['key']}\nvs plain", "right"), ("p", "right"), (_p_header(report), "right")]
+    blocks: dict[tuple[str, str], tuple[Text, list, list]] = {}
+    for row in report["clean"]:
+        key = (row["dataset"], row["model"])
+        if key not in blocks:
+            blocks[key] = (_heading("\n", (row["model"], "bold"), f" on {row['dataset']}"), [], [])
+        test = row.get("vs_plain")
+        gain = "" if not test or test.get("gain_pct") is None else f"{test['gain_pct']:+.1f}%"
+        point = "\n".join(f"{name}={value}" for name, value in row["point"].items()) or "–"
+        two_lines = [fmt_spread(s).replace(" ± ", "\n± ") for s in
+                     (row["valid"], *[row["test"].get(f"{n}@{k}", {}) for n in names])]
+        blocks[key][1].append((row["strategy"], *two_lines))
+        blocks[key][2].append((row["strategy"], point, str(len(row["seeds"])), gain,
+                               fmt_p(test["p_value"]) if test else "", _adjusted(test) if test else ""))
+    narrow = _multi_blocks(title, [metrics, tests], [(h, [m, t]) for h, m, t in blocks.values()])
+    return Fitted(wide, narrow)
+
+
+def study_stress_table(report: dict, title: str) -> Fitted:
+    """Drops of a study report: the wide table when it fits (prose titles may wrap), else one block
+    per dataset, stress and model: rows per level and strategy, every value on at most two lines."""
+    from robustrec.studies.report import fmt_p, stress_table
+
+    headers, rows = stress_table(report)
+    wide = plain_table(headers, rows, title=title)
+    # the wide layout when it fits with each stress title wrapped to its longest word
+    probe = plain_table(headers, [[cell if i != 1 else "\n".join(cell.split()) for i, cell in enumerate(row)]
+                                  for row in rows])
+    columns = [("level", "right"), ("strategy", "left"), ("drop %\n[95% CI]", "right"), ("sig.\nseeds", "right"),
+               ("drop\nreduction\n(pts)", "right"), (f"p\n{_short(report)} p", "right")]
+    blocks: dict[tuple, tuple[Text, list]] = {}
+    for row in report["stress"]:
+        key = (row["dataset"], row["stress_index"], row["title"], row["model"])
+        if key not in blocks:
+            blocks[key] = (_heading("\n", f"#{row['stress_index']} {row['title']}", " · ", (row["model"], "bold"),
+                                    f" on {row['dataset']}"), [])
+        if row.get("unaffected"):
+            blocks[key][1].append(("–", row["strategy"], "unaffected by\nconstruction", "", "", ""))
+            continue
+        drop = row["drop_pct"]
+        low, high = drop.get("ci95", [None, None])
+        value = "–" if drop["mean"] is None else f"{drop['mean']:.2f}"
+        if low is not None:
+            value += f"\n[{low:.2f}, {high:.2f}]"
+        test = row.get("vs_plain")
+        delta = "" if not test or test["mean_difference"] is None else f"{test['mean_difference']:+.2f}"
+        p = "" if not test else f"{fmt_p(test['p_value'])}\n{_adjusted(test)}"
+        blocks[key][1].append((f"{row['strength']:g}", row["strategy"], value,
+                               f"{row['significant_seeds']}/{len(row['per_seed'])}", delta, p))
+    return Fitted(wide, _blocks(title, columns, list(blocks.values())), probe)
+
+
+def _short(report: dict) -> str:
+    return {"Benjamini–Hochberg": "BH"}.get(report["correction"], report["correction"])
+
+
+def _p_header(report: dict) -> str:
+    return f"p\n({_short(report)})"
+
+
+def _adjusted(test: dict) -> str:
+    from robustrec.studies.report import fmt_p
+
+    return fmt_p(test.get("p_adjusted")) + (" *" if test.get("significant") else "")
+
+
+class SplitTable:
+    """A table of strings that never cuts a value: the whole table when it fits the console, else
+    several narrower tables, each repeating the first ``keys`` columns (the row's identity) with as
+    many of the other columns as fit; a column too wide even alone folds its cells."""
+
+    def __init__(self, headers: list[str], rows: list[list[str]], title: str | None = None, keys: int = 1) -> None:
+        self.headers, self.rows, self.title, self.keys = headers, rows, title, keys
+
+    def _table(self, columns: list[int], title: str | None) -> Table:
+        full = plain_table([self.headers[i] for i in columns], [[row[i] for i in columns] for row in self.rows],
+                           title=title)
+        for column in full.columns:
+            column.overflow = "fold"
+        return full
+
+    def _fits(self, console, options, table: Table) -> bool:
+        return Measurement.get(console, options.update_width(UNBOUNDED), table).maximum <= options.max_width
+
+    def __rich_console__(self, console, options):
+        everything = list(range(len(self.headers)))
+        if self._fits(console, options, self._table(everything, self.title)):
+            yield self._table(everything, self.title)
+            return
+        keys, rest = everything[:self.keys], everything[self.keys:]
+        chunks: list[list[int]] = []
+        for index in rest:
+            if chunks and self._fits(console, options, self._table(keys + chunks[-1] + [index], None)):
+                chunks[-1].append(index)
+            else:
+                chunks.append([index])
+        if self.title:
+            yield Text(self.title)
+        for chunk in chunks:
+            yield self._table(keys + chunk, None)
+
+    def __rich_measure__(self, console, options):
+        return Measurement.get(console, options, self._table(list(range(len(self.headers))), self.title))

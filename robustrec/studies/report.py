@@ -11,7 +11,8 @@ runs' metrics and the stress reports.
 - Stress rows: per dataset × stress × level × model × strategy, the relative drop % of
   ``metric@k`` (each seed's mean over its repeats), mean with a 95% t-interval over seeds, and
   in how many seeds the drop is significant by the per-user paired test; a strategy other
-  than plain is compared with plain on the drop by a paired t-test over seeds.
+  than plain is compared with plain on the drop by a paired t-test over seeds: the drop reduction,
+  plain's drop − its drop in points (> 0: drops less), as perturb's and compare's MG gain tables.
 - Each family (clean comparisons; stress comparisons; per-user drop tests) is corrected with
   Holm (default) or Benjamini–Hochberg; tables say which and print adjusted p-values.
 """
@@ -23,10 +24,28 @@ from pathlib import Path
 
 import numpy as np
 
+from robustrec.errors import RobustRecError
 from robustrec.reports.schema import write_atomic
 from robustrec.reports.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
 
 ALPHA = 0.05
+#: the strategy-vs-plain drop comparison, in the words and sign of perturb's and compare's MG gain
+#: tables (``reports.gains``: drop_reduction_pts = baseline's drop − MG's drop)
+DROP_REDUCTION = "drop reduction vs plain (pts)"
+DROP_REDUCTION_MEANS = "drop reduction = plain's drop − this strategy's drop (pct points); > 0: drops less than plain"
+
+
+class StudyReportError(RobustRecError):
+    """A study folder has nothing to report (no finished cell)."""
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """Cell counts as words: "12 done, 2 failed" (states with no cell left out)."""
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no cells"
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text or "no error recorded").split())
 
 
 def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correction: str = "holm") -> dict:
@@ -49,10 +68,15 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
     chosen = chosen_runs(study, manifest)
     clean = _clean_rows(study, manifest, chosen, key)
     stress = _stress_rows(study, manifest, folder, key)
+    counts = manifest.counts()
+    if not clean and not stress:
+        failed = [c for c in manifest.cells.values() if c.state == "failed"]
+        first = f"; first failure: {failed[0].id}: {_one_line(failed[0].error)}" if failed else ""
+        raise StudyReportError(f"study {study.name!r} in {folder} has nothing to report: no cell finished "
+                               f"({counts_text(counts)}){first}; `robustrec study status {folder}` lists every cell")
     _correct(clean, "vs_plain", correction)
     _correct(stress, "vs_plain", correction)
     _correct_user_tests(stress, correction)
-    counts = manifest.counts()
     return {"format": "robustrec-study-report", "study": study.name, "folder": str(folder.resolve()),
             "metric": metric, "k": k, "key": key, "correction": CORRECTIONS[correction], "alpha": ALPHA,
             "cells": counts, "complete": counts["done"] == sum(counts.values()),
@@ -134,8 +158,9 @@ def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
             continue
         seeds = [s for s in row["per_seed"] if s in plain["per_seed"] and row["per_seed"][s] is not None
                  and plain["per_seed"][s] is not None]
-        row["vs_plain"] = seed_paired_test([row["per_seed"][s] for s in seeds], [plain["per_seed"][s] for s in seeds])
-        row["vs_plain"]["what"] = "drop (pct points) minus plain's drop; negative = drops less than plain"
+        # the drop reduction, signed as perturb's and compare's MG gain: plain's drop − this drop
+        row["vs_plain"] = seed_paired_test([plain["per_seed"][s] for s in seeds], [row["per_seed"][s] for s in seeds])
+        row["vs_plain"]["what"] = DROP_REDUCTION_MEANS
     rows.sort(key=lambda r: (r["dataset"], r["stress_index"], r["title"], r["strength"] is None,
                              r["strength"] or 0, r["model"], r["strategy"] != "plain", r["strategy"]))
     return rows
@@ -218,7 +243,7 @@ def clean_table(report: dict) -> tuple[list[str], list[list[str]]]:
 
 def stress_table(report: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["dataset", "stress", "level", "model", "strategy", f"drop % {report['key']} (95% CI)",
-               "sig. seeds", "Δ drop vs plain (pts)", "p", f"p ({report['correction']})"]
+               "sig. seeds", DROP_REDUCTION, "p", f"p ({report['correction']})"]
     rows = []
     for row in report["stress"]:
         stress = f"#{row['stress_index']} {row['title']}"
@@ -249,15 +274,15 @@ def markdown(report: dict) -> str:
              f"seed {report['seeds'][0]}, selection '{report['selection']}'). Seeds: "
              f"{', '.join(map(str, report['seeds']))}. Paired t-tests over training seeds; p-values adjusted by "
              f"{report['correction']} within each table; * = adjusted p < {report['alpha']}. "
-             f"Cells: {', '.join(f'{n} {s}' for s, n in report['cells'].items() if n)}.", ""]
+             f"Cells: {counts_text(report['cells'])}.", ""]
     if not report["complete"]:
         lines += ["**The study is not complete: these tables cover finished cells only.**", ""]
     for title, (headers, rows), note in (
             ("Clean metrics (mean ± std over seeds)", clean_table(report), ""),
             ("Drops under stress", stress_table(report),
              "Drop: relative drop % of each seed's mean over its repeats; 95% t-interval over seeds. "
-             "sig. seeds: seeds whose per-user paired test (adjusted) finds a drop. Δ drop < 0: the strategy "
-             "drops less than plain.")):
+             "sig. seeds: seeds whose per-user paired test (adjusted) finds a drop. "
+             f"{DROP_REDUCTION_MEANS.replace('this strategy', 'the strategy')}.")):
         lines += [f"## {title}", ""]
         if note:
             lines += [note, ""]
@@ -265,57 +290,167 @@ def markdown(report: dict) -> str:
         lines.append("|" + "|".join("---" for _ in headers) + "|")
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
         lines.append("")
-    lines += ["Every row's cells, run folders and reports are listed in study-report.json.", ""]
+    lines += [f"Every row's cells, run folders and reports are listed in {output_names(report)['json']}.", ""]
     return "\n".join(lines)
 
 
+# --- CSV: one value per cell, numbers as numbers (empty: none); display strings stay in Markdown ---
+
+#: numeric columns of clean.csv besides the per-metric ``<metric@K>_mean``/``_std`` pairs
+CLEAN_NUMERIC = ("seeds", "valid_mean", "valid_std", "diff_vs_plain", "diff_ci_low", "diff_ci_high", "gain_pct",
+                 "p", "p_adj")
+#: numeric columns of stress.csv
+STRESS_NUMERIC = ("stress_index", "level", "seeds", "drop_mean", "drop_std", "ci_low", "ci_high",
+                  "significant_seeds", "drop_reduction", "drop_reduction_ci_low", "drop_reduction_ci_high", "p",
+                  "p_adj")
+
+
+def clean_csv(report: dict) -> tuple[list[str], list[list]]:
+    """clean.csv: per dataset × model × strategy, every test metric@K's mean and std over seeds and
+    the paired test vs plain on ``report["key"]`` (diff = strategy − plain; gain % of plain's mean)."""
+    keys = sorted({name for row in report["clean"] for name in row["test"]}, key=_metric_order)
+    headers = ["dataset", "model", "strategy", "point", "metric", *CLEAN_NUMERIC[:3],
+               *[f"{key}_{part}" for key in keys for part in ("mean", "std")], *CLEAN_NUMERIC[3:], "significant"]
+    rows = []
+    for row in report["clean"]:
+        test = row.get("vs_plain") or {}
+        low, high = test.get("ci95") or [None, None]
+        rows.append([row["dataset"], row["model"], row["strategy"],
+                     " ".join(f"{name}={value}" for name, value in row["point"].items()), report["key"],
+                     len(row["seeds"]), row["valid"]["mean"], row["valid"]["std"],
+                     *[row["test"].get(key, {}).get(part) for key in keys for part in ("mean", "std")],
+                     test.get("mean_difference"), low, high, test.get("gain_pct"), test.get("p_value"),
+                     test.get("p_adjusted"), _flag(test)])
+    return headers, rows
+
+
+def stress_csv(report: dict) -> tuple[list[str], list[list]]:
+    """stress.csv: per dataset × stress × level × model × strategy, the drop % of ``report["key"]``
+    (mean, std and 95% interval over seeds), seeds with a significant per-user drop, and the test
+    vs plain on the drop."""
+    headers = ["dataset", "stress_index", "stress", "kind", "level", "model", "strategy", "metric", "unaffected",
+               *STRESS_NUMERIC[2:], "significant"]
+    rows = []
+    for row in report["stress"]:
+        drop = row.get("drop_pct") or {}
+        low, high = drop.get("ci95") or [None, None]
+        test = row.get("vs_plain") or {}
+        t_low, t_high = test.get("ci95") or [None, None]
+        rows.append([row["dataset"], row["stress_index"], row["title"], row["kind"], row["strength"], row["model"],
+                     row["strategy"], report["key"], row.get("unaffected") or "", len(row["per_seed"]),
+                     drop.get("mean"), drop.get("std"), low, high,
+                     None if row.get("unaffected") else row["significant_seeds"],
+                     test.get("mean_difference"), t_low, t_high, test.get("p_value"), test.get("p_adjusted"),
+                     _flag(test)])
+    return headers, rows
+
+
+def _flag(test: dict) -> str:
+    return "" if "significant" not in test else ("yes" if test["significant"] else "no")
+
+
+def _metric_order(key: str) -> tuple:
+    name, k = key.split("@")
+    order = ["recall", "precision", "map", "ndcg"]
+    return (order.index(name) if name in order else len(order), name, int(k))
+
+
+#: the metric and correction whose files keep the plain names (study-report.json, clean.csv, ...)
+DEFAULT_KEY, DEFAULT_CORRECTION = "recall@5", "holm"
+
+
+def output_names(report: dict) -> dict[str, str]:
+    """File names of a report's outputs, by what they hold: ``study-report.json``, ``clean.csv``,
+    ``stress.csv``, ``drops.png`` for recall@5 with Holm; another metric@K or correction adds it to
+    every name (``study-report-ndcg@5.json``, ``clean-ndcg@5-bh.csv``, ...), so reports of several
+    metrics live side by side and none overwrites another."""
+    short = {name: code for code, name in CORRECTIONS.items()}
+    parts = [report["key"]] if report["key"] != DEFAULT_KEY else []
+    correction = short.get(report["correction"], report["correction"])
+    if correction != DEFAULT_CORRECTION:
+        parts.append(correction)
+    tag = "".join(f"-{part}" for part in parts)
+    return {"json": f"study-report{tag}.json", "clean": f"clean{tag}.csv", "stress": f"stress{tag}.csv",
+            "plot": f"drops{tag}.png"}
+
+
 def write_outputs(report: dict, out_dir: Path, markdown_path: Path | None = None) -> list[Path]:
-    """study-report.json, clean.csv, stress.csv and drops.png (when there are drops) in ``out_dir``."""
+    """The report's JSON, clean and stress CSVs and drops plot (when there are drops) in ``out_dir``,
+    named by ``output_names`` (study-report.json, clean.csv, stress.csv, drops.png for recall@5)."""
     import csv
     import io
 
-
+    names = output_names(report)
     written = []
 
     def atomic(path: Path, text: str) -> None:
         written.append(write_atomic(path, lambda tmp: tmp.write_text(text, newline="")))
 
-    atomic(out_dir / "study-report.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
-    for name, (headers, rows) in (("clean.csv", clean_table(report)), ("stress.csv", stress_table(report))):
+    atomic(out_dir / names["json"], json.dumps(report, indent=1, allow_nan=False) + "\n")
+    for name, (headers, rows) in ((names["clean"], clean_csv(report)), (names["stress"], stress_csv(report))):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(headers)
-        writer.writerows(rows)
+        writer.writerows([["" if cell is None else cell for cell in row] for row in rows])
         atomic(out_dir / name, buffer.getvalue())
     if markdown_path is not None:
         atomic(markdown_path, markdown(report))
     plotted = [r for r in report["stress"] if not r.get("unaffected") and r["drop_pct"]["mean"] is not None]
     if plotted:
-        written.append(_plot(report, plotted, out_dir / "drops.png"))
+        written.append(_plot(report, plotted, out_dir / names["plot"]))
     return written
 
 
-def _plot(report: dict, rows: list[dict], path: Path) -> Path:
+#: drops.png: inches per bar and per facet (title, axis), figure width, tick label size (points)
+BAR_INCHES, FACET_INCHES, PLOT_WIDTH, LABEL_POINTS = 0.26, 1.0, 8.0, 8
+
+
+def drops_figure(report: dict, rows: list[dict]):
+    """The drops figure: one panel per stress (dataset and stress test), a horizontal bar per
+    model, level and strategy (mean drop % over seeds with its 95% interval), labels readable
+    whatever the number of bars: the figure grows by ``BAR_INCHES`` per bar instead of squeezing."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    facets: dict[tuple, list[dict]] = {}
+    for row in rows:
+        facets.setdefault((row["dataset"], row["stress_index"], row["title"]), []).append(row)
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    colors = {s: ("#4c72b0" if s == "plain" else f"C{i + 1}") for i, s in enumerate(strategies)}
+    heights = [BAR_INCHES * len(bars) + FACET_INCHES for bars in facets.values()]
+    fig, axes = plt.subplots(len(facets), 1, figsize=(PLOT_WIDTH, sum(heights) + 0.6), squeeze=False,
+                             height_ratios=heights, layout="constrained")
+    for ax, ((dataset, index, title), bars) in zip(axes[:, 0], facets.items()):
+        means = [r["drop_pct"]["mean"] for r in bars]
+        low = [m - (r["drop_pct"]["ci95"][0] if r["drop_pct"]["ci95"][0] is not None else m)
+               for m, r in zip(means, bars)]
+        high = [(r["drop_pct"]["ci95"][1] if r["drop_pct"]["ci95"][1] is not None else m) - m
+                for m, r in zip(means, bars)]
+        y = list(range(len(bars)))
+        ax.barh(y, means, xerr=[low, high], color=[colors[r["strategy"]] for r in bars], capsize=2, height=0.7)
+        ax.set_yticks(y, [f"{r['model']} · {r['strategy']} · {r['strength']:g}" for r in bars],
+                      fontsize=LABEL_POINTS)
+        ax.invert_yaxis()  # the report's order, top to bottom
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.tick_params(axis="x", labelsize=LABEL_POINTS)
+        ax.set_title("\n".join(textwrap.wrap(f"#{index} {title} on {dataset}", 80)), fontsize=LABEL_POINTS + 1,
+                     loc="left")
+        ax.set_xlabel(f"drop % of {report['key']} (95% CI over seeds; > 0: worse)", fontsize=LABEL_POINTS)
+    handles = [matplotlib.patches.Patch(color=colors[s], label=s) for s in strategies]
+    fig.legend(handles=handles, loc="outside upper right", fontsize=LABEL_POINTS, ncols=len(strategies))
+    fig.suptitle(f"study {report['study']}: drops under stress (model · strategy · level)", fontsize=LABEL_POINTS + 2,
+                 x=0.02, ha="left")
+    return fig
 
-    labels = [f"{r['model']} {r['strategy']}\n#{r['stress_index']} {r['title'][:24]} {r['strength']:g}" for r in rows]
-    means = [r["drop_pct"]["mean"] for r in rows]
-    errors = [[m - (r["drop_pct"]["ci95"][0] if r["drop_pct"]["ci95"][0] is not None else m) for m, r in
-               zip(means, rows)],
-              [(r["drop_pct"]["ci95"][1] if r["drop_pct"]["ci95"][1] is not None else m) - m for m, r in
-               zip(means, rows)]]
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows)), 4.5))
-    colors = ["#4c72b0" if r["strategy"] == "plain" else "#dd8452" for r in rows]
-    ax.bar(range(len(rows)), means, yerr=errors, color=colors, capsize=3)
-    ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel(f"drop % of {report['key']} (95% CI over seeds)")
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_title(f"study {report['study']}: drops under stress")
-    fig.tight_layout()
+
+def _plot(report: dict, rows: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = drops_figure(report, rows)
     try:
         return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     finally:
