@@ -32,32 +32,46 @@ RBO_P = 0.9
 #: share of items (by training popularity) that are the head; the rest is the long tail
 HEAD_SHARE = 0.2
 TERCILES = ("low", "mid", "high")
-#: users per block when matching lists (block × K × K booleans)
-_BLOCK = 2048
+#: entries of one position table (users × items) when matching lists
+_TABLE_ENTRIES = 2 ** 22
 
 
 # --- pure building blocks ---------------------------------------------------------------------
 
 
-def overlap_at_depths(clean: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
-    """X[u, d-1] = |clean[u, :d] ∩ perturbed[u, :d]| for d = 1..K (-1 entries are no item)."""
+def overlap_at_depths(clean: np.ndarray, perturbed: np.ndarray, match=None) -> np.ndarray:
+    """X[u, d-1] = |clean[u, :d] ∩ perturbed[u, :d]| for d = 1..K (-1 entries are no item).
+
+    ``match``: ``_match(clean, perturbed)`` when the caller has it already."""
     clean, perturbed = np.asarray(clean), np.asarray(perturbed)
     n, k = clean.shape
-    out = np.zeros((n, k), dtype=np.int64)
-    for start in range(0, n, _BLOCK):
-        a, b = clean[start:start + _BLOCK], perturbed[start:start + _BLOCK]
-        found, pos = _match(a, b)
-        depth = np.where(found, np.maximum(np.arange(k)[None, :], pos), k)  # first depth (0-based) it counts
-        rows = np.arange(len(a))[:, None] * (k + 1)
-        counts = np.bincount((depth + rows).ravel(), minlength=len(a) * (k + 1)).reshape(len(a), k + 1)
-        out[start:start + len(a)] = counts[:, :k].cumsum(axis=1)
-    return out
+    found, pos = match or _match(clean, perturbed)
+    depth = np.where(found, np.maximum(np.arange(k)[None, :], pos), k)  # first depth (0-based) it counts
+    rows = np.arange(n)[:, None] * (k + 1)
+    counts = np.bincount((depth + rows).ravel(), minlength=n * (k + 1)).reshape(n, k + 1)
+    return counts[:, :k].cumsum(axis=1)
 
 
 def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found, pos): is a[u, i] in b[u], and at which position of b[u]."""
-    eq = (a[:, :, None] == b[:, None, :]) & (a[:, :, None] >= 0)
-    return eq.any(axis=2), eq.argmax(axis=2)
+    """(found, pos): is a[u, i] in b[u], and at which position of b[u] (0 where not found).
+
+    A dense position table (users × items, int16) per block of users: ~5x faster than sorting
+    the lists, and never larger than ``_TABLE_ENTRIES`` entries.
+    """
+    k = b.shape[1]
+    n = int(max(a.max(initial=0), b.max(initial=0))) + 1  # column n: the -1 entries (no item)
+    found, pos = np.zeros(a.shape, dtype=bool), np.zeros(a.shape, dtype=np.int64)
+    step = max(1, _TABLE_ENTRIES // (n + 1))
+    for start in range(0, len(a), step):
+        block_a, block_b = a[start:start + step], b[start:start + step]
+        rows = np.arange(len(block_a))[:, None]
+        table = np.full((len(block_a), n + 1), k, dtype=np.int16)
+        table[rows, np.where(block_b >= 0, block_b, n)] = np.arange(k, dtype=np.int16)
+        table[:, n] = k
+        where = table[rows, np.where(block_a >= 0, block_a, n)]
+        found[start:start + step] = where < k
+        pos[start:start + step] = np.where(where < k, where, 0)
+    return found, pos
 
 
 def jaccard(clean: np.ndarray, perturbed: np.ndarray, k: int, overlaps: np.ndarray | None = None) -> np.ndarray:
@@ -116,24 +130,28 @@ def terciles(values: np.ndarray) -> np.ndarray:
     return labels
 
 
-def rank_shifts(clean: np.ndarray, perturbed: np.ndarray, k: int, changed: np.ndarray) -> dict[str, tuple[float, int]]:
+def rank_shifts(clean: np.ndarray, perturbed: np.ndarray, k: int, changed: np.ndarray,
+                matches=None) -> dict[str, tuple[float, int]]:
     """Sum and count of (perturbed rank − clean rank) over the (user, item) pairs of either
-    top-k list, for changed items ("edited") and the others ("other"); outside a list = k + 1."""
-    sums = {"edited": [0.0, 0], "other": [0.0, 0]}
+    top-k list, for changed items ("edited") and the others ("other"); outside a list = k + 1.
+
+    ``matches``: ``(_match(clean, perturbed), _match(perturbed, clean))`` of the full lists, when
+    the caller has them already."""
+    (found_a, pos_a), (found_b, pos_b) = matches or (_match(clean, perturbed), _match(perturbed, clean))
+    a, b = clean[:, :k], perturbed[:, :k]
+    in_b = found_a[:, :k] & (pos_a[:, :k] < k)
+    in_a = found_b[:, :k] & (pos_b[:, :k] < k)
     ranks = np.arange(1, k + 1)
-    for start in range(0, len(clean), _BLOCK):
-        a, b = clean[start:start + _BLOCK, :k], perturbed[start:start + _BLOCK, :k]
-        found_a, pos_a = _match(a, b)
-        found_b, _ = _match(b, a)
-        shift_a = np.where(found_a, pos_a + 1, k + 1) - ranks[None, :]  # items of the clean list
-        shift_b = ranks[None, :] - (k + 1)  # items only in the perturbed list
-        for items, shift, keep in ((a, shift_a, a >= 0), (b, np.broadcast_to(shift_b, b.shape), (b >= 0) & ~found_b)):
-            edited = np.zeros(items.shape, dtype=bool)
-            edited[keep] = changed[items[keep]]
-            for name, mask in (("edited", keep & edited), ("other", keep & ~edited)):
-                sums[name][0] += float(shift[mask].sum())
-                sums[name][1] += int(mask.sum())
-    return {name: (total, count) for name, (total, count) in sums.items()}
+    shift_a = np.where(in_b, pos_a[:, :k] + 1, k + 1) - ranks[None, :]  # items of the clean list
+    shift_b = np.broadcast_to(ranks[None, :] - (k + 1), b.shape)  # items only in the perturbed list
+    out = {"edited": [0.0, 0], "other": [0.0, 0]}
+    for items, shift, keep in ((a, shift_a, a >= 0), (b, shift_b, (b >= 0) & ~in_a)):
+        edited = np.zeros(items.shape, dtype=bool)
+        edited[keep] = changed[items[keep]]
+        for name, mask in (("edited", keep & edited), ("other", keep & ~edited)):
+            out[name][0] += float(shift[mask].sum())
+            out[name][1] += int(mask.sum())
+    return {name: (total, count) for name, (total, count) in out.items()}
 
 
 def sliced_recall(hits: np.ndarray, top: np.ndarray, n_relevant_in: np.ndarray, item_mask: np.ndarray,
@@ -190,11 +208,14 @@ class MoveContext:
             out[f"mean_popularity@{k}"] = slot_mean(top, self.popularity, k)
         return out
 
-    def slices(self, top: np.ndarray, per_user: dict[str, np.ndarray]) -> dict[str, float | None]:
-        """recall@K per user-activity tercile and on the held-out items of each item slice."""
-        from robustrec.evaluation.ranking import _hit_matrix
+    def slices(self, top: np.ndarray, per_user: dict[str, np.ndarray],
+               hits: np.ndarray | None = None) -> dict[str, float | None]:
+        """recall@K per user-activity tercile and on the held-out items of each item slice
+        (``hits``: the evaluation's hit matrix of ``top``, recomputed when not given)."""
+        if hits is None:
+            from robustrec.evaluation.ranking import _hit_matrix
 
-        hits = _hit_matrix(self.truth, self.users, top)
+            hits = _hit_matrix(self.truth, self.users, top)
         out = {}
         for k in self.ks:
             recall = per_user[f"recall@{k}"]
@@ -205,28 +226,31 @@ class MoveContext:
                 out[f"recall@{k}|{name}"] = sliced_recall(hits, top, self.relevant_in[name], mask, k)
         return out
 
-    def clean_moves(self, top: np.ndarray, per_user: dict[str, np.ndarray]) -> dict[str, float | None]:
-        return {**self.exposure(top), **self.slices(top, per_user)}
+    def clean_moves(self, top: np.ndarray, per_user: dict[str, np.ndarray],
+                    hits: np.ndarray | None = None) -> dict[str, float | None]:
+        return {**self.exposure(top), **self.slices(top, per_user, hits)}
 
     def trial_moves(self, clean_top: np.ndarray, top: np.ndarray, per_user: dict[str, np.ndarray],
-                    changed: np.ndarray | None) -> dict[str, float | None]:
+                    changed: np.ndarray | None, hits: np.ndarray | None = None) -> dict[str, float | None]:
         """Every move number of one perturbed trial (``changed``: item mask, None = not item-specific)."""
         out: dict[str, float | None] = {}
-        overlaps = overlap_at_depths(clean_top, top)
+        match = _match(clean_top, top)
+        overlaps = overlap_at_depths(clean_top, top, match)
         for k in self.ks:
             out[f"jaccard@{k}"] = float(jaccard(clean_top, top, k, overlaps).mean())
             out[f"rbo@{k}"] = float(rbo(clean_top, top, k, overlaps=overlaps).mean())
         if changed is not None:
             n_items = len(self.popularity)
+            matches = (match, _match(top, clean_top))
             for k in self.ks:
-                shifts = rank_shifts(clean_top, top, k, changed)
+                shifts = rank_shifts(clean_top, top, k, changed, matches)
                 change = item_exposure(top, n_items, k) - item_exposure(clean_top, n_items, k)
                 for name, mask in (("edited", changed), ("other", ~changed)):
                     total, count = shifts[name]
                     out[f"{name}_rank_shift@{k}"] = total / count if count else None
                     out[f"{name}_exposure_change@{k}"] = float(change[mask].mean()) if mask.any() else None
         out.update(self.exposure(top))
-        out.update(self.slices(top, per_user))
+        out.update(self.slices(top, per_user, hits))
         return out
 
 

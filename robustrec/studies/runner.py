@@ -102,7 +102,7 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
     run, model = checkpoint.run, checkpoint.model
     clean = _evaluate(model, data, settings)
     moves = MoveContext.build(data, settings.split, clean.users, settings.ks)
-    clean_moves = moves.clean_moves(clean.top, clean.per_user)
+    clean_moves = moves.clean_moves(clean.top, clean.per_user, clean.hits)
     _notify(callbacks, run.name, None, None)
     levels = []
     unaffected = perturbations[0].unaffected_reason(model)
@@ -112,7 +112,8 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
             result = _evaluate(perturbation.apply(model, seed), data, settings)
             changed, items_note = _changed_mask(perturbation, seed, data.n_items)
             trials.append({"seed": seed, **perturbation.trial_record(seed), "metrics": result.summary(),
-                           "moves": moves.trial_moves(clean.top, result.top, result.per_user, changed)})
+                           "moves": moves.trial_moves(clean.top, result.top, result.per_user, changed,
+                                                      result.hits)})
             per_user.append(result.per_user)
             _notify(callbacks, run.name, perturbation.strength, index)
         level = {"strength": perturbation.strength, "parameters": perturbation.parameters(), "trials": trials}
