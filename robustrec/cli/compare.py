@@ -37,10 +37,12 @@ def compare(
 def print_tables(dataset: dict, kind: str, strength_name: str, entries: list[dict], metric: str, k: int,
                  extra: str = "") -> None:
     """``kind``: the heading's first words (a report's title, else its kind)."""
-    from robustrec.reports.tables import gains_table, results_table
+    from robustrec.reports.tables import gains_table, moves_tables, results_table
 
     title = (f"{kind} on {dataset['name']} (data {dataset['fingerprint']})" + (f", {extra}" if extra else ""))
     console.print(results_table(entries, metric, k, strength_name, title))
     gains = gains_table(entries, metric, k, strength_name)
     if gains is not None:
         console.print(gains)
+    for table in moves_tables(entries, k, strength_name):
+        console.print(table)
