@@ -128,3 +128,84 @@ def test_seed_level_tests_say_underpowered_and_identical_gives_zero():
     assert significance_words(many) == "significant"
     welch = drop_difference_test(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0]), paired=False)
     assert welch["d"] == pytest.approx(-0.5 / math.sqrt((1 + 5 / 3) / 2)) and welch["d_z"] is None
+
+
+# --- the runner: zero strength moves nothing; a swap moves its edited items ------------------------
+
+
+@pytest.fixture(scope="module")
+def swap_report(small_data):
+    import dataclasses
+
+    from robustrec.checkpoints import LoadedCheckpoint
+    from robustrec.models import build_model
+    from robustrec.perturbations.modality import FeatureSwap
+    from robustrec.studies.runner import StudySettings, run_study
+
+    covered = np.arange(small_data.n_items) % 3 != 0  # a coverage mask: content slices appear
+    data = dataclasses.replace(small_data, masks={"text": covered})
+    model = build_model("vbpr", data, seed=0)  # untrained is enough: evaluation never trains
+    run = SimpleNamespace(name="vbpr", path=".", weights_sha256=None, config={"model": "vbpr"}, metrics={})
+    levels = [FeatureSwap("image", data.n_items, rate=rate) for rate in (0.0, 0.5)]
+    return run_study([LoadedCheckpoint(model, run)], data, levels, StudySettings(repeats=2, seed=3))
+
+
+def test_zero_strength_gives_overlap_one_and_no_exposure_change(swap_report):
+    (entry,) = swap_report["checkpoints"]
+    zero = entry["levels"][0]
+    for k in swap_report["settings"]["ks"]:
+        assert zero["moves"][f"jaccard@{k}"]["mean"] == 1.0
+        assert zero["moves"][f"rbo@{k}"]["mean"] == pytest.approx(1.0, abs=1e-12)
+        for name in ("long_tail_share", "gini", "mean_popularity"):
+            row = zero["moves"][f"{name}@{k}"]
+            assert row["clean"] == entry["clean_moves"][f"{name}@{k}"] and row["change"]["mean"] == 0.0
+        assert zero["moves"][f"edited_rank_shift@{k}"]["mean"] is None  # nothing was edited
+        assert zero["moves"][f"other_rank_shift@{k}"]["mean"] == 0.0
+        assert zero["moves"][f"other_exposure_change@{k}"]["mean"] == 0.0
+        for name in ("users:low", "users:mid", "users:high", "items:low", "items:high", "text:with",
+                     "text:without"):
+            assert zero["moves"][f"recall@{k}|{name}"]["drop_pct"]["mean"] in (0.0, None)
+    assert all(t["moves"]["jaccard@5"] == 1.0 for t in zero["trials"])
+
+
+def test_swap_moves_lists_and_reports_its_edited_items(swap_report):
+    (entry,) = swap_report["checkpoints"]
+    half = entry["levels"][1]
+    assert half["moves"]["jaccard@10"]["mean"] < 1.0 and half["moves"]["rbo@10"]["mean"] < 1.0
+    assert half["moves"]["edited_rank_shift@10"]["mean"] is not None
+    assert half["moves"]["jaccard@10"]["ci95"][0] is not None  # over the repeats, like the drop
+    assert "changed" in half["moves_items"]
+    assert [t["seed"] for t in half["trials"]] == swap_report["settings"]["trial_seeds"]
+    assert half["user_test"]["recall@10"]["d_z"] is not None
+    json.dumps(swap_report)  # valid JSON throughout
+
+
+# --- a real report (perturb noise through the CLI) and compare ------------------------------------
+
+
+def test_perturb_report_and_compare_show_the_moves(bprmf_pair, tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    base, mg = bprmf_pair
+    code, out, err = run_cli(capsys, "perturb", "noise", base, mg, "--sigma", "0,0.05", "--repeats", "3",
+                             "--report-dir", tmp_path, "-q", "--threads", "1")
+    assert code == 0, err
+    (path,) = tmp_path.glob("*.json")
+    report = json.loads(path.read_text())
+    entry = report["checkpoints"][0]
+    assert "long_tail_share@5" in entry["clean_moves"]
+    noisy = entry["levels"][1]
+    assert {"jaccard@5", "rbo@5", "gini@5", "mean_popularity@5", "recall@5|users:low",
+            "recall@5|items:high"} <= set(noisy["moves"])
+    assert "edited_rank_shift@5" not in noisy["moves"] and noisy["moves_items"].startswith("not item-specific")
+    assert noisy["user_test"]["recall@5"]["d_z_ci95"][0] is not None
+    gain = next(row for row in report["mg_gains"] if row["metric"] == "recall@5" and row["strength"] == 0.05)
+    assert gain["test"]["mde_d_z"] == pytest.approx(minimum_detectable_dz(3)) and gain["test"]["power"] == "underpowered"
+    assert "What the stress moves" in out  # perturb prints the tables too
+    code, out, err = run_cli(capsys, "compare", path)
+    assert code == 0, err
+    for fragment in ("What the stress moves", "Jaccard", "RBO", "tail %", "Gini", "Drop % of REC@5 by slice",
+                     "users", "d_z"):
+        assert fragment in out
+    jaccard_mean = f"{noisy['moves']['jaccard@5']['mean']:.3f}"
+    assert jaccard_mean in out
