@@ -20,6 +20,19 @@ no scoring, no training.
 
 Terciles split by rank (stable: ties go to the lower id first) into three groups of equal
 size, "low", "mid", "high".
+
+In a report (``studies.runner``), at every K of the report:
+
+- ``entry["clean_moves"]``: the clean lists' ``long_tail_share@K``, ``gini@K``,
+  ``mean_popularity@K`` and slice recalls ``recall@K|users:low`` ... ``recall@K|items:high``,
+  ``recall@K|<modality>:with`` / ``:without`` (modalities with a coverage mask only);
+- ``trial["moves"]``: the same for the perturbed lists, plus ``jaccard@K``, ``rbo@K`` and, when
+  the stress changes particular items, ``edited_rank_shift@K``, ``other_rank_shift@K``,
+  ``edited_exposure_change@K``, ``other_exposure_change@K``;
+- ``level["moves"]``: per number, mean and 95% t-interval over the trials (the drop's seeds);
+  with a clean value also ``clean`` and ``change`` (perturbed − clean, mean and interval), and
+  for slices ``drop_pct`` (relative drop %, mean and interval); ``level["moves_items"]`` says
+  what the edited/other numbers cover ("not item-specific", "all items", or changed vs others).
 """
 
 from __future__ import annotations
