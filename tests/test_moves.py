@@ -209,3 +209,12 @@ def test_perturb_report_and_compare_show_the_moves(bprmf_pair, tmp_path, capsys)
         assert fragment in out
     jaccard_mean = f"{noisy['moves']['jaccard@5']['mean']:.3f}"
     assert jaccard_mean in out
+    from render_helpers import assert_readable, render
+
+    from robustrec.reports.tables import gains_table, moves_tables
+
+    for width in (80, 200):
+        gains = render(gains_table(report["checkpoints"], "recall", 5, "sigma"), width)
+        assert_readable(gains, width, ["underpowered", f"d_z {gain['test']['d_z']:+.2f}"])
+        for table in moves_tables(report["checkpoints"], 5, "sigma"):
+            assert_readable(render(table, width), width, [jaccard_mean] if "top-5" in render(table, 200) else [])
