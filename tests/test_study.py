@@ -419,3 +419,20 @@ def test_a_study_folder_resumes_only_the_study_that_made_it(finished, tmp_path, 
     other = load_study(write_study(tmp_path, synthetic_dir, STUDY.replace('name = "syn"', 'name = "other"')))
     with pytest.raises(ConfigError, match="holds study 'syn', not 'other'; give another --out"):
         run_study(other, out, InlineExecutor(threads=1))
+
+
+def test_study_report_rows_carry_moves_effect_sizes_and_power(finished):
+    """Stress rows: moves (mean over seeds) and per-seed d_z; seed-level tests: d_z, its interval, the
+    minimum detectable d_z and "underpowered" (2 seeds cannot detect a large effect)."""
+    from robustrec.reports.stats import minimum_detectable_dz
+    from robustrec.studies.report import build_report
+
+    _, out, _ = finished
+    report = build_report(out)
+    noise = [r for r in report["stress"] if r["kind"] == "noise" and not r.get("unaffected")]
+    assert noise and all({"jaccard@5", "rbo@5", "gini@5 change", "recall@5|users:low drop_pct"} <= set(r["moves"])
+                         for r in noise)
+    assert all(0 <= r["moves"]["jaccard@5"] <= 1 and set(r["user_d_z"]) == set(r["per_seed"]) for r in noise)
+    compared = [r["vs_plain"] for r in report["stress"] + report["clean"] if "vs_plain" in r]
+    assert compared and all(t["power"] == "underpowered" and t["mde_d_z"] == pytest.approx(minimum_detectable_dz(2))
+                            and "d_z" in t and "d_z_ci95" in t for t in compared)

@@ -54,10 +54,12 @@ def print_tables(dataset: dict, kind: str, strength_name: str, entries: list[dic
                  extra: str = "") -> None:
     """``kind``: the heading's first words (a report's title, else its kind)."""
     from robustrec.reports.schema import data_fingerprint
-    from robustrec.reports.tables import gains_table, results_table
+    from robustrec.reports.tables import gains_table, moves_tables, results_table
 
     title = (f"{kind} on {dataset['name']} (data {data_fingerprint(dataset)})" + (f", {extra}" if extra else ""))
     console.print(results_table(entries, metric, k, strength_name, title))
     gains = gains_table(entries, metric, k, strength_name)
     if gains is not None:
         console.print(gains)
+    for table in moves_tables(entries, k, strength_name):
+        console.print(table)

@@ -13,12 +13,16 @@ from robustrec.evaluation.metrics import DEFAULT_KS, all_metrics
 
 @dataclass
 class EvalResult:
-    """Per-user metric values on one split; ``users[i]`` owns ``per_user[m][i]``."""
+    """Per-user metric values on one split; ``users[i]`` owns ``per_user[m][i]`` and ``top[i]``
+    (its top-max(K) item ids, the lists the metrics were computed from) and ``hits[i]`` (which of
+    them are held-out items)."""
 
     split: str
     users: np.ndarray
     per_user: dict[str, np.ndarray]
     ks: tuple[int, ...]
+    top: np.ndarray | None = None
+    hits: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         return {name: float(values.mean()) for name, values in self.per_user.items()}
@@ -86,7 +90,8 @@ def evaluate_splits(model, data: InteractionData, splits=("valid", "test"), ks=D
         users = np.flatnonzero(counts > 0)
         rows = np.searchsorted(all_users, users)
         hits = _hit_matrix(truth, users, top[rows])
-        results[split] = EvalResult(split, users, all_metrics(hits, counts[users], ks), tuple(ks))
+        results[split] = EvalResult(split, users, all_metrics(hits, counts[users], ks), tuple(ks), top[rows],
+                                    hits)
     return results
 
 

@@ -51,6 +51,11 @@ class Perturbation(ABC):
         """Numbers describing what trial ``seed`` changed (e.g. how many items), stored with it."""
         return {}
 
+    def changed_items(self, seed: int) -> np.ndarray | None:
+        """Ids of the items whose content trial ``seed`` changes (empty at zero strength), or
+        None when the stress changes no specific items (e.g. noise on every embedding)."""
+        return None
+
     def apply(self, model, seed: int):
         """A perturbed copy of ``model``; ``model`` itself is left untouched."""
         perturbed = copy_model(model)

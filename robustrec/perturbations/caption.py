@@ -191,6 +191,9 @@ class CaptionInjection(Perturbation):
         chosen, _, missing = self.draw(seed)
         return {"changed_items": int(len(chosen)), "drawn_without_caption": int(len(missing))}
 
+    def changed_items(self, seed: int) -> np.ndarray:
+        return np.zeros(0, dtype=np.int64) if self.rate == 0 else np.sort(self.draw(seed)[0])
+
     def _perturb_copy(self, model, seed: int) -> None:
         if self.unaffected_reason(model) is not None:
             return

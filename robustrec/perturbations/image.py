@@ -180,6 +180,9 @@ class ImageEdit(Perturbation):
         """Ids of the items whose row trial ``seed`` changes, ascending."""
         return np.sort(self.assignment(seed)[0])
 
+    def changed_items(self, seed: int) -> np.ndarray:
+        return self.changed(seed)
+
     def trial_record(self, seed: int) -> dict[str, object]:
         items = self.changed(seed)
         return {"changed_items": int(len(items)), "items": [int(i) for i in items[:RECORDED_ITEMS]]}

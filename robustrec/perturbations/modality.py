@@ -126,6 +126,9 @@ class ModalityFault(Perturbation):
         """Ids of the items whose row trial ``seed`` changes, ascending."""
         raise NotImplementedError
 
+    def changed_items(self, seed: int) -> np.ndarray:
+        return self.changed(seed) if self.strength != 0 else np.zeros(0, dtype=np.int64)
+
     def trial_record(self, seed: int) -> dict[str, object]:
         items = self.changed(seed) if self.strength != 0 else np.zeros(0, dtype=np.int64)
         return {"changed_items": int(len(items)), "items": [int(i) for i in items[:RECORDED_ITEMS]]}

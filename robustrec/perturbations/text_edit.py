@@ -242,6 +242,9 @@ class TextEdit(Perturbation):
         edited = {i: build_item_text(r) for i, r in sorted(self.edited_records(seed).items())}
         return {i: t for i, t in edited.items() if t != clean[i]}
 
+    def changed_items(self, seed: int) -> np.ndarray:
+        return np.asarray(list(self.edited_texts(seed)) if self.rate != 0 else [], dtype=np.int64)
+
     def trial_record(self, seed: int) -> dict[str, object]:
         changed = list(self.edited_texts(seed)) if self.rate != 0 else []
         return {"changed_items": len(changed), "items": changed[:RECORDED_ITEMS]}

@@ -14,6 +14,14 @@ Two questions, two tests (all intervals are 95%, t-based: mean ± t₀.₉₇₅
   This measures the effect against noise-seed variability for *these two trained models*;
   it says nothing about variability across training seeds.
 
+Beside each p-value: the standardized effect d_z (mean difference / sd of the differences) with
+its 95% interval (``effect_size``), and for tests over repeats or training seeds the smallest
+d_z the design detects with 80% power (paired t-test, two-sided α = 0.05, noncentral t:
+``minimum_detectable_dz``). A design whose minimum detectable effect exceeds ``TARGET_DZ`` (a "large"
+effect) is marked "underpowered": its non-significant p says "underpowered", not only "not
+significant".
+Identical results give d_z = 0 and p = 1.
+
 Undefined values (fewer than two observations, zero variance with a non-zero mean, ...) are
 ``None`` so that reports stay valid JSON.
 """
@@ -23,6 +31,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+ALPHA = 0.05
+POWER = 0.8
+#: the effect size a design should be able to detect (Cohen's "large"); above it: "underpowered"
+TARGET_DZ = 0.8
+#: above this many pairs the d_z interval uses the normal approximation of its standard error
+EXACT_DZ_INTERVAL_MAX_N = 200
 
 
 def finite_or_none(value) -> float | None:
@@ -55,9 +70,11 @@ def paired_user_test(clean: np.ndarray, perturbed: np.ndarray) -> dict:
                                    lambda: stats.ttest_1samp(diff, 0.0).pvalue)
         nonzero = np.any(diff != 0)
         wilcoxon_p = finite_or_none(stats.wilcoxon(diff, zero_method="wilcox").pvalue) if nonzero else 1.0
+    d_z, d_ci = effect_size(diff)
     return {"test": "paired t-test over users", "n": int(len(diff)),
             "mean_difference": finite_or_none(diff.mean()) if len(diff) else None,
-            "ci95": [low, high], "p_value": p_value, "wilcoxon_p_value": wilcoxon_p}
+            "ci95": [low, high], "p_value": p_value, "wilcoxon_p_value": wilcoxon_p,
+            "d_z": d_z, "d_z_ci95": d_ci}
 
 
 def relative_drops(clean: float, perturbed: np.ndarray) -> np.ndarray | None:
@@ -83,6 +100,7 @@ def drop_difference_test(drops_a: np.ndarray, drops_b: np.ndarray, paired: bool)
         if len(diff) >= 2:
             out["p_value"] = _p_or_degenerate(diff.std(ddof=1), difference,
                                               lambda: stats.ttest_rel(a, b).pvalue)
+        out.update(power_fields(diff))
         return out
     if len(a) >= 2 and len(b) >= 2:
         va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
@@ -93,6 +111,8 @@ def drop_difference_test(drops_a: np.ndarray, drops_b: np.ndarray, paired: bool)
             out["ci95"] = [finite_or_none(difference - half), finite_or_none(difference + half)]
         out["p_value"] = _p_or_degenerate(se, difference,
                                           lambda: stats.ttest_ind(a, b, equal_var=False).pvalue)
+    out.update(d=welch_effect_size(a, b), d_z=None, d_z_ci95=[None, None], mde_d_z=None, power=None,
+               effect_note="unpaired (Welch): d = mean difference / sqrt of the mean of the two variances")
     return out
 
 
@@ -155,4 +175,109 @@ def seed_paired_test(a: list[float], b: list[float]) -> dict:
            "ci95": list(t_interval(diff)), "p_value": None}
     if len(diff) >= 2:
         out["p_value"] = _p_or_degenerate(diff.std(ddof=1), float(diff.mean()), lambda: stats.ttest_rel(x, y).pvalue)
+    out.update(power_fields(diff))
     return out
+
+
+# --- effect sizes and power ------------------------------------------------------------------------
+
+
+def effect_size(diff) -> tuple[float | None, list[float | None]]:
+    """(d_z, 95% interval) of paired differences: d_z = mean / sd (ddof 1).
+
+    All differences equal to 0: d_z = 0 with interval [0, 0] (nothing moved); zero spread with a
+    non-zero mean, or fewer than two pairs: None (undefined). The interval inverts the noncentral
+    t distribution of t = d_z·√n (exact) up to ``EXACT_DZ_INTERVAL_MAX_N`` pairs, above that
+    d_z ± 1.96·√(1/n + d_z²/(2n)).
+    """
+    diff = np.asarray(diff, dtype=np.float64)
+    n = len(diff)
+    if n < 2:
+        return None, [None, None]
+    mean, sd = float(diff.mean()), float(diff.std(ddof=1))
+    if sd == 0:
+        return (0.0, [0.0, 0.0]) if mean == 0 else (None, [None, None])
+    d_z = mean / sd
+    return finite_or_none(d_z), list(dz_interval(d_z, n))
+
+
+def dz_interval(d_z: float, n: int) -> tuple[float | None, float | None]:
+    """95% interval of d_z from ``n`` pairs (see ``effect_size``)."""
+    from scipy import stats
+
+    if n > EXACT_DZ_INTERVAL_MAX_N:
+        half = stats.norm.ppf(0.975) * math.sqrt(1.0 / n + d_z ** 2 / (2.0 * n))
+        return finite_or_none(d_z - half), finite_or_none(d_z + half)
+    from scipy.optimize import brentq
+
+    df, t_obs, root_n = n - 1, d_z * math.sqrt(n), math.sqrt(n)
+
+    def ncp_where(prob: float) -> float | None:  # the ncp with P(T ≤ t_obs | ncp) = prob
+        f = lambda ncp: stats.nct.cdf(t_obs, df, ncp) - prob  # noqa: E731  (decreasing in ncp)
+        width = 10.0 + abs(t_obs)
+        low, high = t_obs - width, t_obs + width
+        try:
+            if f(low) < 0 or f(high) > 0:
+                return None
+            return brentq(f, low, high, xtol=1e-10)
+        except (ValueError, RuntimeError):
+            return None
+
+    low, high = ncp_where(0.975), ncp_where(0.025)
+    return (None if low is None else finite_or_none(low / root_n),
+            None if high is None else finite_or_none(high / root_n))
+
+
+def paired_power(d_z: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test with ``n`` pairs against a true effect ``d_z``."""
+    from scipy import stats
+
+    df, ncp = n - 1, abs(d_z) * math.sqrt(n)
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    far_tail = float(stats.nct.cdf(-crit, df, ncp))  # scipy gives nan where it underflows
+    return float(stats.nct.sf(crit, df, ncp)) + (far_tail if math.isfinite(far_tail) else 0.0)
+
+
+def minimum_detectable_dz(n: int, power: float = POWER, alpha: float = ALPHA) -> float | None:
+    """Smallest d_z the two-sided paired t-test with ``n`` pairs detects with ``power`` (None: n < 2)."""
+    from scipy.optimize import brentq
+
+    if n < 2:
+        return None
+    high = 1.0
+    while paired_power(high, n, alpha) < power:
+        high *= 2
+        if high > 1e6:
+            return None
+    return float(brentq(lambda d: paired_power(d, n, alpha) - power, 0.0, high, xtol=1e-10))
+
+
+def power_fields(diff, target: float = TARGET_DZ) -> dict:
+    """d_z, its interval, the minimum detectable d_z (80% power, two-sided α = 0.05) and
+    ``power``: "underpowered" when that minimum exceeds ``target`` (or cannot be computed), else
+    "adequate". A non-significant p of an underpowered test is no evidence of no effect."""
+    d_z, ci = effect_size(diff)
+    mde = minimum_detectable_dz(len(diff))
+    return {"d_z": d_z, "d_z_ci95": ci, "mde_d_z": mde, "target_d_z": target,
+            "power": "underpowered" if mde is None or mde > target else "adequate"}
+
+
+def significance_words(test: dict | None, p_key: str = "p_value") -> str:
+    """"significant", "not significant" or "not significant, underpowered" (p < ``ALPHA``)."""
+    if not test or test.get(p_key) is None:
+        return "n/a"
+    if test[p_key] < ALPHA:
+        return "significant"
+    return "not significant, underpowered" if test.get("power") == "underpowered" else "not significant"
+
+
+def welch_effect_size(a, b) -> float | None:
+    """(mean a − mean b) / √((var a + var b)/2); 0 for identical samples, None when undefined."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    difference = float(a.mean() - b.mean())
+    scale = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    if scale == 0:
+        return 0.0 if difference == 0 else None
+    return finite_or_none(difference / scale)

@@ -33,6 +33,19 @@ def _interval(ci, fmt: str = ".2f") -> str:
     return "–" if low is None or high is None else f"[{low:{fmt}}, {high:{fmt}}]"
 
 
+def _dz(test: dict | None) -> str:
+    """"d_z +0.12" (the standardized paired effect), "" when the test has none."""
+    value = (test or {}).get("d_z")
+    return "" if value is None else f"d_z {value:+.2f}"
+
+
+def _power(test: dict | None) -> str:
+    """"underpowered" for a non-significant test that could not detect a large effect, else ""."""
+    test = test or {}
+    p_value = test.get("p_value")
+    return "underpowered" if test.get("power") == "underpowered" and (p_value is None or p_value >= 0.05) else ""
+
+
 def _p(value) -> str:
     if value is None:
         return "–"
@@ -122,7 +135,7 @@ def _level_cells(entry: dict, level: dict, key: str) -> dict:
     rise = flat.get("loss_rise")
     return {"strength": f"{level['strength']:g}", "mean": f"{summary['mean']:.4f}",
             "std": f"± {summary['std']:.4f}", "drop": _num(summary["drop_pct"], ".2f"), "ci": _interval(ci),
-            "p": _p(test.get("p_value")), "rise": "–" if not rise else f"{rise['mean']:.2e}",
+            "p": _p(test.get("p_value")), "d_z": _dz(test), "rise": "–" if not rise else f"{rise['mean']:.2e}",
             "rise_std": "" if not rise else f"± {rise['std']:.1e}", "sharp": _num(flat.get("rho_sharpness"), ".2e")}
 
 
@@ -158,7 +171,8 @@ def _wide_results(entries, key, label, strength_name, title, prose=True) -> Tabl
         for level in entry["levels"]:
             c = _level_cells(entry, level, key)
             table.add_row(entry["name"], mg, c["strength"], _num(entry["clean"][key]), f"{c['mean']} {c['std']}",
-                          f"{c['drop']} {c['ci']}", c["p"], f"{c['rise']} {c['rise_std']}".strip(), c["sharp"])
+                          f"{c['drop']} {c['ci']}", f"{c['p']} {c['d_z']}".strip(), f"{c['rise']} {c['rise_std']}".strip(),
+                          c["sharp"])
     return table
 
 
@@ -174,7 +188,8 @@ def _narrow_results(entries, key, label, strength_name, title) -> Group:
         rows = []
         for level in entry["levels"]:
             c = _level_cells(entry, level, key)
-            rows.append((c["strength"], f"{c['mean']}\n{c['std']}", f"{c['drop']}\n{c['ci']}", c["p"],
+            rows.append((c["strength"], f"{c['mean']}\n{c['std']}", f"{c['drop']}\n{c['ci']}",
+                         f"{c['p']}\n{c['d_z']}".rstrip(),
                          f"{c['rise']}\n{c['rise_std']}".rstrip(), c["sharp"]))
         blocks.append((heading, rows))
     return _blocks(title, columns, blocks)
@@ -197,7 +212,7 @@ def _gain_cells(row: dict) -> dict:
     return {"strength": f"{row['strength']:g}", "clean_gain": _num(row["clean_gain_pct"], "+.2f"),
             "base": _num(row["drop_baseline_pct"], ".2f"), "mg": _num(row["drop_mg_pct"], ".2f"),
             "reduction": _num(row["drop_reduction_pts"], "+.2f"), "ci": _interval(test.get("ci95")),
-            "p": _p(test.get("p_value")),
+            "p": _p(test.get("p_value")), "d_z": _dz(test), "power": _power(test),
             "rise": ("–",) if flat["baseline"] is None else (f"{flat['baseline']:.2e} /", f"{flat['mg']:.2e}")}
 
 
@@ -209,7 +224,8 @@ def _wide_gains(rows: list[dict], strength_name: str, title: str, pair_separator
     for row in rows:
         c = _gain_cells(row)
         table.add_row(f"{row['baseline']}{pair_separator}{row['mg']}", c["strength"], c["clean_gain"], c["base"],
-                      c["mg"], c["reduction"], c["ci"], c["p"], " ".join(c["rise"]))
+                      c["mg"], c["reduction"], c["ci"], " ".join(x for x in (c["p"], c["d_z"], c["power"]) if x),
+                      " ".join(c["rise"]))
     return table
 
 
@@ -224,8 +240,8 @@ def _narrow_gains(rows: list[dict], strength_name: str, title: str) -> Group:
             gain = "–" if row["clean_gain_pct"] is None else f"{row['clean_gain_pct']:+.2f}%"
             blocks[pair] = (_heading("\n", (row["baseline"], "bold"), " → ", (row["mg"], "bold"),
                                      f" · clean gain {gain}"), [])
-        blocks[pair][1].append((c["strength"], f"{c['base']} → {c['mg']}", f"{c['reduction']}\n{c['ci']}", c["p"],
-                                "\n".join(c["rise"])))
+        blocks[pair][1].append((c["strength"], f"{c['base']} → {c['mg']}", f"{c['reduction']}\n{c['ci']}",
+                                "\n".join(x for x in (c["p"], c["d_z"], c["power"]) if x), "\n".join(c["rise"])))
     return _blocks(title, columns, list(blocks.values()))
 
 
@@ -347,3 +363,87 @@ class SplitTable:
 
     def __rich_measure__(self, console, options):
         return Measurement.get(console, options, self._table(list(range(len(self.headers))), self.title))
+
+
+# --- who and what a stress moves (``evaluation.moves``) ----------------------------------------------
+
+
+def _move(level: dict, key: str, field: str = "mean", scale: float = 1.0, fmt: str = ".3f") -> str:
+    row = (level.get("moves") or {}).get(key) or {}
+    value = row.get(field) if field in ("mean", "clean") else (row.get(field) or {}).get("mean")
+    return "–" if value is None else format(value * scale, fmt)
+
+
+def _moves_cells(level: dict, k: int) -> dict:
+    def before_after(name, scale=1.0, fmt=".3f"):
+        return f"{_move(level, f'{name}@{k}', 'clean', scale, fmt)} → {_move(level, f'{name}@{k}', 'mean', scale, fmt)}"
+
+    moves = level.get("moves") or {}
+    groups: dict[str, list[str]] = {}
+    for name in sorted({key.split("|", 1)[1] for key in moves if key.startswith(f"recall@{k}|")}, key=_slice_order):
+        groups.setdefault(name.split(":", 1)[0], []).append(_move(level, f"recall@{k}|{name}", "drop_pct", 1, ".1f"))
+    return {"strength": f"{level['strength']:g}", "jaccard": _move(level, f"jaccard@{k}"),
+            "rbo": _move(level, f"rbo@{k}"), "tail": before_after("long_tail_share", 100, ".1f"),
+            "gini": before_after("gini"), "popularity": before_after("mean_popularity", 1, ".1f"),
+            "shift": (f"{_move(level, f'edited_rank_shift@{k}', fmt='+.2f')} / "
+                      f"{_move(level, f'other_rank_shift@{k}', fmt='+.2f')}"
+                      if f"other_rank_shift@{k}" in moves else "n/a"),
+            "slices": groups}
+
+
+def _slice_order(name: str) -> tuple:
+    group, part = name.split(":", 1)
+    return ({"users": 0, "items": 1}.get(group, 2), group,
+            {"low": 0, "mid": 1, "high": 2, "with": 0, "without": 1}.get(part, 3))
+
+
+def _two_layouts(title: str, columns: list[tuple[str, str, str]], cells: list[tuple[dict, tuple[str, ...]]]) -> Fitted:
+    """Wide: one row per checkpoint and level ("\n" in a cell becomes " "); narrow: a block per
+    checkpoint. ``columns``: (wide header, narrow header, justify)."""
+    wide = Table(title=title, title_justify="left")
+    wide.add_column("checkpoint", justify="left")
+    for header, _, justify in columns:
+        wide.add_column(header, justify=justify)
+    blocks: dict[str, tuple[Text, list]] = {}
+    for entry, row in cells:
+        wide.add_row(entry["name"], *(cell.replace("\n", " ") for cell in row))
+        heading = _heading("\n", (entry["name"], "bold"), " (MG)" if entry["mg"] else " (no MG)")
+        blocks.setdefault(entry["name"], (heading, []))[1].append(row)
+    return Fitted(wide, _blocks(title, [(narrow, justify) for _, narrow, justify in columns], list(blocks.values())))
+
+
+def moves_tables(entries: list[dict], k: int, strength_name: str) -> list[Fitted]:
+    """What each level moves, at cut-off ``k`` (means over repeats); [] when no level has moves.
+
+    Rank stability and exposure: Jaccard / RBO of each user's clean and perturbed top-K (1 =
+    unchanged); long tail %, Gini, popularity: clean → perturbed; rank shift edited / others:
+    mean perturbed − clean rank of the items the stress changed and of the others (> 0: pushed
+    down; n/a: the stress changes no particular items). Slices: drop % of recall@K per
+    user-activity and item-popularity tercile (low / mid / high) and for items with / without a
+    modality's content.
+    """
+    rows = [(entry, level) for entry in entries for level in entry["levels"] if level.get("moves")]
+    if not rows:
+        return []
+    strength = GREEK.get(strength_name, strength_name)
+    cells = [(entry, _moves_cells(level, k)) for entry, level in rows]
+    stability = _two_layouts(
+        f"What the stress moves: top-{k} lists (means over repeats; rank shift > 0: pushed down)",
+        [(strength, strength, "right"), ("Jaccard", "Jaccard", "right"), ("RBO", "RBO", "right"),
+         ("long tail % clean → pert.", "long\ntail %", "right"), ("Gini clean → pert.", "Gini", "right"),
+         ("popularity clean → pert.", "popu-\nlarity", "right"),
+         ("rank shift edited / others", "rank\nshift\nedited\n/ others", "right")],
+        [(entry, (c["strength"], c["jaccard"], c["rbo"], c["tail"].replace(" → ", "\n→ "),
+                  c["gini"].replace(" → ", "\n→ "), c["popularity"].replace(" → ", "\n→ "),
+                  c["shift"].replace(" / ", "\n/ "))) for entry, c in cells])
+    groups = sorted({group for _, c in cells for group in c["slices"]}, key=lambda g: _slice_order(g + ":x"))
+    parts = {"users": "low / mid / high", "items": "low / mid / high"}
+    slices = _two_layouts(
+        f"Drop % of REC@{k} by slice (users: training-activity terciles; items: popularity terciles of "
+        f"the held-out item; a modality: held-out items with / without its content)",
+        [(strength, strength, "right"), *((f"{group} {parts.get(group, 'with / without')}",
+                                           f"{group}\n{parts.get(group, 'with / without')}".replace(" / ", "\n/ "),
+                                           "right") for group in groups)],
+        [(entry, (c["strength"], *(" / ".join(c["slices"].get(group, ["–"])).replace(" / ", "\n/ ")
+                                    for group in groups))) for entry, c in cells])
+    return [stability, slices]

@@ -143,6 +143,8 @@ def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
                     drop = level["summary"][key]["drop_pct"]
                     group["per_seed"][str(spec["seed"])] = drop
                     group["user_p"][str(spec["seed"])] = level["user_test"][key]["p_value"]
+                    group["user_d_z"][str(spec["seed"])] = level["user_test"][key].get("d_z")
+                    group["moves_per_seed"][str(spec["seed"])] = _level_moves(level, key)
                     group["cells"].append(cell.id)
                     group["reports"].append(report_path)
     for group in groups.values():
@@ -150,6 +152,7 @@ def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
         group["drop_pct"] = _spread(drops)
         low, high = t_interval(np.asarray(drops)) if len(drops) >= 2 else (None, None)
         group["drop_pct"]["ci95"] = [low, high]
+        group["moves"] = _mean_moves(group.pop("moves_per_seed").values())
         rows.append(group)
     index = {(r["dataset"], r["stress_index"], r["title"], r["strength"], r["model"], r["strategy"]): r for r in rows}
     for row in rows:
@@ -169,7 +172,34 @@ def _stress_rows(study, manifest, folder: Path, key: str) -> list[dict]:
 def _group(spec, title, description, strength, model, strategy) -> dict:
     return {"dataset": spec["dataset"], "stress_index": spec["stress_index"], "kind": spec["kind"], "title": title,
             "description": description, "strength": strength, "model": model, "strategy": strategy,
-            "per_seed": {}, "user_p": {}, "cells": [], "reports": []}
+            "per_seed": {}, "user_p": {}, "user_d_z": {}, "moves_per_seed": {}, "cells": [], "reports": []}
+
+
+def _level_moves(level: dict, key: str) -> dict[str, float | None]:
+    """The move numbers of a level at ``key``'s K (``evaluation.moves``): Jaccard, RBO, exposure
+    (perturbed mean and change), edited/other items, slice drops %; {} for reports without them."""
+    k = key.split("@")[1]
+    out = {}
+    for name, row in (level.get("moves") or {}).items():
+        if name.split("|")[0].split("@")[-1] != k:
+            continue
+        out[name] = row.get("mean")
+        if "change" in row:
+            out[f"{name} change"] = row["change"]["mean"]
+        if "drop_pct" in row:
+            out[f"{name} drop_pct"] = row["drop_pct"]["mean"]
+    return out
+
+
+def _mean_moves(per_seed) -> dict[str, float | None]:
+    """Mean over seeds of every move number (seeds without it left out)."""
+    values: dict[str, list[float]] = {}
+    for moves in per_seed:
+        for name, value in moves.items():
+            values.setdefault(name, [])
+            if value is not None:
+                values[name].append(value)
+    return {name: float(np.mean(v)) if v else None for name, v in values.items()}
 
 
 def _role_of(entry: dict, roles: dict, folder: Path) -> tuple[str, str]:

@@ -17,6 +17,7 @@ import numpy as np
 from robustrec.checkpoints import LoadedCheckpoint
 from robustrec.errors import ConfigError
 from robustrec.evaluation import DEFAULT_KS, METRICS, full_ranking
+from robustrec.evaluation.moves import MoveContext, summarize_moves
 from robustrec.perturbations.base import Perturbation, trial_seeds
 from robustrec.reports.gains import all_mg_gains, metric_key, summarize_level
 from robustrec.reports.schema import FORMAT, SCHEMA_VERSION, library_versions
@@ -100,6 +101,8 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
                       level_extra) -> dict:
     run, model = checkpoint.run, checkpoint.model
     clean = _evaluate(model, data, settings)
+    moves = MoveContext.build(data, settings.split, clean.users, settings.ks)
+    clean_moves = moves.clean_moves(clean.top, clean.per_user, clean.hits)
     _notify(callbacks, run.name, None, None)
     levels = []
     unaffected = perturbations[0].unaffected_reason(model)
@@ -107,11 +110,16 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
         trials, per_user = [], []
         for index, seed in enumerate(seeds):
             result = _evaluate(perturbation.apply(model, seed), data, settings)
-            trials.append({"seed": seed, **perturbation.trial_record(seed), "metrics": result.summary()})
+            changed, items_note = _changed_mask(perturbation, seed, data.n_items)
+            trials.append({"seed": seed, **perturbation.trial_record(seed), "metrics": result.summary(),
+                           "moves": moves.trial_moves(clean.top, result.top, result.per_user, changed,
+                                                      result.hits)})
             per_user.append(result.per_user)
             _notify(callbacks, run.name, perturbation.strength, index)
         level = {"strength": perturbation.strength, "parameters": perturbation.parameters(), "trials": trials}
         level["summary"] = summarize_level(clean.summary(), level)
+        level["moves"] = summarize_moves(clean_moves, [trial["moves"] for trial in trials])
+        level["moves_items"] = items_note
         level["user_test"] = {key: paired_user_test(values, np.stack([trial[key] for trial in per_user]))
                               for key, values in clean.per_user.items()}
         if level_extra is not None:
@@ -120,10 +128,22 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
     entry = {"name": run.name, "path": str(Path(run.path).resolve()), "weights_sha256": run.weights_sha256,
              "model": run.config.get("model"),
              "mg": bool(run.config.get("mg")), "config": run.config, "trained": run.metrics,
-             "clean": clean.summary(), "levels": levels}
+             "clean": clean.summary(), "clean_moves": clean_moves, "levels": levels}
     if unaffected is not None:  # clean metrics only: no perturbed trials, no fake robustness
         entry["unaffected"] = f"unaffected by construction: {unaffected}"
     return entry
+
+
+def _changed_mask(perturbation: Perturbation, seed: int, n_items: int) -> tuple[np.ndarray | None, str]:
+    """(mask of the items trial ``seed`` changes or None, what the edited-item numbers cover)."""
+    items = perturbation.changed_items(seed)
+    if items is None:
+        return None, "not item-specific: the stress changes no particular items"
+    mask = np.zeros(n_items, dtype=bool)
+    mask[np.asarray(items, dtype=np.int64)] = True
+    if mask.all():
+        return None, "all items: every item is changed, no others to compare with"
+    return mask, "items the stress changed (edited_*) vs the others (other_*)"
 
 
 def _evaluate(model, data, settings: StudySettings):
