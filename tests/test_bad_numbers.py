@@ -64,7 +64,7 @@ def test_non_finite_or_absurd_value_is_refused_before_any_work(bprmf_pair, synth
     ("[[stress]]\nkind = 'modality'\nnoise = 'text'\nsigma = [inf]\n", "--sigma must be a finite number"),
     ("[[stress]]\nkind = 'image'\nedit = 'blur'\nradius = inf\n", "radius must be a finite number, got inf"),
     ("[[stress]]\nkind = 'text'\nedit = 'swap'\nrate = [nan]\n", "--rate must be in [0, 1], got nan"),
-    ("[strategy.mg]\nalpha1 = inf\n", "--alpha1 must be a finite number in [0, 100], got inf"),
+    ("[strategy.mg]\nalpha1 = inf\n", "alpha1 must be a finite number"),
 ])
 def test_study_with_non_finite_stress_values_is_refused_before_any_training(synthetic_dir, tmp_path, capsys,
                                                                             monkeypatch, table, fragment):
@@ -80,7 +80,7 @@ def test_study_train_table_with_inf_is_refused(synthetic_dir, tmp_path, capsys, 
     monkeypatch.chdir(tmp_path)
     path = write_study(tmp_path, synthetic_dir, STUDY.replace("batch_size = 512", "batch_size = 512\nlr = inf"))
     code, _, err = run_cli(capsys, "study", "run", path)
-    assert code == 2 and err.count("\n") == 1 and "--lr must be a finite number in (0, 10], got inf" in err, err
+    assert code == 2 and err.count("\n") == 1 and "lr must be a finite number" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
 
 

@@ -14,6 +14,8 @@ def compare(
                                          help="Report JSON files written by `robustrec perturb`, or folders of them."),
     metric: str = typer.Option("", help="Metric to show (default: the first report's)."),
     k: int = typer.Option(0, help="Cut-off to show (default: the first report's)."),
+    moves: bool = typer.Option(True, "--moves/--no-moves", help="Also the tables of what the stress moves (top-K "
+                                                              "overlap, exposure, slices)."),
 ) -> None:
     """Side-by-side tables of REPORTS: named files must have been made on the same data; the reports
     of a FOLDER are compared per dataset, one section (with its own report count) each."""
@@ -40,7 +42,7 @@ def compare(
         for group in section.groups:
             n_reports = len({entry[SOURCE] for entry in group.entries})  # this table's own reports
             print_tables(section.dataset, group.title or group.kind, group.strength_name, group.entries,
-                         metric or group.metric, k or group.k, extra=f"{n_reports} report(s)")
+                         metric or group.metric, k or group.k, extra=f"{n_reports} report(s)", moves=moves)
 
 
 def load_section(paths):
@@ -51,7 +53,7 @@ def load_section(paths):
 
 
 def print_tables(dataset: dict, kind: str, strength_name: str, entries: list[dict], metric: str, k: int,
-                 extra: str = "") -> None:
+                 extra: str = "", moves: bool = True) -> None:
     """``kind``: the heading's first words (a report's title, else its kind)."""
     from robustrec.reports.schema import data_fingerprint
     from robustrec.reports.tables import gains_table, moves_tables, results_table
@@ -61,5 +63,5 @@ def print_tables(dataset: dict, kind: str, strength_name: str, entries: list[dic
     gains = gains_table(entries, metric, k, strength_name)
     if gains is not None:
         console.print(gains)
-    for table in moves_tables(entries, k, strength_name):
+    for table in moves_tables(entries, k, strength_name) if moves else []:
         console.print(table)

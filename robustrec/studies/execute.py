@@ -68,7 +68,7 @@ def _train(spec: dict, folder: Path, device: str) -> dict:
                         "identity": run_identity(run_dir)}
         except CheckpointError:
             pass
-    outcome = train_run(config, run_dir, overwrite=True, resume=None, device=device)
+    outcome = train_run(config, run_dir, overwrite=True, resume=None, device=device, discard_stale=True)
     return {"run_dir": spec["run_dir"], **outcome.metrics(), "train_seconds": outcome.seconds,
             "identity": run_identity(run_dir)}
 

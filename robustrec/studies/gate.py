@@ -40,6 +40,8 @@ from robustrec.errors import ConfigError
 EXPECTATIONS = ("max_drop_pct", "max_abs_drop_pct", "min_overlap", "min_rbo", "max_edited_exposure_gain")
 SETTINGS = ("repeats", "seed", "split")
 META = ("name", "kind", "metric")
+#: float rounding allowed when a measured overlap meets its threshold
+TOLERANCE = 1e-9
 
 
 @dataclass
@@ -187,7 +189,7 @@ def judge(check: Check, entry: dict) -> list[Outcome]:
                                    f"the report has no {field_name}"))
                 continue
             value, interval = stat["mean"], tuple(stat.get("ci95") or (None, None))
-            ok = value >= threshold
+            ok = value >= threshold - TOLERANCE  # RBO of equal lists sums to 1 only up to rounding
         else:  # max_edited_exposure_gain
             field_name = f"edited_exposure_change@{k}"
             stat = moves.get(field_name)

@@ -59,12 +59,14 @@ def prepare_data(config, data=None):
 
 
 def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = False, resume: bool | None = None,
-              threads: int = 0, note: Note | None = None, data=None, device=None) -> TrainOutcome:
+              threads: int = 0, note: Note | None = None, data=None, device=None,
+              discard_stale: bool = False) -> TrainOutcome:
     """Train ``config`` and save the run folder ``run_dir`` atomically.
 
     ``resume``: True/None continue an unfinished run of the same name from its last finished
     epoch (None: only if its settings match — a mismatch is an error naming the differences;
-    True: also note when there is none); False discards it. ``threads`` > 0 sets torch's CPU
+    True: also note when there is none); False discards it. ``discard_stale``: an unfinished run
+    with other settings is discarded instead of refused (a study cell owns its run folder). ``threads`` > 0 sets torch's CPU
     threads. ``data``: an already loaded dataset (a study reuses one across cells). ``device``:
     where to train ("auto", "cpu", "cuda[:N]" or a torch.device; None: the CPU), recorded in
     meta.json and not in the config, so it never changes the run's identity or resume check.
@@ -86,11 +88,11 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
     with run_lock(run_dir):
         if run_dir.exists() and not overwrite:  # saved by a holder that finished meanwhile
             raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
-        return _train_locked(config, run_dir, callbacks, overwrite, resume, threads, note, data, device)
+        return _train_locked(config, run_dir, callbacks, overwrite, resume, threads, note, data, device, discard_stale)
 
 
 def _train_locked(config, run_dir: Path, callbacks, overwrite: bool, resume: bool | None, threads: int,
-                  note: Note, data, device) -> TrainOutcome:
+                  note: Note, data, device, discard_stale: bool = False) -> TrainOutcome:
     import time
 
     import torch
@@ -111,10 +113,14 @@ def _train_locked(config, run_dir: Path, callbacks, overwrite: bool, resume: boo
     elif has_state(state_dir):
         info = read_state_info(state_dir)
         diffs = differences(info["config"], dataclasses.asdict(config))
-        if diffs:
+        if diffs and not discard_stale:
             raise mismatch_error(state_dir, diffs)
-        note(f"resuming {run_dir.name} after epoch {info['epoch']} of at most {config.epochs} "
-             f"(state in {state_dir}; --no-resume starts over)")
+        if diffs:  # a study cell whose spec changed: its old unfinished run is not this one
+            clear_state(state_dir)
+            note(f"discarded the unfinished run in {state_dir} (other settings: {'; '.join(diffs)})")
+        else:
+            note(f"resuming {run_dir.name} after epoch {info['epoch']} of at most {config.epochs} "
+                 f"(state in {state_dir}; --no-resume starts over)")
     elif resume:
         note(f"nothing to resume in {state_dir}; starting from epoch 1")
     model = config.model_spec.build(data, config.seed)
