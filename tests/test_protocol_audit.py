@@ -78,3 +78,9 @@ def test_a_normal_study_has_no_audit_and_tracks_no_test(tmp_path, synthetic_dir)
 def test_the_study_report_prints_the_audit_labelled_optimistic(audited, capsys):
     code, out, _ = run_cli(capsys, "study", "report", audited)
     assert code == 0 and "OPTIMISTIC" in out and "optimism" in out
+
+
+def test_the_markdown_report_carries_the_audit(audited, tmp_path, capsys):
+    code, _, _ = run_cli(capsys, "study", "report", audited, "--markdown", tmp_path / "r.md")
+    text = (tmp_path / "r.md").read_text()
+    assert code == 0 and "## Protocol audit: OPTIMISTIC" in text and "| bprmf | mg |" in text

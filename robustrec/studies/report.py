@@ -320,6 +320,17 @@ def markdown(report: dict) -> str:
         lines.append("|" + "|".join("---" for _ in headers) + "|")
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
         lines.append("")
+    if report.get("audit"):
+        from robustrec.studies.audit import LABEL, audit_table
+
+        headers, rows = audit_table(report["audit"], report["key"])
+        lines += [f"## Protocol audit: {LABEL}", "",
+                  "Validation: robustrec's protocol (grid point chosen on validation, mean over seeds). test: the "
+                  "single run, over every grid point and seed, with the best test value (hyper-parameters and seed "
+                  "chosen on test). test-epoch: also the epoch with the best test REC+PREC+MAP+NDCG. Optimism: the "
+                  "gain over plain under a test protocol minus the gain under validation (points).", "",
+                  "| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|",
+                  *["| " + " | ".join(row) + " |" for row in rows], ""]
     lines += [f"Every row's cells, run folders and reports are listed in {output_names(report)['json']}.", ""]
     return "\n".join(lines)
 
