@@ -334,7 +334,7 @@ def test_caption_cache_flushed_by_two_processes_keeps_both_captions(tmp_path):
 BUILD = """
 import sys, time
 import numpy as np
-from robustrec.models.cache import cached_arrays
+from robustrec.cache import cached_arrays
 
 def build():
     with open(sys.argv[1], "a") as log:
