@@ -40,9 +40,9 @@ NAME = "babytext"
 
 def build_dataset(baby: Path, data_dir: Path, seed: int = 0) -> None:
     """Write `<data_dir>/babytext/` (kept when it exists, e.g. from an earlier --work run)."""
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
     from robustrec.data.mmrec import load_mmrec
-    from robustrec.data.synthetic_content import write_reference_captions, write_synthetic_content
+    from robustrec.synthetic.content import write_reference_captions, write_synthetic_content
 
     folder = data_dir / NAME
     if (folder / "captions").is_dir():
@@ -61,7 +61,7 @@ def build_dataset(baby: Path, data_dir: Path, seed: int = 0) -> None:
 def encoding_seconds(data_dir: Path, rate: float = 0.01, seed: int = 0) -> dict:
     """Seconds to encode all item texts vs `with_texts` on one rate-`rate` draw (changed items only)."""
     from robustrec.captioning.cache import CaptionCache, default_cache_path
-    from robustrec.captioning.text_encoder import ItemTextEmbeddings, SentenceTextEncoder
+    from robustrec.features.text import ItemTextEmbeddings, SentenceTextEncoder
     from robustrec.data.content import load_item_texts
     from robustrec.perturbations.caption import CaptionInjection
 

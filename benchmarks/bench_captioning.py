@@ -28,7 +28,7 @@ def bench_tiny_captioning(tmp: Path, n_images: int = 256) -> None:
     from robustrec.captioning.blip2 import Blip2Captioner
     from robustrec.captioning.cache import CaptionCache
     from robustrec.data.content import load_item_images
-    from robustrec.data.synthetic_content import write_synthetic_content
+    from robustrec.synthetic.content import write_synthetic_content
 
     factors = np.random.default_rng(0).standard_normal((n_images, 8))
     write_synthetic_content(tmp / "syn", "syn", factors, 0, "fp")
@@ -46,8 +46,8 @@ def bench_tiny_captioning(tmp: Path, n_images: int = 256) -> None:
 
 
 def bench_text_encoding(tmp: Path, n_items: int = 7050, rate: float = 0.01) -> None:
-    from robustrec.captioning.text_encoder import ItemTextEmbeddings, SentenceTextEncoder
-    from robustrec.data.synthetic_content import reference_caption, synthetic_item_texts, synthetic_items
+    from robustrec.features.text import ItemTextEmbeddings, SentenceTextEncoder
+    from robustrec.synthetic.content import reference_caption, synthetic_item_texts, synthetic_items
 
     factors = np.random.default_rng(0).standard_normal((n_items, 16))
     texts = synthetic_item_texts(factors, 0)

@@ -31,7 +31,7 @@ def texts_per_second(encoder, texts: list[str], batch_size: int) -> float:
 
 
 def images_per_second(encoder, paths: list[str], batch_size: int) -> float:
-    from robustrec.captioning.images import load_image
+    from robustrec.features.image_loading import load_image
 
     encoder.encode([load_image(paths[0])])  # warm up
     start = time.perf_counter()
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from robustrec.data.mmrec import load_interactions
     from robustrec.features.content import load_content
-    from robustrec.features.encoders import make_encoder
+    from robustrec.features.registry import make_encoder
     from robustrec.features.extract import extract_features, plan_extraction
 
     if args.threads:

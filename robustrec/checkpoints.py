@@ -248,6 +248,9 @@ def load_model_data(run: Run, data_dir: str | None, modalities=None):
     error = None
     for candidate in [c for c in candidates if c]:
         try:
+            from robustrec.synthetic.folder import prepare_dataset
+
+            prepare_dataset(config.dataset, candidate)  # the built-in dataset is made again if it was removed
             return load_dataset(config.dataset, candidate, modalities)
         except RobustRecError as exc:
             error = exc

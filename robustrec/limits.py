@@ -5,7 +5,7 @@ must be finite and inside its option's range: `inf`, `nan` or an absurd `1e30` i
 work with one line naming the range (`ConfigError`, exit 2), so no run trains on it and no report
 records it (JSON has no Infinity or NaN). `LIMITS` states each range once; the upper bounds are far past
 any setting that still measures something (the MG paper's landscape spans ±100, its noise σ is 1e-3).
-Rates (in [0, 1], `robustrec.perturbations.caption.check_rate`) and photo-edit strengths
+Rates (in [0, 1], `robustrec.perturbations.base.check_rate`) and photo-edit strengths
 (`robustrec.perturbations.image_edits.STRENGTHS`) have closed ranges of their own, checked the same way.
 """
 

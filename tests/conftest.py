@@ -107,7 +107,7 @@ def baby_dir():
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory):
     """A data dir holding the built-in synthetic dataset, materialised once per test session."""
-    from robustrec.data.synthetic_folder import ensure_synthetic
+    from robustrec.synthetic.folder import ensure_synthetic
 
     root = tmp_path_factory.mktemp("data")
     ensure_synthetic(root)

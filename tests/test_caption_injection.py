@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustrec.captioning.text_encoder import ItemTextEmbeddings
+from robustrec.features.text import ItemTextEmbeddings
 from robustrec.errors import ConfigError
 from robustrec.evaluation import full_ranking
 from robustrec.models import build_model

@@ -261,7 +261,7 @@ def test_perturb_noise_on_the_cpu_device_matches_the_default(capsys, tmp_path, b
 
 def test_feature_encoders_and_captioners_use_the_same_resolver(no_cuda):
     from robustrec.cli.captions import CaptionerKind, _make_captioner
-    from robustrec.features.encoders import make_encoder
+    from robustrec.features.registry import make_encoder
 
     with pytest.raises(ConfigError, match="^--device cuda: CUDA is not available"):
         make_encoder("text", device="cuda")

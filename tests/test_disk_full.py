@@ -377,7 +377,7 @@ def test_study_run_on_a_full_disk_keeps_the_old_manifest(capsys, tmp_path, synth
 
 def test_features_extract_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, tmp_path, shared_datasets,
                                                                         monkeypatch):
-    from robustrec.features import encoders as encoders_module
+    from robustrec.features import registry as encoders_module
     from test_features_extract import HashTextEncoder, make_hm_subset
 
     source = make_hm_subset(tmp_path / "src", shared_datasets, n_items=6)
@@ -392,7 +392,7 @@ def test_features_extract_on_a_full_disk_is_one_line_and_leaves_nothing(capsys, 
 
 def test_features_extract_full_at_the_last_write_keeps_the_chunks_to_resume(capsys, tmp_path, shared_datasets,
                                                                             monkeypatch):
-    from robustrec.features import encoders as encoders_module
+    from robustrec.features import registry as encoders_module
     from test_features_extract import HashTextEncoder, make_hm_subset
 
     source = make_hm_subset(tmp_path / "src", shared_datasets, n_items=6)

@@ -12,7 +12,7 @@ import pytest
 
 from cli_helpers import run_cli
 from robustrec.errors import ConfigError
-from robustrec.features import encoders as encoders_module
+from robustrec.features import registry as encoders_module
 from test_features_extract import make_hm_subset
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -130,7 +130,7 @@ def test_downloads_only_when_the_user_opts_in(monkeypatch, no_network):
         locate_model("someorg/not-cached", "image")
     with pytest.raises(ConfigError, match="'./not-here': no such folder"):  # a path never goes to the hub
         locate_model("./not-here", "text")
-    from robustrec.captioning.text_encoder import SentenceTextEncoder  # perturb caption/text, studies
+    from robustrec.features.text import SentenceTextEncoder  # perturb caption/text, studies
 
     with pytest.raises(ConfigError, match="cannot load text encoder 'nosuch-encoder' offline: no folder"):
         SentenceTextEncoder("nosuch-encoder").encode(["a text"])

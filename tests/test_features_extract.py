@@ -11,7 +11,7 @@ import pytest
 
 from cli_helpers import run_cli
 from robustrec.errors import ConfigError, DataError
-from robustrec.features import encoders as encoders_module
+from robustrec.features import registry as encoders_module
 from robustrec.features.extract import extract_features, plan_extraction
 from robustrec.features.sidecar import check_encoder, encoder_for, read_sidecar
 

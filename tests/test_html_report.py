@@ -13,7 +13,8 @@ import pytest
 
 from browser_helpers import find_browser, render
 from cli_helpers import cli_code, run_cli
-from robustrec.reports.html import reports_html, study_html
+from robustrec.reports.html import reports_html
+from robustrec.studies.report import study_html
 from robustrec.studies.execute import InlineExecutor, run_study
 from robustrec.studies.report import build_report
 from robustrec.studies.spec import load_study

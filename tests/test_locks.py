@@ -141,7 +141,7 @@ def test_waiting_waits_for_the_holder(tmp_path):
 FAKE_ENCODER = """
 import sys, time
 import numpy as np
-import robustrec.data.synthetic_folder as module
+import robustrec.synthetic.folder as module
 from robustrec.data.synthetic import SyntheticSpec
 
 class Slow:  # stands in for MiniLM: slow enough that both processes prepare at once
@@ -175,7 +175,7 @@ def test_two_processes_preparing_the_synthetic_dataset_at_once(tmp_path):
 def test_losing_the_rename_to_another_process_uses_its_folder(tmp_path, monkeypatch):
     import numpy as np
 
-    import robustrec.data.synthetic_folder as module
+    import robustrec.synthetic.folder as module
     from robustrec.data.synthetic import SyntheticSpec
 
     class Fake:
@@ -295,7 +295,7 @@ def test_text_embedding_cache_saved_by_two_processes_keeps_both_rows(tmp_path):
     """Two stress cells (workers) open one cache file, each encodes its own texts, both save."""
     import numpy as np
 
-    from robustrec.captioning.embedding_cache import TextEmbeddingCache
+    from robustrec.features.text_cache import TextEmbeddingCache
 
     model = tmp_path / "model"
     model.mkdir()
@@ -334,7 +334,7 @@ def test_caption_cache_flushed_by_two_processes_keeps_both_captions(tmp_path):
 BUILD = """
 import sys, time
 import numpy as np
-from robustrec.models.cache import cached_arrays
+from robustrec.cache import cached_arrays
 
 def build():
     with open(sys.argv[1], "a") as log:

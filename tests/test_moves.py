@@ -10,7 +10,7 @@ import pytest
 
 from robustrec.evaluation.moves import (gini, item_exposure, jaccard, long_tail_mask, overlap_at_depths,
                                         rank_shifts, rbo, slot_mean, sliced_recall, summarize_moves, terciles)
-from robustrec.reports.stats import (dz_interval, drop_difference_test, effect_size, minimum_detectable_dz,
+from robustrec.evaluation.stats import (dz_interval, drop_difference_test, effect_size, minimum_detectable_dz,
                                      paired_power, paired_user_test, seed_paired_test, significance_words)
 
 # --- rank stability --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 
 from cli_helpers import cli_code as _cli, run_cli
 from dataset_helpers import hm_subset_texts_and_purchases
-from robustrec.captioning.text_encoder import ItemTextEmbeddings
+from robustrec.features.text import ItemTextEmbeddings
 from robustrec.data.content import build_item_text
 from robustrec.data.dataset import InteractionData, interactions_matrix
 from robustrec.errors import ConfigError, DataError
@@ -283,7 +283,7 @@ def test_lfm2k_warm_text_cache_skips_the_encoder_and_leaves_the_shared_data_alon
                                                                                      capsys, monkeypatch):
     from pathlib import Path
 
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
 
     folder = Path(shared_datasets) / "lfm2k"
     before = {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}

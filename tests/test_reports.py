@@ -13,7 +13,7 @@ from robustrec.reports import ReportError, load_report, save_report
 from robustrec.reports.compare import load_comparison
 from robustrec.reports.export import CSV_COLUMNS, write_csv, write_severity_plot
 from robustrec.reports.gains import mg_gain, mg_pairs
-from robustrec.reports.stats import drop_difference_test, paired_user_test, relative_drops, t_interval
+from robustrec.evaluation.stats import drop_difference_test, paired_user_test, relative_drops, t_interval
 from robustrec.training import TrainConfig, Trainer
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from cli_helpers import run_cli
 from robustrec.errors import ConfigError
-from robustrec.reports.stats import adjust_p_values, seed_paired_test
+from robustrec.evaluation.stats import adjust_p_values, seed_paired_test
 from robustrec.studies.execute import InlineExecutor, PoolExecutor, run_study, worker_layout
 from robustrec.studies.plan import read_manifest
 from robustrec.studies.spec import load_study
@@ -424,7 +424,7 @@ def test_a_study_folder_resumes_only_the_study_that_made_it(finished, tmp_path, 
 def test_study_report_rows_carry_moves_effect_sizes_and_power(finished):
     """Stress rows: moves (mean over seeds) and per-seed d_z; seed-level tests: d_z, its interval, the
     minimum detectable d_z and "underpowered" (2 seeds cannot detect a large effect)."""
-    from robustrec.reports.stats import minimum_detectable_dz
+    from robustrec.evaluation.stats import minimum_detectable_dz
     from robustrec.studies.report import build_report
 
     _, out, _ = finished

@@ -7,7 +7,7 @@ from robustrec.captioning.cache import CaptionCache
 from robustrec.data import load_dataset
 from robustrec.data.content import load_item_images, load_item_texts
 from robustrec.data.synthetic import SyntheticSpec
-from robustrec.data.synthetic_folder import write_synthetic
+from robustrec.synthetic.folder import write_synthetic
 
 
 def test_folder_holds_content_and_encoder_features(synthetic_dir):
@@ -17,7 +17,7 @@ def test_folder_holds_content_and_encoder_features(synthetic_dir):
     texts = load_item_texts(folder, "synthetic", data.n_items)
     assert len(texts) == data.n_items and all(texts.values())
     assert len(load_item_images(folder, "synthetic")) == data.n_items
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
 
     again = SentenceTextEncoder().encode([texts[3], texts[500]])
     np.testing.assert_allclose(data.features["text"][[3, 500]], again, atol=1e-5)
@@ -37,7 +37,7 @@ def test_loading_twice_gives_the_same_data(synthetic_dir):
 
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
-    import robustrec.data.synthetic_folder as module
+    import robustrec.synthetic.folder as module
 
     class Broken:
         def encode(self, texts):

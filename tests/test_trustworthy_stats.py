@@ -9,7 +9,7 @@ import pytest
 from robustrec.reports import save_report
 from robustrec.reports.compare import load_comparison
 from robustrec.reports.gains import all_mg_gains, summarize_level
-from robustrec.reports.stats import paired_user_test
+from robustrec.evaluation.stats import paired_user_test
 
 
 @pytest.mark.parametrize("repeats", range(1, 13))

@@ -1,7 +1,7 @@
-"""Image captioners (BLIP-2 on transformers, LAVIS via a separate interpreter), text encoders
-and the on-disk caption cache.
+"""Image captioners (BLIP-2 on transformers, LAVIS via a separate interpreter) and the on-disk
+caption cache. Encoders (the text encoder that embeds captions included) live in `robustrec.features`.
 
-Importing this package is cheap: torch, transformers, sentence-transformers and PIL are imported
+Importing this package is cheap: torch, transformers and PIL are imported
 only inside the classes that need them. Names are resolved lazily on first attribute access.
 """
 
@@ -19,11 +19,6 @@ _EXPORTS = {
     "Blip2Captioner": "robustrec.captioning.blip2",
     "DEFAULT_BLIP2_CHECKPOINT": "robustrec.captioning.blip2",
     "LavisCaptioner": "robustrec.captioning.lavis_adapter",
-    "SentenceTextEncoder": "robustrec.captioning.text_encoder",
-    "ItemTextEmbeddings": "robustrec.captioning.text_encoder",
-    "TextEncoder": "robustrec.captioning.text_encoder",
-    "DEFAULT_TEXT_ENCODER": "robustrec.captioning.text_encoder",
-    "TextEmbeddingCache": "robustrec.captioning.embedding_cache",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,7 +21,7 @@ from typing import Any
 
 from robustrec.captioning.cache import CaptionCache, CaptionRunSummary
 from robustrec.captioning.captioner import ProgressCallback, caption_items_with
-from robustrec.captioning.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from robustrec.features.image_loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from robustrec.device import device_string
 from robustrec.errors import ConfigError
 

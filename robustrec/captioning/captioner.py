@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from robustrec.captioning.cache import CaptionCache, CaptionRunSummary
-from robustrec.captioning.images import ImageSkipped, load_image
+from robustrec.features.image_loading import ImageSkipped, load_image
 
 ProgressCallback = Callable[[int, int], None]
 """Called as `progress(done, total)` after each batch; `total` counts the items to caption."""

@@ -34,7 +34,9 @@ class CaptionerKind(str, Enum):
 def _dataset_fingerprint(name: str, data_dir: Path) -> str:
     """The dataset fingerprint stored in caption caches (the core's content hash)."""
     from robustrec.data import load_dataset
+    from robustrec.synthetic.folder import prepare_dataset
 
+    prepare_dataset(name, data_dir)
     return load_dataset(name, data_dir).fingerprint()
 
 

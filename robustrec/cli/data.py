@@ -19,7 +19,9 @@ def inspect(
     import json
 
     from robustrec.data.inspect import inspect_dataset
+    from robustrec.synthetic.folder import prepare_dataset
 
+    prepare_dataset(dataset, data_dir)  # the built-in dataset is made on first use
     summary = inspect_dataset(dataset, data_dir)
     if json_out:
         typer.echo(json.dumps(summary, indent=1))

@@ -55,7 +55,7 @@ def extract(
     """Encode item photos (image_feat.npy) and texts (text_feat.npy), with masks and a features.json sidecar."""
     import time
 
-    from robustrec.features.encoders import make_encoder
+    from robustrec.features.registry import make_encoder
     from robustrec.features.extract import extract_features, plan_extraction
 
     plan = plan_extraction(data_dir, dataset, modalities, out_dir, fill.value, overwrite)

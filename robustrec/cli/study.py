@@ -226,7 +226,8 @@ def _write_html(folder: Path, result: dict, html: Path, landscape: list[Path], m
                 correction: str) -> None:
     import shlex
 
-    from robustrec.reports.html import study_html, write_html
+    from robustrec.reports.html import write_html
+    from robustrec.studies.report import study_html
 
     command = shlex.join(["robustrec", "study", "report", str(folder), "--metric", metric, "--k", str(k),
                           "--correction", correction, "--html", str(html),

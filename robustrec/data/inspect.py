@@ -27,7 +27,7 @@ def inspect_dataset(name: str, data_dir: str | Path) -> dict:
     from robustrec.data import load_dataset
     from robustrec.data.mmrec import load_interactions
 
-    try:  # what training would load (the built-in set is written on first use)
+    try:  # what training would load
         data = load_dataset(name, data_dir)
         load_error = None
     except DataError as exc:  # training would refuse the folder: say why, still show its interactions

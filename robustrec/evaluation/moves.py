@@ -273,7 +273,7 @@ class MoveContext:
 def summarize_moves(clean: dict[str, float | None], trials: list[dict[str, float | None]]) -> dict[str, dict]:
     """Per move number over the trials: mean and 95% t-interval; with a clean value also the
     change (perturbed − clean) and, for slices (recall), the relative drop % of each trial."""
-    from robustrec.reports.stats import finite_or_none, t_interval
+    from robustrec.evaluation.stats import finite_or_none, t_interval
 
     def spread(values):
         values = np.asarray([v for v in values if v is not None], dtype=np.float64)

@@ -1,4 +1,11 @@
-"""Feature extraction: item content (photos, texts) → `<modality>_feat.npy` + mask + `features.json`.
+"""Every encoder, and feature extraction.
+
+Encoders: `base` (the protocol and shared helpers), `text` (the sentence text encoder, also used to
+re-encode edited texts and captions), `images` (image encoders), `image_loading` (reading item photos,
+for encoders and captioners), `text_cache` (encoded texts kept on disk), `registry` (modality →
+encoder factory).
+
+Feature extraction: item content (photos, texts) → `<modality>_feat.npy` + mask + `features.json`.
 
 File contract, in a dataset folder `<out>/<name>/`:
 
@@ -17,11 +24,19 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "FeatureEncoder": "robustrec.features.encoders",
-    "TextFeatureEncoder": "robustrec.features.encoders",
-    "make_encoder": "robustrec.features.encoders",
-    "MODALITIES": "robustrec.features.encoders",
-    "DEFAULT_ENCODERS": "robustrec.features.encoders",
+    "FeatureEncoder": "robustrec.features.base",
+    "ENCODERS": "robustrec.features.registry",
+    "make_encoder": "robustrec.features.registry",
+    "MODALITIES": "robustrec.features.registry",
+    "DEFAULT_ENCODERS": "robustrec.features.registry",
+    "TextFeatureEncoder": "robustrec.features.text",
+    "SentenceTextEncoder": "robustrec.features.text",
+    "ItemTextEmbeddings": "robustrec.features.text",
+    "TextEncoder": "robustrec.features.text",
+    "DEFAULT_TEXT_ENCODER": "robustrec.features.text",
+    "TextEmbeddingCache": "robustrec.features.text_cache",
+    "load_image": "robustrec.features.image_loading",
+    "ImageSkipped": "robustrec.features.image_loading",
     "EfficientNetLite0Encoder": "robustrec.features.images",
     "TransformersImageEncoder": "robustrec.features.images",
     "plan_extraction": "robustrec.features.extract",

@@ -29,7 +29,7 @@ from robustrec.errors import ConfigError, DataError
 from robustrec.features import output
 from robustrec.files import DiskFullError, write_atomic
 from robustrec.features.content import ModalityContent, available_modalities, load_content
-from robustrec.features.encoders import MODALITIES
+from robustrec.features.registry import MODALITIES
 from robustrec.features.sidecar import (FORMAT, file_sha256, modality_entry, read_sidecar, sidecar_path,
                                         write_json_atomic)
 
@@ -176,7 +176,7 @@ def _load_batch(modality: str, batch: list[tuple[int, str]]) -> tuple[list[int],
     """(ids, inputs, skipped (id, reason)) of one batch: texts as they are, images loaded with Pillow."""
     if modality == "text":
         return [i for i, _ in batch], [t for _, t in batch], []
-    from robustrec.captioning.images import ImageSkipped, load_image
+    from robustrec.features.image_loading import ImageSkipped, load_image
 
     ids, images, skipped = [], [], []
     for item_id, source in batch:

@@ -24,9 +24,9 @@ import numpy as np
 
 from robustrec.device import device_string, resolve_device
 from robustrec.errors import ConfigError
-from robustrec.features.encoders import (check_folder_name, folder_weights, looks_like_path, missing_extra,
-                                         package_version, weights_digest)
-from robustrec.features.locate import locate_model, snapshot_revision
+from robustrec.features.base import (check_folder_name, folder_weights, missing_extra, package_version,
+                                     weights_digest)
+from robustrec.features.locate import locate_model, looks_like_path, snapshot_revision
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 RESIZE_SHORTER = 256
@@ -182,8 +182,9 @@ def _pil_processor() -> dict[str, Any]:
     return {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {"use_fast": False}
 
 
-def make_image_encoder(name: str, device: str | None = None) -> Any:
-    """`efficientnet-lite0`, or a transformers vision model id/folder (`transformers:` prefix allowed)."""
+def make_image_encoder(name: str = EFFICIENTNET_LITE0, *, device: str | None = None, batch_size: int = 64) -> Any:
+    """`efficientnet-lite0`, or a transformers vision model id/folder (`transformers:` prefix allowed);
+    the image entry of `robustrec.features.registry` (`batch_size` is the caller's: images come in batches)."""
     if name == EFFICIENTNET_LITE0:
         return EfficientNetLite0Encoder(device_string(device))
     if name.startswith("efficientnet-lite"):

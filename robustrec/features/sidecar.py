@@ -73,7 +73,7 @@ def recorded_entry(folder: str | Path, modality: str) -> dict[str, Any]:
 
 def encoder_for(folder: str | Path, modality: str, *, device: str | None = None) -> Any:
     """The encoder recorded for `modality` in `folder/features.json`, built again and checked."""
-    from robustrec.features.encoders import make_encoder
+    from robustrec.features.registry import make_encoder
 
     entry = recorded_entry(folder, modality)
     encoder = make_encoder(modality, entry["encoder"], device=device)

@@ -82,7 +82,7 @@ def plot_landscape(result: dict, path, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from robustrec.reports.schema import write_atomic
+    from robustrec.files import write_atomic
 
     axis = np.asarray(result["axis"])
     surface = np.asarray(result["surface"])

@@ -1,6 +1,6 @@
 """Item–item kNN graphs from item features (cosine similarity).
 
-Neighbour lists are cached (memory, then ``robustrec.models.cache`` on disk) under a key made
+Neighbour lists are cached (memory, then ``robustrec.cache`` on disk) under a key made
 of a hash of the feature *content* and k, so new (e.g. perturbed) features always get their own
 graph, while unchanged ones (the image side of a caption perturbation, a reloaded checkpoint)
 are not recomputed.
@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from robustrec.models.cache import cache_key, cached_arrays
+from robustrec.cache import cache_key, cached_arrays
 
 KNN_VERSION = 1
 

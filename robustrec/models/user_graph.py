@@ -7,7 +7,7 @@ softmax(c) over its kept neighbours (MMRec's ``user_aggr_mode='softmax'``) or 1/
 MMRec ships this as a separate preprocessing script and pads users with fewer than ``k``
 neighbours by re-drawing random neighbours every epoch; here the graph is built in the library,
 is deterministic (no padding: such users aggregate over the neighbours they have) and is cached
-by ``data.fingerprint()`` and ``k`` (see ``robustrec.models.cache``).
+by ``data.fingerprint()`` and ``k`` (see ``robustrec.cache``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from robustrec.errors import ConfigError
-from robustrec.models.cache import cache_key, cached_arrays
+from robustrec.cache import cache_key, cached_arrays
 from robustrec.models.graph import to_torch_csr
 
 GRAPH_VERSION = 1

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from robustrec.errors import ConfigError, DataError
 from robustrec.models.base import copy_model  # noqa: F401  (re-exported: perturbations' public name)
 
 
@@ -72,3 +73,20 @@ def trial_seeds(seed: int, repeats: int) -> list[int]:
     """``repeats`` independent 32-bit seeds derived from one root ``seed`` (NumPy SeedSequence)."""
     children = np.random.SeedSequence(seed).spawn(repeats)
     return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]
+
+
+def check_rate(rate: float) -> float:
+    """``rate`` if it is a probability, else a one-line ConfigError."""
+    if not 0.0 <= rate <= 1.0:  # also rejects NaN
+        raise ConfigError(f"--rate must be in [0, 1], got {rate}")
+    return float(rate)
+
+
+def set_text_features(model, features: np.ndarray) -> None:
+    """Give ``model`` (a private copy) new text features, the other modalities unchanged; a
+    DataError when their shape is not the model's."""
+    current = model.features()
+    if tuple(current["text"].shape) != features.shape:
+        raise DataError(f"text features of {model.name} have shape {tuple(current['text'].shape)}, "
+                        f"the re-encoded texts {features.shape}")
+    model.set_item_features({**current, "text": features})

@@ -24,19 +24,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from robustrec.errors import ConfigError, DataError
-from robustrec.perturbations.base import Perturbation
+from robustrec.errors import ConfigError
+from robustrec.perturbations.base import Perturbation, check_rate, set_text_features
 
 POSITIONS = ("random-sentence", "append", "prepend")
 DEFAULT_POSITION = "random-sentence"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def check_rate(rate: float) -> float:
-    """``rate`` if it is a probability, else a one-line ConfigError."""
-    if not 0.0 <= rate <= 1.0:  # also rejects NaN
-        raise ConfigError(f"--rate must be in [0, 1], got {rate}")
-    return float(rate)
 
 
 def check_position(position: str) -> str:
@@ -198,13 +191,3 @@ class CaptionInjection(Perturbation):
         if self.unaffected_reason(model) is not None:
             return
         set_text_features(model, self.embeddings.with_texts(self.edited_texts(seed))[0])
-
-
-def set_text_features(model, features: np.ndarray) -> None:
-    """Give ``model`` (a private copy) new text features, the other modalities unchanged; a
-    DataError when their shape is not the model's."""
-    current = model.features()
-    if tuple(current["text"].shape) != features.shape:
-        raise DataError(f"text features of {model.name} have shape {tuple(current['text'].shape)}, "
-                        f"the re-encoded texts {features.shape}")
-    model.set_item_features({**current, "text": features})

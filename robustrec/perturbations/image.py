@@ -32,7 +32,7 @@ import numpy as np
 
 from robustrec.errors import ConfigError, DataError
 from robustrec.perturbations.base import Perturbation
-from robustrec.perturbations.caption import check_rate
+from robustrec.perturbations.base import check_rate
 from robustrec.perturbations.image_edits import (EDITS, STRENGTHS, check_strength, derangement, edit_photo,
                                                  leaves_unchanged)
 from robustrec.perturbations.modality import RECORDED_ITEMS, model_unaffected_reason
@@ -50,7 +50,7 @@ class ItemPhotos:
 
     def load(self, item: int):
         """The RGB photo of ``item`` (DataError if it cannot be read now)."""
-        from robustrec.captioning.images import ImageSkipped, load_image
+        from robustrec.features.image_loading import ImageSkipped, load_image
 
         try:
             return load_image(self.sources[item])

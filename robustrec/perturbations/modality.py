@@ -50,7 +50,7 @@ import numpy as np
 from robustrec.data.dataset import check_modality_name
 from robustrec.errors import ConfigError
 from robustrec.perturbations.base import Perturbation
-from robustrec.perturbations.caption import check_rate
+from robustrec.perturbations.base import check_rate
 
 FILLS = ("zeros", "mean", "neighbours")
 FAULTS = ("missing", "swap", "noise")

@@ -46,7 +46,7 @@ import numpy as np
 from robustrec.data.content import _flatten_categories, build_item_text
 from robustrec.errors import ConfigError
 from robustrec.perturbations.base import Perturbation
-from robustrec.perturbations.caption import check_rate, set_text_features
+from robustrec.perturbations.base import check_rate, set_text_features
 from robustrec.perturbations.modality import RECORDED_ITEMS, model_unaffected_reason
 
 EDITS = ("keywords", "drop-description", "drop-categories", "swap")

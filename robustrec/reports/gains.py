@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from robustrec.reports.stats import drop_difference_test, finite_or_none, relative_drops
+from robustrec.evaluation.stats import drop_difference_test, finite_or_none, relative_drops
 
 
 def metric_key(metric: str, k: int) -> str:

@@ -15,8 +15,8 @@ The file needs no network when it is viewed: the styles, the script (plotly.js, 
 - provenance: versions, data and feature fingerprints, the study file, the commands, and how
   each number was computed.
 
-Two entry points build the page from what robustrec already wrote: ``study_html`` (a study folder,
-through ``studies.report.build_report``) and ``reports_html`` (report JSON files of
+Two entry points build the page from what robustrec already wrote: ``render_study_html`` (a study's
+report and manifest, read by ``studies.report.study_html``) and ``reports_html`` (report JSON files of
 ``robustrec perturb``). Both read the report dictionaries defensively (``.get``): fields added by
 later versions (rank stability, exposure, effect sizes) are shown when present.
 """
@@ -69,16 +69,11 @@ def write_html(text: str, path: str | Path, flag: str = "--html") -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def study_html(folder: str | Path, metric: str = "recall", k: int = 5, correction: str = "holm",
-               study_report: dict | None = None, landscapes: list[str | Path] = (),
-               command: str | None = None) -> str:
-    """The HTML page of a study folder (``study_report``: ``build_report``'s dict, built if None)."""
-    from robustrec.studies.plan import read_manifest
-    from robustrec.studies.report import build_report
-
+def render_study_html(folder: str | Path, report: dict, manifest: dict, landscapes: list[str | Path] = (),
+                      command: str | None = None) -> str:
+    """The HTML page of a study folder from its report (``robustrec.studies.report.build_report``) and
+    manifest (``robustrec.studies.plan.read_manifest``); ``robustrec.studies.report.study_html`` reads both."""
     folder = Path(folder)
-    report = study_report if study_report is not None else build_report(folder, metric, k, correction)
-    manifest = read_manifest(folder)
     context = _study_context(folder, report, manifest)
     context["landscapes"] = _landscape_figures(_find_landscapes(landscapes, [folder / "landscapes"]))
     context["commands"] = [f"{c}   # wrote this page" for c in [command] if c] + context["commands"]
@@ -89,7 +84,7 @@ def reports_html(paths: list[str | Path], landscapes: list[str | Path] = (), met
                  correction: str = "holm", command: str | None = None) -> str:
     """The HTML page of stress reports written by ``robustrec perturb`` (all on the same data)."""
     from robustrec.reports.compare import expand_report_paths
-    from robustrec.reports.stats import adjust_p_values
+    from robustrec.evaluation.stats import adjust_p_values
 
     adjust_p_values([], correction)  # checks the name
     files = expand_report_paths(paths)
@@ -173,7 +168,7 @@ def _extras(level: dict, key: str) -> dict[str, float]:
 
 
 def _t_interval(values: list[float]) -> list[float | None]:
-    from robustrec.reports.stats import t_interval
+    from robustrec.evaluation.stats import t_interval
 
     import numpy as np
 
@@ -570,7 +565,7 @@ _STUDY_ROW_KNOWN = {"dataset", "stress_index", "kind", "title", "description", "
 
 
 def _correction_flag(name: str) -> str:
-    from robustrec.reports.stats import CORRECTIONS
+    from robustrec.evaluation.stats import CORRECTIONS
 
     return next((flag for flag, shown in CORRECTIONS.items() if shown == name), name or "holm")
 
@@ -632,7 +627,7 @@ def _one_per_dataset(reports: list[dict]) -> list[dict]:
 
 
 def _reports_context(reports: list[tuple[Path, dict]], key: str, correction: str) -> dict:
-    from robustrec.reports.stats import CORRECTIONS, adjust_p_values
+    from robustrec.evaluation.stats import CORRECTIONS, adjust_p_values
 
     cells, flat_points, comparisons, clean = [], [], [], {}
     seen_names: dict[str, set] = {}

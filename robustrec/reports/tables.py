@@ -251,7 +251,7 @@ def _narrow_gains(rows: list[dict], strength_name: str, title: str) -> Group:
 def study_clean_table(report: dict, title: str) -> Fitted:
     """Clean metrics of a study report: the wide table when it fits, else one block per dataset and
     model with two tables (metrics mean ± std over seeds; grid point, seeds and the test vs plain)."""
-    from robustrec.studies.report import clean_table, fmt_p, fmt_spread
+    from robustrec.reports.formatting import clean_table, fmt_p, fmt_spread
 
     headers, rows = clean_table(report)
     wide = plain_table(headers, rows, title=title)
@@ -281,7 +281,7 @@ def study_clean_table(report: dict, title: str) -> Fitted:
 def study_stress_table(report: dict, title: str) -> Fitted:
     """Drops of a study report: the wide table when it fits (prose titles may wrap), else one block
     per dataset, stress and model: rows per level and strategy, every value on at most two lines."""
-    from robustrec.studies.report import fmt_p, stress_table
+    from robustrec.reports.formatting import fmt_p, stress_table
 
     headers, rows = stress_table(report)
     wide = plain_table(headers, rows, title=title)
@@ -321,9 +321,9 @@ def _p_header(report: dict) -> str:
 
 
 def _adjusted(test: dict) -> str:
-    from robustrec.studies.report import fmt_p
+    from robustrec.reports.formatting import adjusted_p
 
-    return fmt_p(test.get("p_adjusted")) + (" *" if test.get("significant") else "")
+    return adjusted_p(test)
 
 
 class SplitTable:

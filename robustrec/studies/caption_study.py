@@ -85,7 +85,7 @@ def _missing_cache_message(data, folder: Path, captioner: str, path: Path) -> st
 def make_text_embeddings(encoder, texts: list[str], clean: np.ndarray, cache=None):
     """``ItemTextEmbeddings`` over ``clean`` (the model's text features) after a dimension check;
     ``cache`` (a ``TextEmbeddingCache``) serves texts encoded by earlier runs."""
-    from robustrec.captioning.text_encoder import ItemTextEmbeddings
+    from robustrec.features.text import ItemTextEmbeddings
 
     memo = MemoTextEncoder(encoder, cache)
     if memo.dim != clean.shape[1]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from robustrec.errors import ConfigError, DataError
-from robustrec.perturbations.caption import check_rate
+from robustrec.perturbations.base import check_rate
 from robustrec.perturbations.image import EditedPhotoRows, ImageEdit, ItemPhotos
 from robustrec.perturbations.image_edits import EDITS, STRENGTHS, check_edit, check_strength, default_strength
 from robustrec.perturbations.modality import model_unaffected_reason

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from robustrec.data.dataset import canonical_order, check_modality_name
 from robustrec.errors import ConfigError, DataError
+from robustrec.perturbations.base import check_rate
 from robustrec.perturbations.modality import (DEFAULT_NEIGHBOUR_K, FAULTS, FeatureNoise, FeatureSwap,
                                               MissingModality, ModalityFault, check_fill, check_neighbour_k,
-                                              check_rate, check_sigma, model_unaffected_reason, rms_scale)
+                                              check_sigma, model_unaffected_reason, rms_scale)
 from robustrec.studies.runner import StudySettings, run_study
 
 DEFAULT_RATE = 0.1

@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from robustrec.errors import RobustRecError
+from robustrec.evaluation.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
+from robustrec.reports.formatting import clean_table, stress_table
 from robustrec.reports.schema import write_atomic
-from robustrec.reports.stats import CORRECTIONS, adjust_p_values, seed_paired_test, t_interval
 
 ALPHA = 0.05
-#: the strategy-vs-plain drop comparison, in the words and sign of perturb's and compare's MG gain
-#: tables (``reports.gains``: drop_reduction_pts = baseline's drop − MG's drop)
-DROP_REDUCTION = "drop reduction vs plain (pts)"
+#: what the drop-reduction column (``reports.formatting.DROP_REDUCTION``) means
 DROP_REDUCTION_MEANS = "drop reduction = plain's drop − this strategy's drop (pct points); > 0: drops less than plain"
 
 
@@ -83,6 +82,18 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
             "valid_metric": study.valid_metric, "seeds": study.seeds,
             "selection": study.selection, "clean": clean, "stress": stress,
             "audit": protocol_audit(study, manifest, folder, key)}
+
+
+def study_html(folder: str | Path, metric: str = "recall", k: int = 5, correction: str = "holm",
+               study_report: dict | None = None, landscapes: list[str | Path] = (),
+               command: str | None = None) -> str:
+    """The HTML page of a study folder (``study_report``: ``build_report``'s dict, built if None)."""
+    from robustrec.reports.html import render_study_html
+    from robustrec.studies.plan import read_manifest
+
+    folder = Path(folder)
+    report = study_report if study_report is not None else build_report(folder, metric, k, correction)
+    return render_study_html(folder, report, read_manifest(folder), landscapes, command)
 
 
 def _clean_rows(study, manifest, chosen, key) -> list[dict]:
@@ -237,65 +248,7 @@ def _correct_user_tests(rows: list[dict], method: str) -> None:
         row["significant_seeds"] = sum(p is not None and p < ALPHA for p in row["user_p_adjusted"].values())
 
 
-# --- rendering: plain strings for the terminal table, Markdown and CSV -----------------------------
-
-
-def fmt_spread(spread: dict, scale: float = 1.0, digits: int = 4) -> str:
-    if spread.get("mean") is None:
-        return "–"
-    return f"{spread['mean'] * scale:.{digits}f} ± {spread['std'] * scale:.{digits}f}"
-
-
-def fmt_p(value) -> str:
-    if value is None:
-        return "n/a"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def clean_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    key = report["key"]
-    metric, k = key.split("@")
-    names = ["recall", "precision", "map", "ndcg"]
-    headers = ["dataset", "model", "strategy", "point", "seeds", f"valid {report['valid_metric']}",
-               *[f"{n.upper()[:4] if n != 'recall' else 'REC'}@{k}" for n in names],
-               f"{key} vs plain", "p", f"p ({report['correction']})"]
-    rows = []
-    for row in report["clean"]:
-        test = row.get("vs_plain")
-        gain = "" if not test or test.get("gain_pct") is None else f"{test['gain_pct']:+.1f}%"
-        point = " ".join(f"{name}={value}" for name, value in row["point"].items()) or "–"
-        rows.append([row["dataset"], row["model"], row["strategy"], point, str(len(row["seeds"])),
-                     fmt_spread(row["valid"]),
-                     *[fmt_spread(row["test"].get(f"{n}@{k}", {})) for n in names], gain,
-                     fmt_p(test["p_value"]) if test else "", _adj(test) if test else ""])
-    return headers, rows
-
-
-def stress_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    headers = ["dataset", "stress", "level", "model", "strategy", f"drop % {report['key']} (95% CI)",
-               "sig. seeds", DROP_REDUCTION, "p", f"p ({report['correction']})"]
-    rows = []
-    for row in report["stress"]:
-        stress = f"#{row['stress_index']} {row['title']}"
-        if row.get("unaffected"):
-            rows.append([row["dataset"], stress, "", row["model"], row["strategy"], "unaffected by construction",
-                         "", "", "", ""])
-            continue
-        drop = row["drop_pct"]
-        low, high = drop.get("ci95", [None, None])
-        ci = f" [{low:.2f}, {high:.2f}]" if low is not None else ""
-        value = "–" if drop["mean"] is None else f"{drop['mean']:.2f}{ci}"
-        test = row.get("vs_plain")
-        delta = "" if not test or test["mean_difference"] is None else f"{test['mean_difference']:+.2f}"
-        rows.append([row["dataset"], stress, f"{row['strength']:g}", row["model"], row["strategy"], value,
-                     f"{row['significant_seeds']}/{len(row['per_seed'])}", delta,
-                     fmt_p(test["p_value"]) if test else "", _adj(test) if test else ""])
-    return headers, rows
-
-
-def _adj(test: dict) -> str:
-    text = fmt_p(test.get("p_adjusted"))
-    return text + (" *" if test.get("significant") else "")
+# --- rendering: Markdown and CSV (the table cells: robustrec.reports.formatting) ----------------------
 
 
 def markdown(report: dict) -> str:

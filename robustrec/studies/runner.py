@@ -21,7 +21,7 @@ from robustrec.evaluation.moves import MoveContext, summarize_moves
 from robustrec.perturbations.base import Perturbation, trial_seeds
 from robustrec.reports.gains import all_mg_gains, metric_key, summarize_level
 from robustrec.reports.schema import FORMAT, SCHEMA_VERSION, library_versions
-from robustrec.reports.stats import paired_user_test
+from robustrec.evaluation.stats import paired_user_test
 
 #: (model, perturbation, seeds) -> extra numbers stored with the level (e.g. flatness)
 LevelExtra = Callable[[object, Perturbation, list[int]], dict]

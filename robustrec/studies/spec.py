@@ -291,7 +291,7 @@ def check_data(study: Study) -> None:
     for dataset in study.datasets:
         folder = root / dataset
         if dataset == SYNTHETIC and not (folder / f"{dataset}.inter").is_file():
-            from robustrec.data.synthetic_folder import MODALITIES
+            from robustrec.synthetic.folder import MODALITIES
 
             available = MODALITIES
         elif (folder / f"{dataset}.inter").is_file():

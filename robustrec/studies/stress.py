@@ -74,7 +74,7 @@ def open_cache(encoder, scope: str, cache_dir: str, enabled: bool):
     """The on-disk cache of ``encoder``'s rows (None when off or when the encoder cannot be pinned)."""
     if not enabled:
         return None
-    from robustrec.captioning.embedding_cache import open_text_cache
+    from robustrec.features.text_cache import open_text_cache
 
     return open_text_cache(encoder, scope, Path(cache_dir) if cache_dir else None)
 
@@ -103,7 +103,8 @@ class CaptionStress(StressSpec):
     text_cache: bool = True
 
     def check(self) -> "CaptionStress":
-        from robustrec.perturbations.caption import check_position, check_rate
+        from robustrec.perturbations.base import check_rate
+        from robustrec.perturbations.caption import check_position
 
         self._rates = [check_rate(value) for value in parse_levels(self.rate, "--rate")]
         check_position(self.position)
@@ -111,7 +112,7 @@ class CaptionStress(StressSpec):
         return self
 
     def run(self, checkpoints, data, settings, callbacks=None, device: str | None = None) -> StressOutcome:
-        from robustrec.captioning.text_encoder import SentenceTextEncoder
+        from robustrec.features.text import SentenceTextEncoder
         from robustrec.studies.caption_study import (ENCODER_CHECK_WARN, default_captioner, load_caption_inputs,
                                                      run_caption_study)
 
@@ -205,7 +206,7 @@ class TextStress(StressSpec):
     text_cache: bool = True
 
     def check(self) -> "TextStress":
-        from robustrec.perturbations.caption import check_rate
+        from robustrec.perturbations.base import check_rate
         from robustrec.studies.text_study import check_flags
 
         self._keywords, self._pool = check_flags(self.edit, self.keywords, self.keyword_pool)

@@ -109,7 +109,7 @@ def text_encoder_for(folder: str | Path, text_encoder: str | None, device: str |
             raise ConfigError(f"--text-encoder {text_encoder!r} differs from the text encoder recorded in "
                               f"{sidecar_path(folder)} ({entry['encoder']!r}); leave it out to use the recorded one")
         return encoder_for(folder, "text", device=device), f"{sidecar_path(folder)}"
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
 
     return (SentenceTextEncoder(text_encoder or DEFAULT_TEXT_ENCODER, device=device),
             "--text-encoder (no features.json entry)")
@@ -150,7 +150,7 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
     ``TextEmbeddingCache`` of ``encoder``) serves texts encoded by earlier runs, the encoder check's
     included (cached rows are exactly what this encoder produced), and keeps the new ones.
     """
-    from robustrec.captioning.text_encoder import ItemTextEmbeddings
+    from robustrec.features.text import ItemTextEmbeddings
 
     check_inputs(edit, items, data)
     probe = TextEdit(edit, 0.0, items, None, keywords, keyword_pool)

@@ -53,6 +53,9 @@ def prepare_data(config, data=None):
 
     cls = get_model_class(config.model)
     if data is None:
+        from robustrec.synthetic.folder import prepare_dataset
+
+        prepare_dataset(config.dataset, config.data_dir)  # the built-in dataset is made on first use
         data = load_dataset(config.dataset, config.data_dir, config.modalities if cls.multimodal else ())
     chosen = resolve_modalities(cls, data, config.modalities)
     return data.select_modalities(chosen), dataclasses.replace(config, modalities=list(chosen))

@@ -23,7 +23,7 @@ THINGS = ("bottle", "blanket", "rattle", "bib", "stroller", "teether")
 
 def _write_dataset(folder: Path) -> None:
     """tiny.inter (6 train, 1 valid, 1 test per user), images/, tiny.items.jsonl, MiniLM text_feat.npy."""
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
     from robustrec.data.content import build_item_text
 
     (folder / "images").mkdir(parents=True)
@@ -168,7 +168,7 @@ def test_missing_item_text_and_images(world, tmp_path, capsys):
 
 
 def test_encoder_dimension_mismatch(world, tmp_path, capsys, monkeypatch):
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
 
     _, runs, captioner = world
     monkeypatch.setattr(SentenceTextEncoder, "dim", property(lambda self: 768))
@@ -206,7 +206,7 @@ def _caption_report(capsys, runs, captioner, report_dir, *flags):
 
 def test_warm_text_cache_reproduces_the_cold_report_without_loading_the_encoder(world, tmp_path, capsys,
                                                                                  monkeypatch):
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
 
     data_dir, runs, captioner = world
     before = _tree(data_dir)
@@ -235,7 +235,7 @@ def test_warm_text_cache_reproduces_the_cold_report_without_loading_the_encoder(
 
 
 def test_corrupt_text_cache_warns_in_one_line_and_is_rebuilt(world, tmp_path, capsys):
-    from robustrec.captioning.embedding_cache import cache_path
+    from robustrec.features.text_cache import cache_path
 
     _, runs, captioner = world
     path = cache_path(tmp_path / "c", "tiny", "sentence-transformers:all-MiniLM-L6-v2")

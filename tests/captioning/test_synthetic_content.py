@@ -8,7 +8,7 @@ import numpy as np
 
 from robustrec.captioning.cache import CaptionCache
 from robustrec.data.content import load_item_images, load_item_texts
-from robustrec.data.synthetic_content import (
+from robustrec.synthetic.content import (
     REFERENCE_CAPTIONER,
     synthetic_item_texts,
     write_synthetic_content,

@@ -1,4 +1,4 @@
-"""The on-disk cache of encoded texts (`robustrec.captioning.embedding_cache`): rows come back
+"""The on-disk cache of encoded texts (`robustrec.features.text_cache`): rows come back
 bitwise without encoding, the file is keyed by the encoder's model files and versions, a touched but
 unchanged model folder still matches, a corrupt file is ignored with one line and rebuilt, and an
 encoder that cannot be pinned without loading gets no cache."""
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robustrec.captioning.embedding_cache import TextEmbeddingCache, cache_path, open_text_cache
+from robustrec.features.text_cache import TextEmbeddingCache, cache_path, open_text_cache
 from robustrec.perturbations.caption import MemoTextEncoder
 
 TEXTS = ["Red dress. Light cotton.", "Blue jeans", "A photo of a red dress", "", "Blue jeans"]
@@ -111,7 +111,7 @@ def test_encoders_with_other_ids_use_other_files(model_folder, tmp_path):
 
 
 def test_touched_model_files_with_the_same_bytes_still_match(model_folder, tmp_path, monkeypatch):
-    import robustrec.captioning.embedding_cache as module
+    import robustrec.features.text_cache as module
 
     cold, _ = _encode(FolderEncoder(model_folder), tmp_path / "cache")
     os.utime(model_folder / "weights.bin", ns=(1, 1))  # new stamp, same bytes: hashed again, accepted
@@ -155,7 +155,7 @@ def test_unwritable_cache_root_costs_a_one_line_reason_only(model_folder, tmp_pa
 
 
 def test_encoders_that_cannot_be_pinned_get_no_cache(tmp_path):
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
 
     class NoIdentity:
         dim, encoder_id = 4, "plain"
@@ -168,7 +168,7 @@ def test_encoders_that_cannot_be_pinned_get_no_cache(tmp_path):
 
 def test_minilm_identity_needs_no_transformers_import():
     """The packaged MiniLM is pinned by its folder's files without importing transformers or torch."""
-    code = ("import sys; from robustrec.captioning.text_encoder import SentenceTextEncoder as S; "
+    code = ("import sys; from robustrec.features.text import SentenceTextEncoder as S; "
             "i = S().cache_identity(); "
             "print(i['backend'], i['device'], 'transformers' in sys.modules, 'torch' in sys.modules, "
             "sorted(i['packages']))")

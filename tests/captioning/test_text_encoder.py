@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from robustrec.captioning.text_encoder import (
+from robustrec.features.text import (
     ItemTextEmbeddings,
     SentenceTextEncoder,
     mean_pooling_layout,

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from robustrec.models import build_model, cache
+from robustrec import cache
+from robustrec.models import build_model
 from robustrec.models.knn import cached_top_k, cosine_top_k
 
 

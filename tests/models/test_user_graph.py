@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import torch
 
 from robustrec.errors import ConfigError
-from robustrec.models import cache
+from robustrec import cache
 from robustrec.models.user_graph import (cached_neighbours, cooccurrence_counts, neighbour_weights,
                                          top_k_neighbours, user_graph_operator)
 

@@ -1,6 +1,6 @@
-"""Loading item images for captioning: local paths or URLs, with size limits.
+"""Loading item images (for image encoders and captioners): local paths or URLs, with size limits.
 
-`load_image` never lets a bad image crash a captioning run: every failure (missing file, not an
+`load_image` never lets a bad image crash a captioning or extraction run: every failure (missing file, not an
 image, truncated, too many bytes, too many pixels, download error) becomes `ImageSkipped` with a
 short reason that the caption cache records.
 """

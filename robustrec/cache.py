@@ -1,4 +1,5 @@
-"""A small two-level cache (memory, then ``.npz`` on disk) for arrays derived from data.
+"""Ground floor: the cache root and a small two-level cache (memory, then ``.npz`` on disk) for arrays
+derived from data (used by models; the text-embedding cache keeps its own format under the same root).
 
 Graphs that are expensive to build but fully determined by the data and a few parameters
 (user–user co-occurrence graphs, item kNN graphs) are stored under a key built from those

@@ -1,7 +1,7 @@
 """The built-in synthetic dataset on disk: ``<data-dir>/synthetic/`` in MMRec layout plus content.
 
 Made once, on first use, from ``make_synthetic``'s interactions and image features. Its item
-texts, images and reference captions come from ``synthetic_content``; its ``text_feat.npy`` is
+texts, images and reference captions come from ``robustrec.synthetic.content``; its ``text_feat.npy`` is
 the real text encoder (all-MiniLM-L6-v2, as MMRec) applied to those texts, so the caption stress
 test re-encodes edited texts with the very encoder that made the clean features. The folder is
 written to a temporary sibling and renamed into place, so a half-made dataset is never seen;
@@ -28,6 +28,15 @@ NAME = "synthetic"
 MODALITIES = ("image", "text")
 
 
+def prepare_dataset(name: str, data_dir: str | Path) -> None:
+    """Make the built-in dataset ``name`` under ``data_dir`` if it is one and is not there yet (any
+    other name: nothing). Commands call it before ``robustrec.data.load_dataset``, which only reads."""
+    from robustrec.data import SYNTHETIC
+
+    if name == SYNTHETIC:
+        ensure_synthetic(data_dir)
+
+
 def ensure_synthetic(data_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> Path:
     """The synthetic dataset folder under ``data_dir``, created if it does not exist yet.
 
@@ -51,7 +60,7 @@ def _complete(folder: Path) -> bool:
 
 def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> None:
     """Generate the dataset and its content into ``folder`` atomically."""
-    from robustrec.data.synthetic_content import synthetic_item_texts, write_synthetic_content
+    from robustrec.synthetic.content import synthetic_item_texts, write_synthetic_content
 
     encoder = _text_encoder()
     world = make_synthetic(spec, NAME)
@@ -99,6 +108,6 @@ def _text_encoder():
     except ImportError:
         raise DataError("the synthetic dataset encodes its item texts with sentence-transformers; "
                         "install it with: pip install 'robustrec[captions]'") from None
-    from robustrec.captioning.text_encoder import SentenceTextEncoder
+    from robustrec.features.text import SentenceTextEncoder
 
     return SentenceTextEncoder()
