@@ -187,7 +187,8 @@ def _interrupt(work: Path, data: Path, rows) -> None:
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     lines = [l for l in (err + out).splitlines() if l.strip()]
-    rows.append(("Ctrl-C during train", proc.returncode, lines[-1].strip() if lines else "",
+    said = next((l for l in reversed(lines) if l.startswith("interrupted")), lines[-1] if lines else "")
+    rows.append(("Ctrl-C during train", proc.returncode, said.strip(),
                  time.perf_counter() - start, 130))
 
 

@@ -34,3 +34,13 @@ def test_tests_needing_the_shared_datasets_skip_with_the_reason_when_absent(tmp_
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "10 skipped" in proc.stdout and " passed" in proc.stdout  # the metrics tests still run
     assert f"needs the shared datasets in {tmp_path / 'absent'}, which is absent" in proc.stdout
+
+
+def test_readme_is_short_and_its_links_resolve():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not link.startswith("http")]
+    assert local and all((ROOT / link).exists() for link in local), [l for l in local if not (ROOT / l).exists()]
