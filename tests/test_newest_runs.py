@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 
 
 def _train(capsys, ck, data_dir, *extra):
@@ -55,6 +55,6 @@ def test_no_run_is_a_one_line_error(capsys, tmp_path, make):
         (ck / ".x.partial").mkdir()
     elif make == "file":
         ck.write_text("x")
-    code, _, err = run_cli(capsys, "perturb", "noise", "--checkpoint-dir", ck, "--report-dir", tmp_path / "r")
-    assert code == 2 and err.count("\n") == 1 and "no CHECKPOINT given" in err
+    assert_one_line_error(*run_cli(capsys, "perturb", "noise", "--checkpoint-dir", ck, "--report-dir", tmp_path / "r"),
+                          "no CHECKPOINT given")
     assert not (tmp_path / "r").exists()
