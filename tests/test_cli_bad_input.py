@@ -182,11 +182,11 @@ def test_non_integer_id_is_shown_as_written(capsys, tmp_path):
 
 # --- evaluate ---------------------------------------------------------------------------------
 @pytest.fixture
-def run_dir(capsys, tmp_path, synthetic_dir):
-    code, _, _ = run_cli(capsys, "train", "--model", "bprmf", "--epochs", "1", "-q", "--data-dir", synthetic_dir,
-                         "--checkpoint-dir", tmp_path / "ckpt")
-    assert code == 0
-    return tmp_path / "ckpt" / "bprmf-synthetic"
+def run_dir(tmp_path, synthetic_run):
+    """A copy of the session's BPR-MF run, which these tests change."""
+    import shutil
+
+    return shutil.copytree(synthetic_run("bprmf"), tmp_path / "ckpt" / "bprmf-synthetic")
 
 
 def test_evaluate_exits_non_zero_when_metrics_differ(capsys, run_dir):

@@ -295,13 +295,8 @@ def test_overwrite_on_a_full_disk_keeps_the_old_run(capsys, tmp_path, synthetic_
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, synthetic_dir):
-    from cli_helpers import cli_code
-
-    ck = tmp_path_factory.mktemp("disk-full-run")
-    assert cli_code("train", "--model", "bprmf", "--epochs", "1", "-q", "--threads", "1", "--data-dir",
-                    synthetic_dir, "--checkpoint-dir", ck) == 0
-    return ck / "bprmf-synthetic"
+def run_dir(synthetic_run):
+    return synthetic_run("bprmf")  # the session's, only read: the reports go to tmp_path
 
 
 @pytest.mark.parametrize("suffix", [".json", ".csv", ".png"])
