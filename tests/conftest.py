@@ -115,12 +115,28 @@ def synthetic_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def bprmf_pair(tmp_path_factory, synthetic_dir):
-    """A 2-epoch BPR-MF run on the synthetic data and its -mg twin."""
+def synthetic_run(tmp_path_factory, synthetic_dir):
+    """``synthetic_run(model, mg=False)``: the folder of a 2-epoch run of ``model`` on the built-in
+    synthetic data (CLI defaults, one thread), trained on first use and shared by the whole session.
+
+    Read only by contract: a test that changes a run (its files, its weights) copies it into
+    tmp_path first. A test that depends on how the run was trained trains its own."""
     from cli_helpers import cli_code
 
-    ck = tmp_path_factory.mktemp("bprmf-pair") / "ck"
-    for extra in ([], ["--mg"]):
-        assert cli_code("train", "--model", "bprmf", "--epochs", "2", "-q", "--threads", "1", "--data-dir",
-                        synthetic_dir, "--checkpoint-dir", ck, *extra) == 0
-    return ck / "bprmf-synthetic", ck / "bprmf-synthetic-mg"
+    ck = tmp_path_factory.mktemp("synthetic-runs")
+    runs: dict[tuple[str, bool], object] = {}
+
+    def run(model: str, mg: bool = False):
+        if (model, mg) not in runs:
+            assert cli_code("train", "--model", model, "--epochs", "2", "-q", "--threads", "1", "--data-dir",
+                            synthetic_dir, "--checkpoint-dir", ck, "--mg" if mg else "--no-mg") == 0
+            runs[model, mg] = ck / f"{model}-synthetic{'-mg' if mg else ''}"
+        return runs[model, mg]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def bprmf_pair(synthetic_run):
+    """A 2-epoch BPR-MF run on the synthetic data and its -mg twin (read only)."""
+    return synthetic_run("bprmf"), synthetic_run("bprmf", mg=True)

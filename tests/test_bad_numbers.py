@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.errors import ConfigError
 from robustrec.limits import LIMITS, check_number, finite_json
 from test_study import STUDY, write_study
@@ -50,10 +50,8 @@ def test_non_finite_or_absurd_value_is_refused_before_any_work(bprmf_pair, synth
     args = []
     for arg in command:
         args += [str(p) for p in bprmf_pair] if arg == PAIR else [arg.replace("<data>", str(synthetic_dir))]
-    code, out, err = run_cli(capsys, *args, *extra, f"{flag}={value}")
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith(f"Error: {flag} must be") and lines[0].endswith(f"got {shown}"), lines[0]
+    line = assert_one_line_error(*run_cli(capsys, *args, *extra, f"{flag}={value}"), prefix=f"Error: {flag} must be")
+    assert line.endswith(f"got {shown}"), line
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
 
 
@@ -70,17 +68,14 @@ def test_study_with_non_finite_stress_values_is_refused_before_any_training(synt
                                                                             monkeypatch, table, fragment):
     monkeypatch.chdir(tmp_path)
     path = write_study(tmp_path, synthetic_dir, STUDY + "\n" + table)
-    code, out, err = run_cli(capsys, "study", "run", path)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and fragment in lines[0], err
+    assert_one_line_error(*run_cli(capsys, "study", "run", path), fragment)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
 
 
 def test_study_train_table_with_inf_is_refused(synthetic_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_study(tmp_path, synthetic_dir, STUDY.replace("batch_size = 512", "batch_size = 512\nlr = inf"))
-    code, _, err = run_cli(capsys, "study", "run", path)
-    assert code == 2 and err.count("\n") == 1 and "lr must be a finite number" in err, err
+    assert_one_line_error(*run_cli(capsys, "study", "run", path), "lr must be a finite number")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
 
 
@@ -105,10 +100,8 @@ def test_result_files_never_hold_nan_or_infinity(bprmf_pair, tmp_path, capsys, m
         return result
 
     monkeypatch.setattr(landscape, "loss_surface", overflowing)
-    code, _, err = run_cli(capsys, "landscape", bprmf_pair[0], "--grid", "3", "--triplets", "64", "-q",
-                           "--out-dir", tmp_path / "land")
-    assert code == 2 and err.count("\n") == 1, err
-    assert "surface[0][0] = inf" in err and "lower --span" in err, err
+    assert_one_line_error(*run_cli(capsys, "landscape", bprmf_pair[0], "--grid", "3", "--triplets", "64", "-q",
+                                   "--out-dir", tmp_path / "land"), "surface[0][0] = inf", "lower --span")
     assert not (tmp_path / "land").exists() or list((tmp_path / "land").iterdir()) == []
     with pytest.raises(ConfigError, match=r"runs\[1\]\.loss = nan"):
         finite_json({"runs": [{"loss": 1.0}, {"loss": float("nan")}]}, "a sharpness number", "lower --sigma")
@@ -117,15 +110,14 @@ def test_result_files_never_hold_nan_or_infinity(bprmf_pair, tmp_path, capsys, m
 
 def test_model_parameter_inf_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, "train", "--model", "bprmf", "--data-dir", tmp_path / "nodata",
-                           "--dataset", "nosuch", "--checkpoint-dir", "out", "-p", "reg_weight=inf")
-    assert code == 2 and err.count("\n") == 1 and "bprmf.reg_weight must be a finite number, got 'inf'" in err, err
+    assert_one_line_error(*run_cli(capsys, "train", "--model", "bprmf", "--data-dir", tmp_path / "nodata",
+                                   "--dataset", "nosuch", "--checkpoint-dir", "out", "-p", "reg_weight=inf"),
+                          "bprmf.reg_weight must be a finite number, got 'inf'")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_study_grid_with_inf_is_refused_before_any_training(synthetic_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_study(tmp_path, synthetic_dir, STUDY.replace("reg_weight = [1e-4, 1e-1]", "reg_weight = [1e-4, inf]"))
-    code, _, err = run_cli(capsys, "study", "run", path)
-    assert code == 2 and err.count("\n") == 1 and "bprmf.reg_weight must be a finite number, got 'inf'" in err, err
+    assert_one_line_error(*run_cli(capsys, "study", "run", path), "bprmf.reg_weight must be a finite number, got 'inf'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]

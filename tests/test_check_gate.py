@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.errors import ConfigError
 from robustrec.studies.gate import Check, judge, load_suite
 
@@ -80,8 +80,8 @@ def test_bad_suites_are_one_line_and_run_nothing(tmp_path, bprmf_pair, capsys, t
     path.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_suite(path)
-    code, out, err = run_cli(capsys, "check", path, bprmf_pair[0], "--junit", tmp_path / "out.xml", "-q")
-    assert code == 2 and len((out + err).strip().splitlines()) == 1 and not (tmp_path / "out.xml").exists()
+    assert_one_line_error(*run_cli(capsys, "check", path, bprmf_pair[0], "--junit", tmp_path / "out.xml", "-q"))
+    assert not (tmp_path / "out.xml").exists()
 
 
 def test_check_passes_and_fails_with_junit(tmp_path, bprmf_pair, capsys):

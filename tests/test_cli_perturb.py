@@ -2,24 +2,14 @@
 
 import json
 import shutil
-import sys
 
 import pytest
 
+from cli_helpers import assert_one_line_error, cli_code, run_cli
 from robustrec.checkpoints import save_run
-from robustrec.cli.app import main
 from robustrec.data import load_dataset
 from robustrec.models import build_model
 from robustrec.training import TrainConfig, Trainer
-
-
-def run_cli(capsys, monkeypatch, *args):
-    """(exit code, stdout, stderr) of ``robustrec ARGS`` via ``main`` (one-line user errors)."""
-    monkeypatch.setattr(sys, "argv", ["robustrec", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +30,8 @@ def checkpoints(tmp_path_factory, synthetic_dir):
 def report(checkpoints, tmp_path_factory):
     """One report made by the CLI, shared by the compare tests."""
     out = tmp_path_factory.mktemp("reports")
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "argv", ["robustrec", "perturb", "noise", *map(str, checkpoints), "--sigma", "0,0.05",
-                             "--repeats", "2", "--report-dir", str(out), "--csv", "--plot", "-q"])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    mp.undo()
-    assert exit_info.value.code == 0
+    assert cli_code("perturb", "noise", *checkpoints, "--sigma", "0,0.05", "--repeats", "2", "--report-dir", out,
+                    "--csv", "--plot", "-q") == 0
     (path,) = out.glob("*.json")
     return path
 
@@ -63,7 +48,7 @@ def test_noise_writes_report_csv_and_plot(report):
 
 def test_noise_prints_tables(checkpoints, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = run_cli(capsys, monkeypatch, "perturb", "noise", *checkpoints, "--sigma", "0.01",
+    code, out, _ = run_cli(capsys, "perturb", "noise", *checkpoints, "--sigma", "0.01",
                            "--repeats", "1", "--no-flatness", "--report-dir", tmp_path, "-q", "--metric", "ndcg",
                            "--k", "10")
     assert code == 0
@@ -73,21 +58,19 @@ def test_noise_prints_tables(checkpoints, tmp_path, capsys, monkeypatch):
 
 def test_compare_renders_reports(report, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = run_cli(capsys, monkeypatch, "compare", report, report)
+    code, out, _ = run_cli(capsys, "compare", report, report)
     assert code == 0 and "REC@5" in out and "Mirror Gradient gain" in out
 
 
 def test_compare_fits_80_columns(report, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    code, out, _ = run_cli(capsys, monkeypatch, "compare", report)
+    code, out, _ = run_cli(capsys, "compare", report)
     assert code == 0 and "…" not in out and max(len(line) for line in out.splitlines()) <= 80
     assert "lightgcn-synthetic → lightgcn-synthetic-mg" in out and "Mirror Gradient gain" in out
 
 
-def _assert_one_line_error(code, out, err, fragment, tmp_path):
-    assert code != 0
-    assert err.startswith("Error:") and err.count("\n") == 1 and fragment in err, err
-    assert "Traceback" not in err
+def _assert_one_line_error(result, fragment, tmp_path):
+    assert_one_line_error(*result, fragment)
     assert not list(tmp_path.glob("*.json"))
 
 
@@ -100,18 +83,18 @@ def _assert_one_line_error(code, out, err, fragment, tmp_path):
     (["--k", "7"], "--k must be"),
 ])
 def test_bad_flags_are_one_line_errors(checkpoints, tmp_path, capsys, monkeypatch, flags, fragment):
-    result = run_cli(capsys, monkeypatch, "perturb", "noise", checkpoints[0], *flags, "--report-dir", tmp_path, "-q")
-    _assert_one_line_error(*result, fragment, tmp_path)
+    result = run_cli(capsys, "perturb", "noise", checkpoints[0], *flags, "--report-dir", tmp_path, "-q")
+    _assert_one_line_error(result, fragment, tmp_path)
 
 
 def test_missing_and_corrupt_checkpoints(checkpoints, tmp_path, capsys, monkeypatch):
-    result = run_cli(capsys, monkeypatch, "perturb", "noise", tmp_path / "nope", "--report-dir", tmp_path, "-q")
-    _assert_one_line_error(*result, "not found", tmp_path)
+    result = run_cli(capsys, "perturb", "noise", tmp_path / "nope", "--report-dir", tmp_path, "-q")
+    _assert_one_line_error(result, "not found", tmp_path)
     broken = tmp_path / "broken"
     shutil.copytree(checkpoints[0], broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
-    result = run_cli(capsys, monkeypatch, "perturb", "noise", broken, "--report-dir", tmp_path, "-q")
-    _assert_one_line_error(*result, "corrupt", tmp_path)
+    result = run_cli(capsys, "perturb", "noise", broken, "--report-dir", tmp_path, "-q")
+    _assert_one_line_error(result, "corrupt", tmp_path)
 
 
 def test_mixed_datasets_are_refused(checkpoints, tmp_path, capsys, monkeypatch):
@@ -120,22 +103,21 @@ def test_mixed_datasets_are_refused(checkpoints, tmp_path, capsys, monkeypatch):
     meta = json.loads((other / "data.json").read_text())
     meta.update(name="elsewhere", fingerprint="0123456789abcdef", interactions_fingerprint="0123456789abcdef")
     (other / "data.json").write_text(json.dumps(meta))
-    result = run_cli(capsys, monkeypatch, "perturb", "noise", checkpoints[0], other, "--report-dir", tmp_path, "-q")
-    _assert_one_line_error(*result, "different data", tmp_path)
+    result = run_cli(capsys, "perturb", "noise", checkpoints[0], other, "--report-dir", tmp_path, "-q")
+    _assert_one_line_error(result, "different data", tmp_path)
 
 
 def test_compare_errors(report, tmp_path, capsys, monkeypatch):
     not_ours = tmp_path / "x.txt"
     not_ours.write_text('{"results": []}')
-    _assert_one_line_error(*run_cli(capsys, monkeypatch, "compare", not_ours), "not a robustrec report", tmp_path)
+    _assert_one_line_error(run_cli(capsys, "compare", not_ours), "not a robustrec report", tmp_path)
     changed = json.loads(report.read_text())
     changed["dataset"].update(fingerprint="ffffffffffffffff", interactions_fingerprint="ffffffffffffffff")
     elsewhere = tmp_path / "elsewhere.report"
     elsewhere.write_text(json.dumps(changed))
-    code, out, err = run_cli(capsys, monkeypatch, "compare", report, elsewhere)
-    assert code != 0 and "different data" in err and err.count("\n") == 1
+    assert_one_line_error(*run_cli(capsys, "compare", report, elsewhere), "different data")
 
 
 def test_compare_unknown_metric_or_k(report, tmp_path, capsys, monkeypatch):
-    _assert_one_line_error(*run_cli(capsys, monkeypatch, "compare", report, "--metric", "hits"), "--metric", tmp_path)
-    _assert_one_line_error(*run_cli(capsys, monkeypatch, "compare", report, "--k", "7"), "recall@7", tmp_path)
+    _assert_one_line_error(run_cli(capsys, "compare", report, "--metric", "hits"), "--metric", tmp_path)
+    _assert_one_line_error(run_cli(capsys, "compare", report, "--k", "7"), "recall@7", tmp_path)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.data.inspect import inspect_dataset
 from robustrec.data.mmrec import load_interactions
 
@@ -64,8 +64,8 @@ def test_inspect_cli_json_and_80_columns(capsys, toy, monkeypatch):
 
 def test_inspect_bad_input_is_one_line(capsys, toy):
     (toy / "toy" / "text_feat.npy").write_bytes(b"not an array")
-    code, _, err = run_cli(capsys, "data", "inspect", "--dataset", "toy", "--data-dir", toy)
-    assert code == 2 and "not a .npy array file" in err and err.count("\n") == 1
+    assert_one_line_error(*run_cli(capsys, "data", "inspect", "--dataset", "toy", "--data-dir", toy),
+                          "not a .npy array file")
     code, _, err = run_cli(capsys, "data", "inspect", "--dataset", "missing", "--data-dir", toy)
     assert code == 2 and "not found" in err
 

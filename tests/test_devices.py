@@ -18,7 +18,7 @@ from robustrec.errors import ConfigError
 from robustrec.evaluation import full_ranking
 from robustrec.models import available_models, build_model
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 
 MODEL_NAMES = list(available_models())
 #: parameters that switch on the forward-pass branches that create tensors (FREEDOM's modality loss)
@@ -220,8 +220,7 @@ def _nothing_written(*folders) -> bool:
 @pytest.mark.parametrize("spec", ["cuda", "cuda:1"])
 def test_train_on_cuda_without_cuda_fails_before_any_work(capsys, tmp_path, synthetic_dir, no_cuda, spec):
     code, out, err = run_cli(capsys, *_train_args(synthetic_dir, tmp_path / "ck", "--device", spec))
-    assert code == 2
-    assert err.strip().startswith(f"Error: --device {spec}: CUDA is not available") and err.count("\n") == 1
+    assert_one_line_error(code, out, err, prefix=f"Error: --device {spec}: CUDA is not available")
     assert out == "" and _nothing_written(tmp_path / "ck")
 
 
@@ -235,9 +234,8 @@ def test_train_on_cuda_without_cuda_fails_before_any_work(capsys, tmp_path, synt
 def test_cuda_without_cuda_is_one_line_and_writes_nothing(capsys, tmp_path, bprmf_pair, no_cuda, command):
     out_path = tmp_path / "out"
     args = [part.format(run=bprmf_pair[0], out=out_path) for part in command]
-    code, out, err = run_cli(capsys, *args, "--device", "cuda", "--threads", "1")
-    assert code == 2, err
-    assert err.startswith("Error: --device cuda: CUDA is not available") and err.count("\n") == 1
+    assert_one_line_error(*run_cli(capsys, *args, "--device", "cuda", "--threads", "1"),
+                          prefix="Error: --device cuda: CUDA is not available")
     assert _nothing_written(out_path, tmp_path / "out.json")
 
 

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.errors import ConfigError, DataError
 from robustrec.features import registry as encoders_module
 from robustrec.features.extract import extract_features, plan_extraction
@@ -221,11 +221,6 @@ def test_other_settings_start_the_partial_over(tmp_path, hm_source):
 
 # ---- the command line: bad input is one line, exit != 0, and nothing written ----
 
-def _one_line_error(code, err, fragment):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("Error:") and fragment in lines[0], err
-
-
 def test_cli_extracts_with_progress_summary_and_ctrl_c_note(capsys, tmp_path, hm_source, monkeypatch):
     from rich.console import Console
 
@@ -270,9 +265,9 @@ def test_cli_all_images_corrupt_is_an_error_and_writes_nothing(capsys, tmp_path,
         (source / "images" / f"{i}.jpg").unlink()
         (source / "images" / f"{i}.jpg").write_bytes(b"\xff\xd8garbage")
     before = listing(tmp_path)
-    code, _, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", source.parent,
+    code, out, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", source.parent,
                            "--out-dir", tmp_path / "out", "--modalities", "image", "-q")
-    _one_line_error(code, err, "no image of dataset 'hm' could be read")
+    assert_one_line_error(code, out, err, "no image of dataset 'hm' could be read")
     assert listing(tmp_path) == before
 
 
@@ -295,9 +290,9 @@ def test_cli_missing_package_names_the_extra(capsys, tmp_path, hm_source, monkey
     import sys
 
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # import fails
-    code, _, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", hm_source.parent,
+    code, out, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", hm_source.parent,
                            "--out-dir", tmp_path / "out", "--modalities", "image")
-    _one_line_error(code, err, "pip install 'robustrec[features]'")
+    assert_one_line_error(code, out, err, "pip install 'robustrec[features]'")
     assert not (tmp_path / "out").exists()
 
 
@@ -305,11 +300,11 @@ def test_cli_dataset_without_content_writes_nothing(capsys, tmp_path, shared_dat
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(os.path.join(shared_datasets, "lfm2k", "lfm2k.inter"), bare / "bare.inter")
-    code, _, err = run_cli(capsys, "features", "extract", "--dataset", "bare", "--data-dir", tmp_path)
-    _one_line_error(code, err, "has no item content")
-    code, _, err = run_cli(capsys, "features", "extract", "--dataset", "lfm2k", "--data-dir", shared_datasets,
+    code, out, err = run_cli(capsys, "features", "extract", "--dataset", "bare", "--data-dir", tmp_path)
+    assert_one_line_error(code, out, err, "has no item content")
+    code, out, err = run_cli(capsys, "features", "extract", "--dataset", "lfm2k", "--data-dir", shared_datasets,
                            "--out-dir", tmp_path / "out", "--modalities", "image")
-    _one_line_error(code, err, "dataset 'lfm2k' has no image content")
+    assert_one_line_error(code, out, err, "dataset 'lfm2k' has no image content")
     assert listing(tmp_path) == ["bare", "bare/bare.inter"]
 
 
@@ -320,8 +315,8 @@ def test_cli_existing_output_needs_overwrite(capsys, tmp_path, hm_source, monkey
     args = ["features", "extract", "--dataset", "hm", "--data-dir", tmp_path, "--modalities", "text", "-q"]
     assert run_cli(capsys, *args)[0] == 0  # in place: the folder is writable
     before = {p: p.read_bytes() for p in source.glob("*.npy")} | {source / "features.json": (source / "features.json").read_bytes()}
-    code, _, err = run_cli(capsys, *args)
-    _one_line_error(code, err, f"{source / 'text_feat.npy'} already exists; pass --overwrite")
+    code, out, err = run_cli(capsys, *args)
+    assert_one_line_error(code, out, err, f"{source / 'text_feat.npy'} already exists; pass --overwrite")
     assert {p: p.read_bytes() for p in before} == before
     assert run_cli(capsys, *args, "--overwrite", "--fill", "zeros")[0] == 0
     assert read_sidecar(source)["modalities"]["text"]["fill"] == "zeros"
@@ -333,8 +328,8 @@ def test_cli_read_only_source_needs_out_dir(capsys, tmp_path, hm_source):
     before = listing(tmp_path)
     source.chmod(0o555)
     try:
-        code, _, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", tmp_path)
+        code, out, err = run_cli(capsys, "features", "extract", "--dataset", "hm", "--data-dir", tmp_path)
     finally:
         source.chmod(0o755)
-    _one_line_error(code, err, "is not writable; write the features elsewhere with --out-dir")
+    assert_one_line_error(code, out, err, "is not writable; write the features elsewhere with --out-dir")
     assert listing(tmp_path) == before

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.flatness import (direction_loss_rise, hessian_top_eigenvalue, noise_sensitivity, random_direction,
                                 training_loss, training_triplets)
 from robustrec.models import build_model
@@ -81,6 +81,5 @@ def test_cli_table_json_and_mg_ratios(bprmf_pair, tmp_path, capsys, monkeypatch)
 ])
 def test_bad_input_is_one_line(bprmf_pair, tmp_path, capsys, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, "flatness", *bprmf_pair, *args)
-    assert code == 2 and fragment in err and err.count("\n") == 1
+    assert_one_line_error(*run_cli(capsys, "flatness", *bprmf_pair, *args), fragment)
     assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import find_browser, render
-from cli_helpers import cli_code, run_cli
+from cli_helpers import assert_one_line_error, cli_code, run_cli
 from robustrec.reports.html import reports_html
 from robustrec.studies.report import study_html
 from robustrec.studies.execute import InlineExecutor, run_study
@@ -217,12 +217,6 @@ def test_study_report_html_command(study, tmp_path, capsys):
     assert "Metric <b>ndcg@10</b>" in page and "--metric ndcg --k 10" in page and network_loads(page) == []
 
 
-def _one_line_error(code: int, err: str, *words: str) -> None:
-    assert code == 2 and err.count("\n") == 1 and err.startswith("Error: "), err
-    for word in words:
-        assert word in err, err
-
-
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(study, tmp_path, capsys):
     reports = stress_reports(study)
     out = tmp_path / "report.html"
@@ -231,27 +225,23 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(study, tmp_path, capsys
     other = json.loads(reports[0].read_text())
     other["dataset"]["fingerprint"] = "0123456789abcdef"
     (tmp_path / "other.json").write_text(json.dumps(other))
-    code, _, err = run_cli(capsys, "report", "html", reports[0], tmp_path / "other.json", "-o", out)
-    _one_line_error(code, err, "different data", "0123456789abcdef")
+    assert_one_line_error(*run_cli(capsys, "report", "html", reports[0], tmp_path / "other.json", "-o", out),
+                          "different data", "0123456789abcdef")
     # a file that is not a report, one that is not JSON, one that is missing
-    code, _, err = run_cli(capsys, "report", "html", study / "study.json", "-o", out)
-    _one_line_error(code, err, "is not a robustrec report")
+    assert_one_line_error(*run_cli(capsys, "report", "html", study / "study.json", "-o", out),
+                          "is not a robustrec report")
     (tmp_path / "notes.json").write_text("not json")
-    code, _, err = run_cli(capsys, "report", "html", tmp_path / "notes.json", "-o", out)
-    _one_line_error(code, err, "is not a robustrec report")
-    code, _, err = run_cli(capsys, "report", "html", tmp_path / "missing.json", "-o", out)
-    _one_line_error(code, err, "not found")
+    assert_one_line_error(*run_cli(capsys, "report", "html", tmp_path / "notes.json", "-o", out),
+                          "is not a robustrec report")
+    assert_one_line_error(*run_cli(capsys, "report", "html", tmp_path / "missing.json", "-o", out), "not found")
     # the output is a folder, or under a file
-    code, _, err = run_cli(capsys, "report", "html", *reports, "-o", tmp_path)
-    _one_line_error(code, err, "is a folder")
-    code, _, err = run_cli(capsys, "report", "html", *reports, "-o", out / "x.html")
-    _one_line_error(code, err, "is a file")
-    code, _, err = run_cli(capsys, "study", "report", study, "--html", tmp_path)
-    _one_line_error(code, err, "--html", "is a folder")
-    code, _, err = run_cli(capsys, "report", "html", *reports, "-o", out, "--landscape", tmp_path / "nope")
-    _one_line_error(code, err, "--landscape", "not found")
-    code, _, err = run_cli(capsys, "report", "html", *reports, "-o", out, "--correction", "bonferroni")
-    _one_line_error(code, err, "--correction")
+    assert_one_line_error(*run_cli(capsys, "report", "html", *reports, "-o", tmp_path), "is a folder")
+    assert_one_line_error(*run_cli(capsys, "report", "html", *reports, "-o", out / "x.html"), "is a file")
+    assert_one_line_error(*run_cli(capsys, "study", "report", study, "--html", tmp_path), "--html", "is a folder")
+    assert_one_line_error(*run_cli(capsys, "report", "html", *reports, "-o", out, "--landscape", tmp_path / "nope"),
+                          "--landscape", "not found")
+    assert_one_line_error(*run_cli(capsys, "report", "html", *reports, "-o", out, "--correction", "bonferroni"),
+                          "--correction")
     # nothing half-written: the old file is untouched and no temp file is left
     assert out.read_text() == "the previous report\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.json", "other.json", "report.html"]

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from dataset_helpers import write_three_modal
 from robustrec.checkpoints import load_model
 from robustrec.data import load_dataset
@@ -113,9 +113,7 @@ def test_train_records_modalities_and_refuses_changed_features(three_modal, tmp_
     audio = np.load(three_modal / "tri" / "audio_feat.npy")
     audio[0] += 1.0
     np.save(three_modal / "tri" / "audio_feat.npy", audio)
-    code, _, err = run_cli(capsys, "evaluate", run)
-    assert code == 2 and "audio features of tri changed" in err and "audio_feat.npy" in err
-    assert err.count("\n") == 1
+    assert_one_line_error(*run_cli(capsys, "evaluate", run), "audio features of tri changed", "audio_feat.npy")
     (three_modal / "tri" / "audio_feat.npy").unlink()
     code, _, err = run_cli(capsys, "perturb", "noise", run, "--report-dir", tmp_path / "r", "-q")
     assert code == 2 and "no audio features" in err and not (tmp_path / "r").exists()
@@ -130,9 +128,8 @@ def test_train_records_modalities_and_refuses_changed_features(three_modal, tmp_
 ])
 def test_bad_modalities_are_one_line_errors(three_modal, tmp_path, capsys, args, fragment):
     before = _listing(three_modal)
-    code, _, err = run_cli(capsys, "train", *args, "--dataset", "tri", "--data-dir", three_modal,
-                           "--epochs", "1", "-q", "--checkpoint-dir", tmp_path / "ck")
-    assert code == 2 and fragment in err and err.count("\n") == 1, err
+    assert_one_line_error(*run_cli(capsys, "train", *args, "--dataset", "tri", "--data-dir", three_modal,
+                                   "--epochs", "1", "-q", "--checkpoint-dir", tmp_path / "ck"), fragment)
     assert not (tmp_path / "ck").exists() and _listing(three_modal) == before
 
 

@@ -3,11 +3,12 @@ plain/MG twin, said on the terminal; a clear refusal when there is none."""
 
 import json
 import os
+import shutil
 import time
 
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 
 
 def _train(capsys, ck, data_dir, *extra):
@@ -22,10 +23,15 @@ def _touch_later(run):
     os.utime(run / "model.safetensors", (stamp, stamp))
 
 
-def test_newest_run_and_its_twin_are_taken(capsys, tmp_path, synthetic_dir):
+def _copy_runs(ck, *runs):
+    """Copies of the shared runs (file times kept) under ``ck``, oldest first."""
+    for run in runs:
+        shutil.copytree(run, ck / run.name)
+
+
+def test_newest_run_and_its_twin_are_taken(capsys, tmp_path, synthetic_dir, bprmf_pair):
     ck = tmp_path / "ck"
-    _train(capsys, ck, synthetic_dir)
-    _train(capsys, ck, synthetic_dir, "--mg")
+    _copy_runs(ck, *bprmf_pair)
     _train(capsys, ck, synthetic_dir, "--name", "other-seed", "--seed", "3")  # newer plain run, same data
     _touch_later(ck / "bprmf-synthetic-mg")
     (ck / "notes").mkdir()  # not a run folder: ignored
@@ -38,9 +44,9 @@ def test_newest_run_and_its_twin_are_taken(capsys, tmp_path, synthetic_dir):
     assert [e["name"] for e in report["checkpoints"]] == ["other-seed", "bprmf-synthetic-mg"]
 
 
-def test_a_lone_run_is_taken_and_said(capsys, tmp_path, synthetic_dir):
+def test_a_lone_run_is_taken_and_said(capsys, tmp_path, synthetic_run):
     ck = tmp_path / "ck"
-    _train(capsys, ck, synthetic_dir)
+    _copy_runs(ck, synthetic_run("bprmf"))
     code, out, err = run_cli(capsys, "perturb", "noise", "--checkpoint-dir", ck, "--sigma", "0.01", "--repeats", "2",
                              "--no-flatness", "--report-dir", tmp_path / "r", "-q")
     assert code == 0, err
@@ -55,6 +61,6 @@ def test_no_run_is_a_one_line_error(capsys, tmp_path, make):
         (ck / ".x.partial").mkdir()
     elif make == "file":
         ck.write_text("x")
-    code, _, err = run_cli(capsys, "perturb", "noise", "--checkpoint-dir", ck, "--report-dir", tmp_path / "r")
-    assert code == 2 and err.count("\n") == 1 and "no CHECKPOINT given" in err
+    assert_one_line_error(*run_cli(capsys, "perturb", "noise", "--checkpoint-dir", ck, "--report-dir", tmp_path / "r"),
+                          "no CHECKPOINT given")
     assert not (tmp_path / "r").exists()

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.errors import ConfigError
 from robustrec.training import TrainConfig
 from robustrec.training.strategies import (AdaptiveSharpnessAwareStep, MirrorGradientStep, PlainStep,
@@ -99,7 +99,6 @@ def test_step_flag_end_to_end(capsys, tmp_path, synthetic_dir, args, name, label
     (["--step", "asam", "--rho", "0"], "needs --rho > 0"),
 ])
 def test_bad_steps_are_one_line_errors(capsys, tmp_path, synthetic_dir, args, fragment):
-    code, _, err = run_cli(capsys, "train", "--model", "bprmf", "--epochs", "1", "-q", "--data-dir", synthetic_dir,
-                           "--checkpoint-dir", tmp_path / "ck", *args)
-    assert code == 2 and fragment in err and err.count("\n") == 1
+    assert_one_line_error(*run_cli(capsys, "train", "--model", "bprmf", "--epochs", "1", "-q", "--data-dir",
+                                   synthetic_dir, "--checkpoint-dir", tmp_path / "ck", *args), fragment)
     assert not (tmp_path / "ck").exists()

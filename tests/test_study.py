@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.errors import ConfigError
 from robustrec.evaluation.stats import adjust_p_values, seed_paired_test
 from robustrec.studies.execute import InlineExecutor, PoolExecutor, run_study, worker_layout
@@ -110,7 +110,7 @@ def test_bad_study_file_is_one_line_error_before_any_work(tmp_path, synthetic_di
     monkeypatch.chdir(tmp_path)
     path = write_study(tmp_path, synthetic_dir, STUDY.replace("seeds = [0, 1]", "seeds = [3, 3]"))
     code, out, err = run_cli(capsys, "study", "run", path)
-    assert code == 2 and err.count("\n") == 1 and "seeds lists a seed twice" in err
+    assert_one_line_error(code, out, err, "seeds lists a seed twice")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
     code, _, err = run_cli(capsys, "study", "run", tmp_path / "missing.toml")
     assert code == 2 and "not found" in err
@@ -120,8 +120,7 @@ def test_ray_flag_without_ray_is_a_one_line_error(tmp_path, synthetic_dir, capsy
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
     path = write_study(tmp_path, synthetic_dir)
-    code, _, err = run_cli(capsys, "study", "run", path, "--ray")
-    assert code == 2 and "pip install 'robustrec[ray]'" in err and err.count("\n") == 1
+    assert_one_line_error(*run_cli(capsys, "study", "run", path, "--ray"), "pip install 'robustrec[ray]'")
     assert not (tmp_path / "study-out").exists()
 
 
@@ -395,7 +394,7 @@ def test_study_on_cuda_without_cuda_fails_before_any_work(tmp_path, synthetic_di
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     path = write_study(tmp_path, synthetic_dir)
     code, out, err = run_cli(capsys, "study", "run", path, "--device", "cuda", "--workers", "1")
-    assert code == 2 and err.startswith("Error: --device cuda: CUDA is not available") and err.count("\n") == 1
+    assert_one_line_error(code, out, err, prefix="Error: --device cuda: CUDA is not available")
     assert not (tmp_path / "study-out").exists()
 
 

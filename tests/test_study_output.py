@@ -8,7 +8,7 @@ import json
 import pytest
 from rich.cells import cell_len
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from test_protocol_audit import audited  # noqa: F401 (a study with selection = "test-epoch")
 from test_study import finished  # noqa: F401 (the example study, run once in this module)
 
@@ -186,10 +186,9 @@ def _copy_with_states(pair, target, state_of):
 
 def test_report_of_a_study_with_no_finished_cell_is_one_line(pair, tmp_path, capsys):
     folder = _copy_with_states(pair, tmp_path / "failed", lambda cell: "failed")
-    code, out, err = run_cli(capsys, "study", "report", folder)
-    assert code == 2 and err.startswith("Error: ") and err.count("\n") == 1, err
-    assert "nothing to report" in err and "3 failed" in err and "broke (second line)" in err
-    assert "{" not in err and "'done'" not in err
+    line = assert_one_line_error(*run_cli(capsys, "study", "report", folder), "nothing to report", "3 failed",
+                                 "broke (second line)")
+    assert "{" not in line and "'done'" not in line
     assert not (folder / "report").exists()
 
 
@@ -221,8 +220,8 @@ def test_compare_folder_with_two_datasets_gives_one_section_each(pair, tmp_path,
     titles = [line.rstrip() for line in out.splitlines() if line.startswith("noise on ")]
     assert titles == [f"noise on synthetic (data {mine}), 2 report(s)", "noise on elsewhere (data fedcba9876543210), "
                       "1 report(s)"], out
-    code, _, err = run_cli(capsys, "compare", folder / "a.json", folder / "c.json")  # named files: same data only
-    assert code == 2 and "different data" in err and err.count("\n") == 1
+    # named files: same data only
+    assert_one_line_error(*run_cli(capsys, "compare", folder / "a.json", folder / "c.json"), "different data")
 
 
 def test_neighbours_fill_that_fell_back_to_zeros_says_so(pair, tmp_path, capsys, monkeypatch):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from robustrec.checkpoints import file_sha256, read_run
 from robustrec.errors import CheckpointError, ConfigError
 from robustrec.studies.execute import InlineExecutor, run_study
@@ -124,11 +124,8 @@ def test_study_report_refuses_drops_measured_on_other_weights(edited, tmp_path, 
     meta = json.loads((run / "meta.json").read_text())
     meta["weights_sha256"] = file_sha256(run / "model.safetensors")
     (run / "meta.json").write_text(json.dumps(meta))
-    code, out_text, err = run_cli(capsys, "study", "report", copy)
-    text = (out_text + err).strip()
-    assert code != 0 and "Traceback" not in text
-    assert len(text.splitlines()) == 1 and "stale" in text and "stress/synthetic/s0/1-noise" in text
-    assert "stress/synthetic/s0/2-modality" not in text  # it read vbpr only
+    line = assert_one_line_error(*run_cli(capsys, "study", "report", copy), "stale", "stress/synthetic/s0/1-noise")
+    assert "stress/synthetic/s0/2-modality" not in line  # it read vbpr only
     # running the study again redoes the stale cell; then the report is accepted
     run_study(load_study(out.parent / "study.toml"), copy, InlineExecutor(threads=1))
     _assert_reports_match_runs(copy)
@@ -145,10 +142,8 @@ def test_weights_changed_on_disk_are_refused_on_load(bprmf_pair, tmp_path, capsy
     blob = bytearray((run / "model.safetensors").read_bytes())
     blob[-3] ^= 0x01  # one low mantissa bit of the last float: still finite, still loads
     (run / "model.safetensors").write_bytes(bytes(blob))
-    code, out, err = run_cli(capsys, "perturb", "noise", run, "--sigma", "0.01", "--repeats", "1",
-                             "--report-dir", tmp_path / "reports", "-q")
-    text = (out + err).strip()
-    assert code != 0 and len(text.splitlines()) == 1 and "not the file this run saved" in text
+    assert_one_line_error(*run_cli(capsys, "perturb", "noise", run, "--sigma", "0.01", "--repeats", "1",
+                                   "--report-dir", tmp_path / "reports", "-q"), "not the file this run saved")
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
     from robustrec.checkpoints import load_model
 
@@ -180,10 +175,7 @@ def test_bad_study_is_one_line_before_any_work(tmp_path, synthetic_dir, capsys, 
     monkeypatch.chdir(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     for command in (["study", "check", path], ["study", "run", path, "-q"]):
-        code, out, err = run_cli(capsys, *command)
-        text_out = (out + err).strip()
-        assert code == 2, text_out
-        assert len(text_out.splitlines()) == 1 and message in text_out and "Traceback" not in text_out
+        assert_one_line_error(*run_cli(capsys, *command), message)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing trained
 
 
