@@ -42,7 +42,7 @@ DOCS = {"html": "docs/html-report.md", "reports": "docs/reports.md", "studies": 
 #: level / row fields shown in their own columns; anything else numeric goes to "other measures"
 _LEVEL_KNOWN = {"strength", "parameters", "trials", "summary", "user_test", "tables", "flatness"}
 #: names of extra measures other reports may carry (rank stability, exposure, effect size)
-EXTRA_HINTS = ("overlap", "rbo", "exposure", "d_z")
+EXTRA_HINTS = ("overlap", "rbo", "exposure", "d_z", "gini", "long-tail", "popularity", "rank shift")
 
 
 # --- public API ---------------------------------------------------------------------------------
@@ -151,12 +151,34 @@ def _flatten(obj, prefix: str = "") -> dict[str, float]:
     return out
 
 
+#: what a stress moves (``evaluation.moves``), shown at the report's K: (field, part, column)
+MOVE_COLUMNS = (("jaccard", "mean", "top-K overlap (Jaccard)"), ("rbo", "mean", "RBO"),
+                ("long_tail_share", "change", "long-tail share Δ"), ("gini", "change", "exposure Gini Δ"),
+                ("mean_popularity", "change", "popularity Δ"),
+                ("edited_exposure_change", "mean", "edited items: exposure Δ"),
+                ("edited_rank_shift", "mean", "edited items: rank shift"))
+
+
+def _moves(level: dict, k: str) -> dict[str, float]:
+    """The level's moves at K under readable names (mean over its trials)."""
+    moves = level.get("moves") or {}
+    out = {}
+    for name, part, label in MOVE_COLUMNS:
+        stat = moves.get(f"{name}@{k}")
+        value = stat.get(part) if isinstance(stat, dict) else None
+        if isinstance(value, dict):
+            value = value.get("mean")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[label] = _num(value)
+    return out
+
+
 def _extras(level: dict, key: str) -> dict[str, float]:
-    """Measures of a level beyond the known ones (rank stability, exposure, ...), for ``key`` when
-    they are given per metric@K."""
-    out: dict[str, float] = {}
+    """Measures of a level beyond the known ones: what the stress moves (at the K of ``key``), the
+    per-user effect size, and any other numeric field (for ``key`` when given per metric@K)."""
+    out: dict[str, float] = _moves(level, key.split("@")[1])
     for name, value in level.items():
-        if name in _LEVEL_KNOWN:
+        if name in _LEVEL_KNOWN or name in ("moves", "moves_items"):
             continue
         if isinstance(value, dict) and key in value:
             value = value[key]
@@ -561,7 +583,9 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
 
 _STUDY_ROW_KNOWN = {"dataset", "stress_index", "kind", "title", "description", "strength", "model", "strategy",
                     "per_seed", "user_p", "cells", "reports", "drop_pct", "vs_plain", "user_p_adjusted",
-                    "significant_seeds", "unaffected"}
+                    "significant_seeds", "unaffected",
+                    # the moves and per-user d_z of a row are its reports' levels' (shown from there)
+                    "moves", "user_d_z"}
 
 
 def _correction_flag(name: str) -> str:
@@ -589,7 +613,7 @@ def _merge_extras(per_seed: list[dict]) -> dict[str, float]:
 def _extra_names(cells: list[dict]) -> list[str]:
     names = list(dict.fromkeys(name for c in cells for name in c["extras"]))
     # the known extra measures first
-    return sorted(names, key=lambda n: (not any(h in n.lower() for h in EXTRA_HINTS), n))
+    return sorted(names, key=lambda n: not any(h in n.lower() for h in EXTRA_HINTS))  # stable: curated order kept
 
 
 def _study_inputs(cells: dict) -> list[dict]:
