@@ -116,7 +116,7 @@ def main() -> None:
         state = load_file(str(retrained / "model.safetensors"))
         save_file({k: v * 1.5 for k, v in state.items()}, str(retrained / "model.safetensors"))
         meta = json.loads((retrained / "meta.json").read_text())
-        from robustrec.checkpoints import file_sha256
+        from robustrec.files import file_sha256
 
         meta["weights_sha256"] = file_sha256(retrained / "model.safetensors")
         (retrained / "meta.json").write_text(json.dumps(meta))

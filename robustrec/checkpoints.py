@@ -23,7 +23,7 @@ from pathlib import Path
 
 from robustrec import __version__
 from robustrec.errors import CheckpointError, RobustRecError
-from robustrec.files import disk_full_as_error, disk_full_error, fsync_dir, fsync_tree, read_json
+from robustrec.files import disk_full_as_error, disk_full_error, file_sha256, fsync_dir, fsync_tree, read_json
 from robustrec.paths import umask_mode
 
 FILES = ("model.safetensors", "config.json", "metrics.json", "history.json", "data.json", "meta.json")
@@ -45,17 +45,6 @@ class Run:
     @property
     def name(self) -> str:
         return self.path.name
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_identity(run_dir: str | Path) -> dict:

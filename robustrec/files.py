@@ -193,6 +193,17 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, fsy
     return write_text_atomic(path, text, fsync=fsync)
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 4 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_json(path: str | Path, what: str, error: type[RobustRecError] = DataError, hint: str = "") -> Any:
     """The parsed JSON file ``path``; a missing, unreadable, non-UTF-8 or non-JSON file is one
     ``error`` line: ``<what> <path> is unreadable (corrupt, not valid JSON: ...)``, then ``; <hint>``."""

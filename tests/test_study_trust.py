@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
-from robustrec.checkpoints import file_sha256, read_run
+from robustrec.checkpoints import read_run
+from robustrec.files import file_sha256
 from robustrec.errors import CheckpointError, ConfigError
 from robustrec.studies.execute import InlineExecutor, run_study
 from robustrec.studies.plan import read_manifest

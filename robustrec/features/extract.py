@@ -27,10 +27,10 @@ import numpy as np
 
 from robustrec.errors import ConfigError, DataError
 from robustrec.features import output
-from robustrec.files import DiskFullError, write_atomic
+from robustrec.files import DiskFullError, file_sha256, write_atomic
 from robustrec.features.content import ModalityContent, available_modalities, load_content
 from robustrec.features.registry import MODALITIES
-from robustrec.features.sidecar import (FORMAT, file_sha256, modality_entry, read_sidecar, sidecar_path,
+from robustrec.features.sidecar import (FORMAT, modality_entry, read_sidecar, sidecar_path,
                                         write_json_atomic)
 
 FILLS = ("mean", "zeros")

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ def read_sidecar(folder: str | Path) -> dict[str, Any]:
     if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT or not isinstance(sidecar.get("modalities"), dict):
         raise DataError(f"{path}: expected {{'format': {FORMAT}, 'modalities': {{...}}}}")
     return sidecar
-
-
-def file_sha256(path: str | Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def modality_entry(encoder: Any, *, fill: str, items: int, covered: int, skipped: dict[str, int],

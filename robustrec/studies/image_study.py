@@ -69,7 +69,8 @@ def load_photo_inputs(data) -> tuple[ItemPhotos, dict]:
     """(items with a readable photo, the image entry of ``features.json``); one-line DataErrors for
     a dataset without a folder, photos, image features or an image sidecar entry."""
     from robustrec.data.content import load_item_images
-    from robustrec.features.sidecar import file_sha256, read_sidecar, sidecar_path
+    from robustrec.features.sidecar import read_sidecar, sidecar_path
+    from robustrec.files import file_sha256
 
     if not data.source:
         raise DataError(f"dataset {data.name!r} has no folder on disk (image edits need its item photos)")

@@ -303,7 +303,7 @@ def stale_stress_cells(folder: str | Path, manifest: Manifest) -> dict[str, str]
     """Done stress cells whose reports were measured on weights other than those their run folders
     hold now: cell id -> the first run folder that differs (and how). A study report must not
     combine them with the runs' clean metrics."""
-    from robustrec.checkpoints import file_sha256
+    from robustrec.files import file_sha256
 
     folder = Path(folder)
     digests: dict[str, str | None] = {}
