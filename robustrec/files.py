@@ -193,6 +193,27 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, fsy
     return write_text_atomic(path, text, fsync=fsync)
 
 
+def read_toml(path: str | Path, what: str) -> dict:
+    """The parsed TOML file ``path`` (a study file, a check suite); a missing file or invalid TOML
+    is one ConfigError line naming ``what``."""
+    import sys
+
+    from robustrec.errors import ConfigError
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in 4 MiB blocks."""
     import hashlib

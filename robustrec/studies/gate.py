@@ -31,7 +31,6 @@ them for CI systems.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +38,6 @@ from robustrec.errors import ConfigError
 
 EXPECTATIONS = ("max_drop_pct", "max_abs_drop_pct", "min_overlap", "min_rbo", "max_edited_exposure_gain")
 SETTINGS = ("repeats", "seed", "split")
-META = ("name", "kind", "metric")
 #: float rounding allowed when a measured overlap meets its threshold
 TOLERANCE = 1e-9
 
@@ -70,24 +68,15 @@ class Outcome:
 
 def load_suite(path: str | Path) -> list[Check]:
     """Read and validate a suite file (every mistake is one ConfigError line naming the check)."""
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     from robustrec.config import from_dict
     from robustrec.evaluation import DEFAULT_KS, METRICS
     from robustrec.studies.runner import StudySettings
     from robustrec.studies.stress import SPECS, stress_spec
 
+    from robustrec.files import read_toml
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {str(path)!r} not found")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "suite file")
     unknown = sorted(set(raw) - {"check"})
     if unknown:
         raise ConfigError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a suite holds [[check]] tables")
@@ -230,7 +219,3 @@ def describe(o: Outcome) -> str:
     measured = "n/a" if o.value is None else f"{num(o.value)} [{num(o.interval[0])}, {num(o.interval[1])}]"
     text = f"{o.expectation} {op} {o.threshold:g}: measured {measured}"
     return text + (f" ({o.reason})" if o.reason else "")
-
-
-def to_dict(outcomes: list[Outcome]) -> list[dict]:
-    return [dataclasses.asdict(o) for o in outcomes]

@@ -171,21 +171,10 @@ def _flat(value) -> str:
 def load_study(path: str | Path, data: bool = True) -> Study:
     """Read and validate a study file; every mistake is a one-line ConfigError. ``data``: also
     check that its datasets and the modalities it names exist (``check_data``)."""
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    from robustrec.files import read_toml
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study file {str(path)!r} not found")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    study = parse_study(raw, path)
+    study = parse_study(read_toml(path, "study file"), path)
     if data:
         check_data(study)
     return study
