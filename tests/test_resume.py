@@ -154,3 +154,15 @@ def test_a_save_cut_short_leaves_the_previous_state(small_data, tmp_path, monkey
     assert read_state_info(state_dir)["epoch"] == 1
     assert load_state(state_dir).epoch == 1
     assert_same_fit(_fit(config, small_data), _fit(config, small_data, state_dir))
+
+
+def test_a_state_written_before_a_config_field_existed_still_matches():
+    import dataclasses
+
+    from robustrec.training import TrainConfig
+    from robustrec.training.state import differences
+
+    current = dataclasses.asdict(TrainConfig())
+    older = {k: v for k, v in current.items() if k != "track_test"}  # written before the field existed
+    assert differences(older, current) == []
+    assert differences(older, {**current, "track_test": True}) == ["track_test False → True"]

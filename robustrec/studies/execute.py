@@ -9,7 +9,6 @@ manifest as it arrives, and plans again, until nothing is left to run.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import traceback
@@ -77,13 +76,8 @@ def _same_config(saved: dict, wanted: dict) -> bool:
     """Whether a run folder's config is the one a cell wants (a field the run predates has its default)."""
     from robustrec.training import TrainConfig
 
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-
-    def value(config: dict, key: str):
-        return config[key] if key in config or key not in known else TrainConfig.field_default(key)
-
-    keys = set(saved) | set(wanted)
-    return all(value(saved, k) == value(wanted, k) for k in keys
+    saved, full = TrainConfig.with_defaults(saved), TrainConfig.with_defaults(wanted)
+    return all(saved.get(k) == full.get(k) for k in set(saved) | set(full)
                if not (k == "modalities" and wanted.get(k) is None))
 
 

@@ -77,12 +77,14 @@ class TrainConfig:
     track_test: bool = False
 
     @classmethod
-    def field_default(cls, name: str):
-        """The default of field ``name`` (a config written before the field existed has it)."""
+    def with_defaults(cls, values: dict) -> dict:
+        """``values`` (a stored config) with the default of every field it lacks: a config written
+        before a field existed compares as if it had that field's default."""
         import dataclasses
 
-        spec = next(f for f in dataclasses.fields(cls) if f.name == name)
-        return spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+        missing = {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)
+                   for f in dataclasses.fields(cls) if f.name not in values}
+        return {**values, **missing}
 
     def validate(self) -> "TrainConfig":
         checks = [

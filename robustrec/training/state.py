@@ -26,7 +26,6 @@ Nothing is pickled.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -179,14 +178,10 @@ def differences(stored: dict, current: dict, stored_fingerprint: str | None = No
     ``field stored → current`` strings; ``IGNORED_FIELDS`` are skipped."""
     from robustrec.training.config import TrainConfig
 
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-
-    def value(config: dict, key: str):  # a field added since the state was written has its default
-        return config[key] if key in config or key not in known else TrainConfig.field_default(key)
-
-    out = [f"{key} {value(stored, key)!r} → {value(current, key)!r}"
+    stored, current = TrainConfig.with_defaults(stored), TrainConfig.with_defaults(current)
+    out = [f"{key} {stored.get(key)!r} → {current.get(key)!r}"
            for key in sorted(set(stored) | set(current))
-           if key not in IGNORED_FIELDS and value(stored, key) != value(current, key)]
+           if key not in IGNORED_FIELDS and stored.get(key) != current.get(key)]
     if stored_fingerprint is not None and current_fingerprint is not None \
             and stored_fingerprint != current_fingerprint:
         out.append(f"data fingerprint {stored_fingerprint} → {current_fingerprint}")
