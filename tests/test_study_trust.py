@@ -195,9 +195,11 @@ def test_study_check_prints_the_plan_and_a_time_estimate_from_finished_cells(edi
     path = _write(tmp_path, synthetic_dir, "[train.bprmf]\nepochs = 2")
     code, text, _ = run_cli(capsys, "study", "check", path, "--out", tmp_path / "none")
     assert code == 0
-    assert "2 training cells" in text and "2 stress cells" in text and "no estimate yet" in text
+    assert "2 training cells" in " ".join(text.split()) and "2 stress cells" in " ".join(text.split())
+    assert "no estimate yet" in " ".join(text.split())
     # noise: 2 runs × (1 clean + 1 level × 2 repeats); modality: vbpr × (1 + 2)
-    assert "6 evaluations per cell" in text and "3 evaluations per cell" in text
+    words = " ".join(text.split())  # lines wrap at the console's width
+    assert "6 evaluations per cell" in words and "3 evaluations per cell" in words
     code, text, _ = run_cli(capsys, "study", "check", path, "--out", out)
     assert code == 0 and "time left: about" in text
     assert not (tmp_path / "none").exists()
@@ -216,3 +218,13 @@ def test_example_studies_ship_in_the_package_and_copy_out(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "study", "examples", "--copy", tmp_path / "mine")
     assert code == 0 and (tmp_path / "mine" / shipped[0].name).read_text() == "# edited\n"  # kept
     assert f"0 written, {len(shipped)} already there" in " ".join(out.split())
+
+
+def test_study_check_cuts_no_value_at_80_columns(tmp_path, synthetic_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    path = _write(tmp_path, synthetic_dir, "[grid.bprmf]\nreg_weight = [0.0001, 0.1]")
+    code, out, _ = run_cli(capsys, "study", "check", path, "--out", tmp_path / "none")
+    from rich.cells import cell_len
+
+    assert code == 0 and "…" not in out and all(cell_len(line) <= 80 for line in out.splitlines())
+    assert "2 (reg_weight: 0.0001, 0.1)" in out and "synthetic" in out and "bprmf" in out and "plain" in out

@@ -111,7 +111,7 @@ def check(
 ) -> None:
     """Validate STUDY.toml and print its plan (cells, grid points, stress tests, a time estimate)
     without running anything. Exit 0 when the study is valid, 2 with one line when not."""
-    from robustrec.cli.render import plain_table
+    from robustrec.reports.tables import SplitTable
     from robustrec.studies.plan import describe_plan
     from robustrec.studies.spec import load_study
 
@@ -124,14 +124,14 @@ def check(
               str(g["points"]) + (" (" + "; ".join(f"{k}: {', '.join(v)}" for k, v in g["searched"].items()) + ")"
                                   if g["searched"] else "")),
              str(g["trainings"]), str(g["epochs"]), str(g["patience"])] for g in plan["groups"]]
-    console.print(plain_table(["dataset", "model", "strategy", "grid points (searched)", "trainings", "max epochs",
-                               "patience"], rows, title="training cells"))
+    console.print(SplitTable(["dataset", "model", "strategy", "grid points (searched)", "trainings", "max epochs",
+                              "patience"], rows, title="training cells", keys=3))  # never cuts a value
     if plan["stresses"]:
         console.print("stress tests (one cell per dataset × seed):", highlight=False)
-    for s in plan["stresses"]:  # whole options, one line each: never cut
+    for s in plan["stresses"]:  # whole options, wrapped at the console's width: never cut
         console.print(f"  #{s['index']} {s['label']} on {', '.join(s['models'])}: {s['levels']} level(s) × "
                       f"{s['repeats']} repeat(s), {s['evaluations_per_cell']} evaluations per cell",
-                      highlight=False, markup=False, soft_wrap=True)
+                      highlight=False, markup=False)
     console.print(f"{plan['training_cells']} training cells (at most {plan['max_epochs']:,} epochs), "
                   f"{plan['stress_cells']} stress cells ({plan['evaluations']:,} evaluations)", highlight=False)
     estimate = plan["estimate"]
