@@ -3,8 +3,8 @@
 The cluster runs on this machine as Ray's own tests run one (``ray.cluster_utils.Cluster``): a
 head node and a worker node, each with its own raylet, object store and worker processes, one
 CPU each, sharing the study folder through the file system (as nodes share NFS in a real
-cluster). The study is driven from this process with ``--ray-address``'s code path
-(``RayExecutor`` connected to the cluster's address); cells spread over both nodes.
+cluster). The study is driven by ``robustrec study run --ray-address ADDRESS`` in its own process, as a
+user runs it; cells spread over both nodes.
 
 As soon as a training cell runs on the worker node (its run lock is held by a process whose
 parent is that node's raylet), the worker node is removed (``Cluster.remove_node``: its raylet
@@ -24,12 +24,14 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 STUDY = """
 name = "ray-cluster"
 data_dir = "{data}"
@@ -101,7 +103,8 @@ def run_scenario(epochs: int = 6, quick: bool = False, work: Path | None = None)
     import ray
     from ray.cluster_utils import Cluster
 
-    from robustrec.studies.execute import InlineExecutor, RayExecutor, run_study
+    from robustrec.studies.execute import InlineExecutor, run_study
+    from robustrec.studies.plan import read_manifest
     from robustrec.studies.report import build_report
     from robustrec.studies.spec import load_study
     from robustrec.synthetic.folder import ensure_synthetic
@@ -148,13 +151,20 @@ def run_scenario(epochs: int = 6, quick: bool = False, work: Path | None = None)
             begin = time.perf_counter()
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            manifest = run_study(study, folder, RayExecutor(threads=1))
+            # the driver is `robustrec study run --ray-address`, in its own process, as a user runs it
+            driver = subprocess.run([sys.executable, "-m", "robustrec", "study", "run", str(study_file), "--out",
+                                     str(folder), "--ray-address", cluster.address, "--threads", "1", "--quiet"],
+                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
             lost["stop"] = True
             watcher.join()
+            figures["driver_exit"] = driver.returncode
+            figures["driver_output"] = (driver.stdout + driver.stderr)[-2000:]
             figures["cluster_study_seconds"] = time.perf_counter() - begin
             figures["lost_cell"], figures["lost_at_seconds"] = lost.get("cell"), lost.get("at")
             figures["nodes_after"] = len([n for n in ray.nodes() if n["Alive"]])
-            figures["cells"] = {cid: {"state": c.state, "host": c.host} for cid, c in manifest.cells.items()}
+            manifest = read_manifest(folder)
+            figures["cells"] = {cid: {"state": c["state"], "host": c.get("host")}
+                                for cid, c in manifest["cells"].items()}
         finally:
             ray.shutdown()
             cluster.shutdown()
@@ -162,7 +172,7 @@ def run_scenario(epochs: int = 6, quick: bool = False, work: Path | None = None)
         figures["all_done"] = all(c["state"] == "done" for c in figures["cells"].values())
         inline, clustered = build_report(work / "inline"), build_report(work / "cluster")
         figures["same_report"] = comparable(inline) == comparable(clustered)
-        figures["ok"] = bool(figures["all_done"] and figures["same_report"] and figures["lost_cell"]
+        figures["ok"] = bool(figures["driver_exit"] == 0 and figures["all_done"] and figures["same_report"] and figures["lost_cell"]
                              and figures["nodes_after"] == 1)
         return figures
     finally:
@@ -185,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
           else "worker node never held a training cell: nothing was lost")
     for cid, cell in sorted(figures["cells"].items()):
         print(f"  {cell['state']:<7} {cid:<40} {cell['host']}")
+    if figures["driver_exit"]:
+        print(f"the driver exited with {figures['driver_exit']}:\n{figures['driver_output']}")
     print(f"every cell done: {figures['all_done']}; report equals the uninterrupted run: {figures['same_report']}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
