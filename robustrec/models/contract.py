@@ -232,7 +232,7 @@ def device_move(subject: Subject) -> str:
     if left:
         _fail(f".to({what}) leaves {left[0]} behind" + (f" and {len(left) - 1} more" if len(left) > 1 else ""))
     users, pos, neg = (t.to(target) for t in subject.batch())
-    with _MixedDtypes() as mode:
+    with _mixed_dtypes() as mode:
         model.train()
         model.pre_epoch()
         loss = model.loss(users, pos, neg)
@@ -251,14 +251,16 @@ def bitwise_determinism(subject: Subject) -> str:
     def trained():
         model = subject.build(seed=5)
         torch.manual_seed(5)
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         users, pos, neg = subject.batch(128)
-        for step in range(3):
+        for step in range(3):  # plain SGD steps (torch.optim would import the compiler stack)
             model.train()
             model.pre_epoch()
-            optimizer.zero_grad()
+            model.zero_grad()
             model.loss(users, pos, neg).backward()
-            optimizer.step()
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    if parameter.grad is not None:
+                        parameter.add_(parameter.grad, alpha=-0.1)
         return _scores(model, torch.arange(min(20, subject.data.n_users)))
 
     if not torch.equal(trained(), trained()):
@@ -266,30 +268,24 @@ def bitwise_determinism(subject: Subject) -> str:
     return "same seed, same steps: bitwise equal scores"
 
 
-class _MixedDtypes:
-    """Records ops whose floating-point tensor inputs have more than one dtype."""
+def _mixed_dtypes():
+    """A torch function mode recording (in ``.mixed``) the functions called with floating-point
+    tensors of more than one dtype (nested lists of tensors included)."""
+    from torch.overrides import TorchFunctionMode
 
-    def __init__(self):
-        from torch.utils._python_dispatch import TorchDispatchMode
+    class MixedDtypes(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.mixed: set[str] = set()
 
-        outer = self
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            dtypes = {t.dtype for t in _tensors([args, list(kwargs.values())]) if t.is_floating_point()}
+            if len(dtypes) > 1:
+                self.mixed.add(getattr(func, "__name__", str(func)))
+            return func(*args, **kwargs)
 
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                dtypes = {t.dtype for t in _tensors([args, list((kwargs or {}).values())]) if t.is_floating_point()}
-                if len(dtypes) > 1:
-                    outer.mixed.add(str(func))
-                return func(*args, **(kwargs or {}))
-
-        self.mixed: set[str] = set()
-        self._mode = Mode()
-
-    def __enter__(self):
-        self._mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._mode.__exit__(*exc)
+    return MixedDtypes()
 
 
 def _tensors(value):
