@@ -145,9 +145,7 @@ def load_model_class(reference: str, sha256: str | None = None) -> type:
     key = (ref.kind, f"{ref.path}:{ref.class_name}", digest)
     if key not in _LOADED:
         if ref.kind == "mmrec":
-            from robustrec.mmrec.loader import load_mmrec_model_class
-
-            cls = load_mmrec_model_class(ref.path, ref.class_name)
+            cls = _mmrec_class(ref)
         else:
             module = _execute(ref.path, blob, digest)
             cls = getattr(module, ref.class_name, None)
@@ -157,6 +155,18 @@ def load_model_class(reference: str, sha256: str | None = None) -> type:
                 raise ConfigError(f"model file {ref.path} has no class {ref.class_name}{hint}")
         _LOADED[key] = check_model_class(cls, reference)
     return _LOADED[key]
+
+
+def _mmrec_class(ref: ModelRef) -> type:
+    """An MMRec model file's class, adapted by ``robustrec.mmrec`` (imported only here)."""
+    try:
+        from robustrec.mmrec.loader import load_mmrec_model_class
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("robustrec.mmrec"):
+            raise
+        raise ConfigError(f"{ref.text}: mmrec: references need robustrec.mmrec, which this installation "
+                          f"lacks") from None
+    return load_mmrec_model_class(ref.path, ref.class_name)
 
 
 def _execute(path: Path, blob: bytes, digest: str):
