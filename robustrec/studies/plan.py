@@ -261,8 +261,9 @@ def select_point(manifest: Manifest, search: dict[int, str], metric: str) -> int
 
 def _train_cell(study, cells, dataset, model, strategy, index, point, seed) -> str:
     config = study.train_config(dataset, model, strategy, point, seed)
-    cid = f"train/{dataset}/{model}/{strategy}/g{index}/s{seed}"
-    run_dir = Path("runs") / dataset / f"{model}-{strategy}-g{index}-s{seed}"
+    label = study.label(model)  # a model file: <stem>.<Class>, fit for a folder
+    cid = f"train/{dataset}/{label}/{strategy}/g{index}/s{seed}"
+    run_dir = Path("runs") / dataset / f"{label}-{strategy}-g{index}-s{seed}"
     cells.append(Cell(cid, "train", {"config": dataclasses.asdict(config), "run_dir": str(run_dir),
                                      "point_index": index, "point": {k: str(v) for k, v in point.items()},
                                      "dataset": dataset, "model": model, "strategy": strategy, "seed": seed}))
