@@ -65,7 +65,8 @@ BUILTIN_STRATEGIES = {
 #: the keys a [strategy.NAME] table may set (TrainConfig fields of the step)
 STRATEGY_KEYS = ("mg", "mg_form", "alpha1", "alpha2", "beta", "step", "rho")
 #: TrainConfig fields a study sets per cell itself, never from [train] or a grid
-CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test")
+CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test",
+             "model_source")
 #: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
 STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
 TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",

@@ -36,11 +36,14 @@ def partial_dir(run_dir: Path) -> Path:
 
 
 def default_run_name(config) -> str:
-    """<model>-<dataset>, then -sam/-asam/-sgbd for those steps, -amr with AMR adversarial
+    """<model>-<dataset> (<file stem>.<Class> for a model file), then -sam/-asam/-sgbd for those steps, -amr with AMR adversarial
     training, then -mg with Mirror Gradient."""
+    from robustrec.models.sources import parse_reference
+
     step = f"-{config.step}" if config.step in ("sam", "asam", "sgbd") else ""
     amr = "-amr" if config.adversarial == "amr" else ""
-    return f"{config.model}-{config.dataset}{step}{amr}" + ("-mg" if config.mg and config.step != "sgbd" else "")
+    model = parse_reference(config.model).label  # a model file: <stem>.<Class>
+    return f"{model}-{config.dataset}{step}{amr}" + ("-mg" if config.mg and config.step != "sgbd" else "")
 
 
 def prepare_data(config, data=None):
