@@ -53,7 +53,7 @@ def shim_modules():
 
 
 def load_module(path: Path):
-    """Execute the model file ``path`` (as a module of its own, not in ``sys.modules``) with the
+    """Execute the model file ``path`` (a module of its own, named by its content digest) with the
     shim importable; a missing module is one line naming it."""
     path = Path(path)
     if path.suffix != ".py":
@@ -61,21 +61,30 @@ def load_module(path: Path):
     if not path.is_file():
         raise ConfigError(f"MMRec model file {path} not found")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    spec = importlib.util.spec_from_file_location(f"robustrec_mmrec_{path.stem}_{digest}", path)
+    name = f"robustrec_mmrec_models.{_token(path.stem)}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name], digest
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     with shim_modules():
+        sys.modules[name] = module  # dataclasses and typing look a class's module up here
         try:
             spec.loader.exec_module(module)
-        except ModuleNotFoundError as exc:
-            raise ConfigError(missing_module_message(path, exc)) from None
-        except ImportError as exc:
-            raise ConfigError(f"MMRec model file {path} cannot be imported: {first_line(exc)}") from None
-        except SyntaxError as exc:
-            raise ConfigError(f"MMRec model file {path} has a syntax error at line {exc.lineno}: {exc.msg}") from None
-        except Exception as exc:  # noqa: BLE001  (any error of user code at import: one line)
-            raise ConfigError(f"MMRec model file {path} failed at import: {type(exc).__name__}: "
-                              f"{first_line(exc)}") from None
+        except BaseException as exc:
+            del sys.modules[name]
+            raise _import_error(path, exc) from None
     return module, digest
+
+
+def _import_error(path: Path, exc: BaseException) -> BaseException:
+    """The one-line error for a model file that failed to import (Ctrl-C and exits unchanged)."""
+    if not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, ModuleNotFoundError):
+        return ConfigError(missing_module_message(path, exc))
+    if isinstance(exc, SyntaxError):
+        return ConfigError(f"MMRec model file {path} has a syntax error at line {exc.lineno}: {exc.msg}")
+    return ConfigError(f"MMRec model file {path} failed at import: {type(exc).__name__}: {first_line(exc)}")
 
 
 def missing_module_message(path: Path, exc: ModuleNotFoundError) -> str:
@@ -87,6 +96,10 @@ def missing_module_message(path: Path, exc: ModuleNotFoundError) -> str:
                 f"(it supplies {supplied})")
     return (f"MMRec model file {path} needs the module {top!r}, which is not installed and robustrec "
             f"does not supply; install it (e.g. pip install {top.replace('_', '-')}) or use another model")
+
+
+def _token(stem: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in stem)
 
 
 def first_line(exc: BaseException) -> str:

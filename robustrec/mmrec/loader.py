@@ -150,6 +150,7 @@ class MMRecModel(Recommender):
                 raise ModelBuildError(f"MMRec model {self.mmrec_class.__name__} failed while being built: "
                                       f"{type(exc).__name__}: {first_line(exc)}") from None
         self._config = config
+        self._prepared = False
         return model
 
     def _place_graph_files(self, config, folder: Path) -> None:
@@ -201,6 +202,8 @@ class MMRecModel(Recommender):
 
     # --- the contract -------------------------------------------------------------------
     def loss(self, users, pos, neg):
+        if not self._prepared:  # a loss outside training (a loaded model): MMRec's epoch set-up first
+            self.pre_epoch()
         out = self.mmrec_model.calculate_loss(torch.stack([users, pos, neg]))
         if isinstance(out, (tuple, list)):
             out = sum(out)
@@ -251,6 +254,7 @@ class MMRecModel(Recommender):
 
     def pre_epoch(self) -> None:
         self.mmrec_model.pre_epoch_processing()
+        self._prepared = True
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
