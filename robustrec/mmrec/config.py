@@ -42,6 +42,8 @@ TRAINER_KEYS = frozenset({
 SHARED_MODEL_KEYS = ("embedding_size",)
 #: robustrec's modality → MMRec feature slot mapping, as ``--param`` fields of multimodal models
 SLOTS = {"v_feat": "image", "t_feat": "text"}
+#: MMRec trainer keys a study grid may hold, under robustrec's TrainConfig names
+GRID_TRAINER_KEYS = {"learning_rate": "lr", "weight_decay": "weight_decay"}
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
@@ -119,6 +121,18 @@ def read_model_yaml(path: Path | None) -> ModelYaml:
         grid[key] = options
         values[key] = options[0]
     return ModelYaml(values, grid, Path(path))
+
+
+def study_grid(model_yaml: ModelYaml) -> dict[str, list]:
+    """The YAML's grid as a study searches it: model keys as they are, MMRec's ``learning_rate``
+    and ``weight_decay`` as ``lr`` and ``weight_decay``, other trainer keys (seed ...) left out."""
+    grid = {}
+    for key, values in model_yaml.grid.items():
+        if key in GRID_TRAINER_KEYS:
+            grid[GRID_TRAINER_KEYS[key]] = list(values)
+        elif key not in TRAINER_KEYS and key.isidentifier():
+            grid[key] = list(values)
+    return grid
 
 
 def _number(value):

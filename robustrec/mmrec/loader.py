@@ -32,7 +32,7 @@ from robustrec.data.dataset import canonical_order
 from robustrec.errors import ConfigError, DataError, RobustRecError
 from robustrec.mmrec.adapter import MMRecDataset, cooccurrence_graph_dict
 from robustrec.mmrec.config import (SLOTS, ModelYaml, find_model_yaml, mmrec_config, params_class,
-                                    read_model_yaml)
+                                    read_model_yaml, study_grid)
 from robustrec.mmrec.imports import first_line, load_module, missing_module_message, shim_modules
 from robustrec.models.base import Recommender
 
@@ -82,7 +82,7 @@ def _wrapper_class(path: Path, class_name: str, target: type, model_yaml: ModelY
         "multimodal": multimodal,
         "features_at_inference": multimodal,
         "Params": params_class(class_name, model_yaml, multimodal),
-        "param_grid": {k: list(v) for k, v in model_yaml.grid.items()},
+        "param_grid": study_grid(model_yaml),
         "mmrec_class": target,
         "mmrec_yaml": model_yaml,
         "graph_files": tuple(k for k in GRAPH_FILES if k in source),
@@ -96,7 +96,7 @@ class MMRecModel(Recommender):
 
     mmrec_class: type
     mmrec_yaml: ModelYaml
-    #: grid key → values, from the YAML's ``hyper_parameters``
+    #: grid key → values, from the YAML's ``hyper_parameters`` (``config.study_grid``)
     param_grid: dict = {}
     graph_files: tuple[str, ...] = ()
 

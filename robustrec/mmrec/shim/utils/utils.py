@@ -91,4 +91,4 @@ def build_knn_normalized_graph(adj, topk, is_sparse, norm_type):
     rows = torch.arange(adj.shape[0], device=adj.device).repeat_interleave(topk)
     edge_index = torch.stack([rows, indices.reshape(-1)])
     edge_index, edge_weight = get_sparse_laplacian(edge_index, values.reshape(-1), adj.shape[0], norm_type)
-    return torch.sparse_coo_tensor(edge_index, edge_weight, adj.shape)
+    return torch.sparse_coo_tensor(edge_index, edge_weight, adj.shape, check_invariants=False)
