@@ -1,4 +1,4 @@
-"""MMRec model files run unchanged (robustrec.mmrec): MMRec-style classes written here in tmp
+"""MMRec model files run unchanged (robustrec.models.mmrec): MMRec-style classes written here in tmp
 files, importing the ``common`` / ``utils`` modules robustrec supplies."""
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _build(cls, data, seed=0, **params):
 
 
 def test_yaml_gives_typed_params_and_a_grid(mf_file):
-    from robustrec.mmrec.loader import load_mmrec_model_class
+    from robustrec.models.mmrec.loader import load_mmrec_model_class
 
     cls = load_mmrec_model_class(mf_file, "MF")
     params = cls.Params()
@@ -136,7 +136,7 @@ def test_yaml_gives_typed_params_and_a_grid(mf_file):
 
 
 def test_mf_trains_plain_and_mg_and_noise_changes_scores(mf_file, small_data):
-    from robustrec.mmrec.loader import load_mmrec_model_class
+    from robustrec.models.mmrec.loader import load_mmrec_model_class
     from robustrec.perturbations import GaussianEmbeddingNoise
 
     cls = load_mmrec_model_class(mf_file, "MF")
@@ -155,7 +155,7 @@ def test_mf_trains_plain_and_mg_and_noise_changes_scores(mf_file, small_data):
 
 
 def test_feature_model_content_stress_rebuilds_the_graph(graph_file, small_data, tmp_path):
-    from robustrec.mmrec.loader import load_mmrec_model_class
+    from robustrec.models.mmrec.loader import load_mmrec_model_class
     from robustrec.perturbations.modality import MissingModality
 
     cls = load_mmrec_model_class(graph_file, "Graph")
@@ -217,7 +217,7 @@ def test_unsupplied_module_is_one_line_and_writes_nothing(tmp_path, synthetic_di
 
 
 def test_the_users_own_common_module_is_restored(mf_file):
-    from robustrec.mmrec.imports import load_module
+    from robustrec.models.mmrec.imports import load_module
 
     mine = types.ModuleType("common")
     sys.modules["common"] = mine

@@ -30,10 +30,10 @@ from torch import nn
 
 from robustrec.data.dataset import canonical_order
 from robustrec.errors import ConfigError, DataError, RobustRecError
-from robustrec.mmrec.adapter import MMRecDataset, cooccurrence_graph_dict
-from robustrec.mmrec.config import (SLOTS, ModelYaml, find_model_yaml, mmrec_config, params_class,
+from robustrec.models.mmrec.adapter import MMRecDataset, cooccurrence_graph_dict
+from robustrec.models.mmrec.config import (SLOTS, ModelYaml, find_model_yaml, mmrec_config, params_class,
                                     read_model_yaml, study_grid)
-from robustrec.mmrec.imports import first_line, load_module, missing_module_message, shim_modules
+from robustrec.models.mmrec.imports import first_line, load_module, missing_module_message, shim_modules
 from robustrec.models.base import Recommender
 
 _CLASSES: dict[tuple, type] = {}

@@ -17,13 +17,13 @@ from robustrec.errors import ConfigError
 
 #: top-level name an MMRec file imports → robustrec module that stands in for it
 SHIM_MODULES = {
-    "common": "robustrec.mmrec.shim.common",
-    "common.abstract_recommender": "robustrec.mmrec.shim.common.abstract_recommender",
-    "common.loss": "robustrec.mmrec.shim.common.loss",
-    "common.init": "robustrec.mmrec.shim.common.init",
-    "common.encoders": "robustrec.mmrec.shim.common.encoders",
-    "utils": "robustrec.mmrec.shim.utils",
-    "utils.utils": "robustrec.mmrec.shim.utils.utils",
+    "common": "robustrec.models.mmrec.shim.common",
+    "common.abstract_recommender": "robustrec.models.mmrec.shim.common.abstract_recommender",
+    "common.loss": "robustrec.models.mmrec.shim.common.loss",
+    "common.init": "robustrec.models.mmrec.shim.common.init",
+    "common.encoders": "robustrec.models.mmrec.shim.common.encoders",
+    "utils": "robustrec.models.mmrec.shim.utils",
+    "utils.utils": "robustrec.models.mmrec.shim.utils.utils",
 }
 #: MMRec's LayerGCN imports ``models.common.*``: the same modules under that prefix
 ALIASES = {f"models.{name}": target for name, target in SHIM_MODULES.items() if name.startswith("common")}

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from robustrec.mmrec.shim.common.abstract_recommender import GeneralRecommender
+from robustrec.models.mmrec.shim.common.abstract_recommender import GeneralRecommender
 
 
 class LightGCN_Encoder(GeneralRecommender):  # noqa: N801  (MMRec's name)
