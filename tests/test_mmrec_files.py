@@ -227,3 +227,19 @@ def test_the_users_own_common_module_is_restored(mf_file):
         assert "common.loss" not in sys.modules and "utils.utils" not in sys.modules
     finally:
         del sys.modules["common"]
+
+
+def test_random_draws_while_scoring_are_seeded(mf_file, small_data):
+    """A model that samples at inference (LGMRec's Gumbel-softmax) scores the same every time."""
+    from robustrec.models.mmrec.loader import load_mmrec_model_class
+
+    path = mf_file.parent / "noisy.py"
+    path.write_text(MF.replace("MF", "Noisy").replace(
+        "return self.user_embedding(interaction[0]) @ self.item_embedding.weight.T",
+        "return self.user_embedding(interaction[0]) @ (self.item_embedding.weight + torch.rand(1)).T").replace(
+        "import numpy as np", "import numpy as np\nimport torch"))
+    model = _build(load_mmrec_model_class(path, "Noisy"), small_data)
+    users = torch.arange(5)
+    state = torch.get_rng_state()
+    assert torch.equal(model.full_scores(users), model.full_scores(users))
+    assert torch.equal(torch.get_rng_state(), state)

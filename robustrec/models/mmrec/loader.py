@@ -216,10 +216,17 @@ class MMRecModel(Recommender):
         return out
 
     def ranker(self):
-        inner, n_items = self.mmrec_model, self.n_items
+        """Scores from ``full_sort_predict``. Randomness a model draws while scoring (LGMRec's
+        Gumbel-softmax hyperedges) comes from a generator seeded by the model's seed on every
+        call, so a model scores the same every time (and so do its reloads and a perturbation
+        at strength 0); the global RNG is left as it was."""
+        inner, n_items, seed = self.mmrec_model, self.n_items, self._seed
+        device = self.place(torch.zeros(0)).device
+        cuda = [device] if device.type == "cuda" else []
 
         def scores(users: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(seed)
                 return inner.full_sort_predict([users, None]).reshape(len(users), n_items)
 
         return scores
