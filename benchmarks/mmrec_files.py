@@ -68,10 +68,11 @@ def survey_one(path: Path, class_name: str, data, args, params: dict) -> tuple[s
                           f"({seconds:.1f} s/epoch)")
         clean = model.full_scores(users)
         stage = "noise"
-        tables = model.embedding_tables()
-        noisy = GaussianEmbeddingNoise(sigma=args.sigma).apply(model, seed=1).full_scores(users)
-        if not tables or torch.equal(noisy, clean):
-            return stage, f"no embedding table changes the scores ({len(tables)} tables)"
+        noise = GaussianEmbeddingNoise(sigma=args.sigma)
+        if noise.unaffected_reason(model):
+            detail.append("noise: unaffected by construction (no ID embedding table)")
+        elif torch.equal(noise.apply(model, seed=1).full_scores(users), clean):
+            return stage, f"no embedding table changes the scores"
         stage = "content"
         if model.multimodal and args.stress_modality in model.feature_names:
             fault = MissingModality(args.stress_modality, data.n_items, rate=0.5, fill="zeros")
