@@ -74,8 +74,10 @@ def survey_one(path: Path, class_name: str, data, args, params: dict) -> tuple[s
         elif torch.equal(noise.apply(model, seed=1).full_scores(users), clean):
             return stage, f"no embedding table changes the scores"
         stage = "content"
-        if model.multimodal and args.stress_modality in model.feature_names:
-            fault = MissingModality(args.stress_modality, data.n_items, rate=0.5, fill="zeros")
+        fault = MissingModality(args.stress_modality, data.n_items, rate=0.5, fill="zeros")
+        if model.multimodal and fault.unaffected_reason(model):
+            detail.append(f"content stress: unaffected by construction ({fault.unaffected_reason(model)})")
+        elif model.multimodal:
             if torch.equal(fault.apply(model, seed=1).full_scores(users), clean):
                 return stage, f"missing {args.stress_modality} leaves the scores unchanged"
             detail.append(f"content stress changes scores")

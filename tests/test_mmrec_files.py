@@ -243,3 +243,18 @@ def test_random_draws_while_scoring_are_seeded(mf_file, small_data):
     state = torch.get_rng_state()
     assert torch.equal(model.full_scores(users), model.full_scores(users))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_features_only_in_the_loss_make_content_stress_unaffected(mf_file, graph_file, small_data):
+    """BM3's features shape only its training loss: a content stress cannot change its scores."""
+    from robustrec.models.mmrec.loader import load_mmrec_model_class
+    from robustrec.perturbations.modality import model_unaffected_reason
+
+    path = mf_file.parent / "lossfeat.py"
+    path.write_text(MF.replace("MF", "LossFeat").replace(
+        "self.reg_weight * self.reg_loss(u, p, n)", "self.reg_weight * (self.t_feat[interaction[1]] ** 2).mean()"))
+    loss_only = _build(load_mmrec_model_class(path, "LossFeat"), small_data)
+    assert loss_only.multimodal and not loss_only.features_at_inference
+    assert "do not enter its scores" in model_unaffected_reason(loss_only, "text")
+    graph = _build(load_mmrec_model_class(graph_file, "Graph"), small_data)
+    assert graph.features_at_inference and model_unaffected_reason(graph, "image") is None

@@ -80,7 +80,6 @@ def _wrapper_class(path: Path, class_name: str, target: type, model_yaml: ModelY
         "name": f"mmrec:{path}:{class_name}",
         "paper": f"MMRec model file {path}, class {class_name}",
         "multimodal": multimodal,
-        "features_at_inference": multimodal,
         "Params": params_class(class_name, model_yaml, multimodal),
         "param_grid": study_grid(model_yaml),
         "mmrec_class": target,
@@ -176,8 +175,30 @@ class MMRecModel(Recommender):
                     break
         return found
 
+    @property
+    def features_at_inference(self) -> bool:
+        """Whether the item features reach the scores, found once by trying: the model rebuilt
+        with every feature row moved to the next item scores differently (BM3's features only
+        shape its training loss, so content stresses leave it unchanged by construction)."""
+        if not self.multimodal:
+            return False
+        if "_features_at_inference" not in self.__dict__:
+            from robustrec.models.base import copy_model
+
+            probe = copy_model(self)
+            probe.set_item_features({m: f.roll(1, dims=0) for m, f in self.features().items()})
+            users = torch.arange(min(self.n_users, 64), device=self.place(torch.zeros(0)).device)
+            was_training = self.training
+            self.eval()
+            probe.eval()
+            self.__dict__["_features_at_inference"] = not torch.equal(probe.full_scores(users),
+                                                                       self.full_scores(users))
+            self.train(was_training)
+        return self.__dict__["_features_at_inference"]
+
     def features_changed(self) -> None:
         """Construct the MMRec model again with the current features; keep the learned weights."""
+        self.__dict__.pop("_features_at_inference", None)
         new = self.features()
         changed = {m for m in new if not torch.equal(new[m].cpu(), self._built_from[m].cpu())}
         device = self.place(torch.zeros(0)).device
