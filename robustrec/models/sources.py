@@ -6,7 +6,7 @@ A model reference (``--model``, a study's ``models``, ``TrainConfig.model``) is 
                          registers in the ``robustrec.models`` entry-point group
     PATH.py:CLASS        class CLASS of the Python file PATH (a relative PATH is taken from the
                          current folder, or from the study file's folder in a study)
-    mmrec:PATH.py:CLASS  class CLASS of an MMRec model file, adapted by ``robustrec.mmrec``
+    mmrec:PATH.py:CLASS  class CLASS of an MMRec model file, adapted by ``robustrec.models.mmrec``
 
 A class that comes from a file (or an entry point) has a *source identity*, the one record every
 kind shares: ``{"kind": "file" | "mmrec" | "entry_point", "path": absolute file, "class": CLASS,
@@ -145,7 +145,9 @@ def load_model_class(reference: str, sha256: str | None = None) -> type:
     key = (ref.kind, f"{ref.path}:{ref.class_name}", digest)
     if key not in _LOADED:
         if ref.kind == "mmrec":
-            cls = _mmrec_class(ref)
+            from robustrec.models.mmrec.loader import load_mmrec_model_class
+
+            cls = load_mmrec_model_class(ref.path, ref.class_name)
         else:
             module = _execute(ref.path, blob, digest)
             cls = getattr(module, ref.class_name, None)
@@ -155,18 +157,6 @@ def load_model_class(reference: str, sha256: str | None = None) -> type:
                 raise ConfigError(f"model file {ref.path} has no class {ref.class_name}{hint}")
         _LOADED[key] = check_model_class(cls, reference)
     return _LOADED[key]
-
-
-def _mmrec_class(ref: ModelRef) -> type:
-    """An MMRec model file's class, adapted by ``robustrec.mmrec`` (imported only here)."""
-    try:
-        from robustrec.mmrec.loader import load_mmrec_model_class
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("robustrec.mmrec"):
-            raise
-        raise ConfigError(f"{ref.text}: mmrec: references need robustrec.mmrec, which this installation "
-                          f"lacks") from None
-    return load_mmrec_model_class(ref.path, ref.class_name)
 
 
 def _execute(path: Path, blob: bytes, digest: str):
