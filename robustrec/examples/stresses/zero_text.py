@@ -45,6 +45,8 @@ class ZeroText(Perturbation):
         return np.sort(np.random.default_rng(seed).permutation(self.n_items)[:count])
 
     def _perturb_copy(self, model, seed: int) -> None:
+        if self.unaffected_reason(model) is not None:
+            return  # nothing of this model reads text at inference
         features = {m: x.detach().cpu().numpy() for m, x in model.features().items()}
         text = features["text"].copy()  # the model's buffer is shared with the clean model: copy
         text[self.changed_items(seed)] = 0.0

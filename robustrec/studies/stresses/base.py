@@ -114,3 +114,35 @@ def spec_options(cls: type[StressSpec]) -> list[dataclasses.Field]:
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def options_markdown(cls: type[StressSpec], shared: str = "") -> str:
+    """The Markdown section of one kind: summary, description, and a table of its options
+    (flag, default, help) generated from the spec's fields; ``shared``: a line about the options
+    every kind takes."""
+    import typing
+
+    doc = (cls.__doc__ or "").strip().splitlines()
+    body = " ".join(line.strip() for line in doc[1:] if line.strip())
+    hints = typing.get_type_hints(cls)
+    lines = [f"## {cls.kind}", "", doc[0].strip() if doc else cls.kind, ""]
+    if body:
+        lines += [body, ""]
+    lines += [f"`robustrec perturb {cls.kind} [CHECKPOINT]... [OPTIONS]`; in a study, `[[stress]]` with "
+              f"`kind = \"{cls.kind}\"` and the same options (dashes or underscores).", "",
+              "| option | type | default | what it does |", "|---|---|---|---|"]
+    for f in spec_options(cls):
+        kind = hints[f.name]
+        inner = [k for k in typing.get_args(kind) if k is not type(None)]
+        base = inner[0] if inner else kind
+        name = "path" if f.metadata.get("path") else getattr(base, "__name__", str(base))
+        flag = flag_name(f.name)
+        if base is bool:
+            flag = f"{flag} / --no-{flag[2:]}"
+        default = "required" if f.metadata.get("required") else ("–" if f.default in (None, "") else f"`{f.default}`")
+        text = f.metadata.get("help", "").replace("|", "\\|")
+        lines.append(f"| `{flag}` | {name} | {default} | {text} |")
+    lines.append(f"| `--repeats` | int | `{cls.repeats.default}` | {cls.repeats.help} |")
+    if shared:
+        lines += ["", shared]
+    return "\n".join(lines) + "\n"

@@ -113,9 +113,11 @@ def _load_one(path: Path) -> dict:
     digest = hashlib.sha256(resolved.read_bytes()).hexdigest()
     known = _PLUGINS.get(str(resolved))
     if known is not None:
-        if known["sha256"] != digest:
-            raise ConfigError(f"plug-in {path} changed since it was loaded in this process; run again")
-        return known
+        if known["sha256"] == digest:
+            return known
+        del _PLUGINS[str(resolved)]  # edited since: its kinds are registered again from the new bytes
+        for kind in known["kinds"]:
+            _KINDS.pop(kind, None)
     name = f"robustrec_plugin_{digest[:12]}_{resolved.stem.replace('-', '_')}"
     spec = importlib.util.spec_from_file_location(name, resolved)
     if spec is None or spec.loader is None:
