@@ -18,13 +18,13 @@ each user's training interactions dropped or added; rate 0 is the identity).
   ``bandwagon``: the ⌈k_u/2⌉ most popular items u lacks (ties to the lower id), the rest uniform
   random filler.
 
-A trial draws from ``numpy.random.default_rng(seed)``, users in id order: equal seeds give
+A trial draws from ``numpy.random.default_rng(seed)`` (added items in rounds of rejection sampling
+over all users at once): equal seeds give
 equal graphs, and the input matrices are never written.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -115,30 +115,55 @@ class InteractionEdit(Perturbation):
     def _add(self, train, rng) -> tuple[sp.csr_matrix, np.ndarray]:
         known = sp.csr_matrix(train if self.known is None else (self.known + train))
         known.sort_indices()
-        n_items = train.shape[1]
+        n_users, n_items = train.shape
+        known_rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(known.indptr))
+        taken = known_rows * n_items + known.indices  # sorted (CSR, sorted indices): keys u·n + i
         popularity = np.bincount(train.indices, minlength=n_items).astype(np.float64)
-        by_popularity = np.lexsort((np.arange(n_items), -popularity))
-        cdf = np.cumsum(popularity + 1.0)
-        cdf /= cdf[-1]
-        counts = self.counts()
-        rows, cols = [], []
-        for user in np.flatnonzero(counts):
-            have = known.indices[known.indptr[user]:known.indptr[user + 1]]
-            k = int(min(counts[user], n_items - len(have)))
-            if k <= 0:
-                continue
-            if self.profile == "bandwagon":
-                top = math.ceil(k / 2)
-                head = by_popularity[:len(have) + top]
-                head = head[~np.isin(head, have)][:top]
-                items = np.concatenate([head, _draw(rng, k - len(head), np.union1d(have, head), n_items, None)])
-            else:
-                items = _draw(rng, k, have, n_items, cdf if self.profile == "average" else None)
-            rows.append(np.full(len(items), user, dtype=np.int64))
-            cols.append(items)
-        added_users = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        added_items = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-        extra = sp.csr_matrix((np.ones(len(added_items), np.float32), (added_users, added_items)), shape=train.shape)
+        need = np.minimum(self.counts(), n_items - np.diff(known.indptr))
+        chosen = np.zeros(0, dtype=np.int64)  # keys of the added interactions, in draw order
+        if self.profile == "bandwagon":  # the most popular items each user lacks, ⌈k/2⌉ of them
+            order = np.lexsort((np.arange(n_items), -popularity))
+            head = -(-need // 2)
+            got = np.zeros(n_users, dtype=np.int64)
+            for item in order:
+                users = np.flatnonzero(got < head)
+                if len(users) == 0:
+                    break
+                keys = users * n_items + item
+                fresh = ~_contains(taken, keys)
+                chosen = np.concatenate([chosen, keys[fresh]])
+                got[users[fresh]] += 1
+            need = need - got
+        cdf = None
+        if self.profile == "average":
+            cdf = np.cumsum(popularity + 1.0)
+            cdf /= cdf[-1]
+        for _ in range(64):  # rejection rounds: every user short of items draws 2·short + 2 more
+            users = np.flatnonzero(need > 0)
+            if len(users) == 0:
+                break
+            per = 2 * need[users] + 2
+            who = np.repeat(users, per)
+            items = (rng.integers(n_items, size=len(who)) if cdf is None
+                     else np.minimum(np.searchsorted(cdf, rng.random(len(who)), side="right"), n_items - 1))
+            keys = who * n_items + items
+            ok = ~_contains(taken, keys) & ~np.isin(keys, chosen)
+            keys, who = keys[ok], who[ok]
+            _, first = np.unique(keys, return_index=True)
+            first = np.sort(first)  # drop repeats, keep draw order
+            keys, who = keys[first], who[first]
+            rank = np.arange(len(who)) - np.searchsorted(who, who)  # who is sorted: position within user
+            keep = rank < need[who]
+            chosen = np.concatenate([chosen, keys[keep]])
+            need -= np.bincount(who[keep], minlength=n_users)
+        for user in np.flatnonzero(need > 0):  # a dense user the rounds could not fill
+            mine = np.concatenate([taken[_row(taken, user, n_items)], chosen[_row(chosen, user, n_items)]])
+            left = np.setdiff1d(np.arange(n_items), mine - user * n_items)
+            weights = None if cdf is None else (popularity[left] + 1.0) / (popularity[left] + 1.0).sum()
+            extra = rng.choice(left, int(need[user]), replace=False, p=weights)
+            chosen = np.concatenate([chosen, user * n_items + extra])
+        added_users, added_items = chosen // n_items, chosen % n_items
+        extra = sp.csr_matrix((np.ones(len(chosen), np.float32), (added_users, added_items)), shape=train.shape)
         edited = sp.csr_matrix(train + extra)
         edited.data[:] = 1.0
         return edited, np.unique(added_items)
@@ -155,23 +180,12 @@ class InteractionEdit(Perturbation):
         model.set_interactions(self.edited(seed)[0])
 
 
-def _draw(rng, k: int, have: np.ndarray, n_items: int, cdf: np.ndarray | None) -> np.ndarray:
-    """``k`` distinct items not in ``have`` (sorted), uniform or by ``cdf``; drawn in batches,
-    rejecting known and repeated items, then from the explicit candidates if that stalls."""
-    chosen = np.zeros(0, dtype=np.int64)
-    for _ in range(20):
-        if len(chosen) >= k:
-            break
-        size = 2 * (k - len(chosen)) + 4
-        draws = (rng.integers(n_items, size=size) if cdf is None
-                 else np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_items - 1))
-        draws = draws[~np.isin(draws, have) & ~np.isin(draws, chosen)]
-        _, first = np.unique(draws, return_index=True)
-        chosen = np.concatenate([chosen, draws[np.sort(first)]])[:k]
-    if len(chosen) < k:  # dense user: choose among what is left
-        left = np.setdiff1d(np.setdiff1d(np.arange(n_items), have), chosen)
-        weights = None if cdf is None else np.diff(np.concatenate([[0.0], cdf]))[left]
-        extra = rng.choice(left, k - len(chosen), replace=False,
-                           p=None if weights is None else weights / weights.sum())
-        chosen = np.concatenate([chosen, extra])
-    return chosen.astype(np.int64)
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in ``sorted_keys`` (ascending)."""
+    at = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
+    return (sorted_keys[at] == keys) if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
+
+
+def _row(keys: np.ndarray, user: int, n_items: int) -> np.ndarray:
+    """Mask of the keys of ``user``."""
+    return (keys >= user * n_items) & (keys < (user + 1) * n_items)
