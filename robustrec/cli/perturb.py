@@ -23,7 +23,6 @@ from robustrec.cli.render import console
 CHECKPOINTS_HELP = ("Run folders written by `robustrec train` (same data). None: the newest run under "
                     "--checkpoint-dir and its plain/MG twin.")
 PLUGINS_HELP = "Python files registering stress kinds of your own, loaded first (a comma list for several)."
-CACHE_DIR = None  # kept for imports: the kinds declare their own cache options now
 
 
 def shared_options() -> list[tuple[str, object, object]]:
