@@ -247,3 +247,28 @@ def test_study_with_plugins(tmp_path, synthetic_dir):
     (tmp_path / "study.toml").write_text(text.replace("zero_text.py", "gone.py"))
     with pytest.raises(ConfigError, match="gone.py"):
         load_study(tmp_path / "study.toml")
+
+
+def test_entry_point_kinds_register(monkeypatch):
+    """An installed package's entry point in the group robustrec.stresses adds its kind."""
+    import importlib.metadata
+    from dataclasses import make_dataclass
+
+    from robustrec.studies.stresses import StressSpec, register_stress
+    from robustrec.studies.stresses import registry
+
+    class Point:
+        name, value = "pkgstress", "somepkg.stress:Spec"
+
+        @staticmethod
+        def load():
+            return register_stress(make_dataclass("Spec", [], bases=(StressSpec,), namespace={"kind": "pkgstress"}))
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [Point] if group == "robustrec.stresses"
+                        else [])
+    monkeypatch.setitem(registry._STATE, "entry_points", False)
+    try:
+        kinds = available_stresses()
+        assert kinds["pkgstress"].source.startswith("entry point pkgstress")
+    finally:
+        registry._KINDS.pop("pkgstress", None)

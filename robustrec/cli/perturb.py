@@ -102,7 +102,7 @@ def make_command(cls):
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=param, annotation=annotation)
         for name, annotation, param in params])
     command.__annotations__ = {name: annotation for name, annotation, _ in params}
-    command.__doc__ = cls.__doc__
+    command.__doc__ = inspect.cleandoc(cls.__doc__ or cls.kind)
     command.__name__ = command.__qualname__ = cls.kind.replace("-", "_")
     return command
 
