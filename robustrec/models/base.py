@@ -9,6 +9,7 @@ from typing import ClassVar
 import copy
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -34,6 +35,10 @@ class Recommender(nn.Module, metaclass=abc.ABCMeta):
     - ``set_item_features(features)``: take new item features and rebuild what derives
       from them (kNN graphs, projections caches). Features are non-persistent buffers, so
       checkpoints hold only learned weights.
+    - ``set_interactions(train)``: take new training interactions (the ``interactions`` stress)
+      and rebuild what scoring derives from them (propagation graphs, user–user graphs);
+      models whose scores do not read the interaction graph at inference leave
+      ``graph_at_inference`` False and are reported unaffected by construction.
 
     Devices: ``model.to(device)`` moves the weights, the feature buffers and every tensor the
     model keeps in a plain attribute (graphs, edge patterns: ``_apply``), except the
@@ -58,6 +63,9 @@ class Recommender(nn.Module, metaclass=abc.ABCMeta):
     #: by ``features_changed`` in between, so a perturbation of them reaches the training loss
     #: (what AMR adversarial training needs, ``robustrec.training.adversarial``)
     loss_reads_features: ClassVar[bool] = False
+    #: whether scores read structures derived from the training interactions at inference (a
+    #: propagation graph, a user–user graph); such models implement ``interactions_changed``
+    graph_at_inference: ClassVar[bool] = False
     Params: ClassVar[type]
 
     def __init__(self, data: InteractionData, params) -> None:
@@ -134,6 +142,23 @@ class Recommender(nn.Module, metaclass=abc.ABCMeta):
 
     def features_changed(self) -> None:
         """Rebuild anything derived from the feature buffers (override where needed)."""
+
+    def set_interactions(self, train: sp.spmatrix) -> None:
+        """Replace the training interactions scoring reads (a binary n_users × n_items matrix) and
+        rebuild what derives from them. A model with ``graph_at_inference`` False reads none at
+        inference: nothing to rebuild, its scores stay bitwise the same. Like features, the new
+        structures replace the old attributes (never written in place: copies share them)."""
+        train = sp.csr_matrix(train, dtype=np.float32)
+        if train.shape != (self.n_users, self.n_items):
+            raise DataError(f"{self.name} was built on {self.n_users} users x {self.n_items} items, got "
+                            f"interactions of shape {train.shape}")
+        train.sort_indices()
+        if self.graph_at_inference:
+            self.interactions_changed(train)
+
+    def interactions_changed(self, train: sp.csr_matrix) -> None:
+        """Rebuild the structures derived from the training interactions (graph models override)."""
+        raise NotImplementedError(f"{self.name} sets graph_at_inference but does not rebuild its graph")
 
     # --- devices ------------------------------------------------------------------------
     def _apply(self, fn, recurse: bool = True):

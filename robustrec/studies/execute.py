@@ -96,8 +96,13 @@ def _stress(spec: dict, folder: Path, device: str) -> dict:
     from robustrec.device import resolve_device
     from robustrec.reports import save_report
     from robustrec.studies.runner import StudySettings
-    from robustrec.studies.stress import stress_spec
+    from robustrec.studies.stresses import load_plugins, stress_spec
 
+    if "plugin" in spec:  # a user's kind: import its file here too (a pool or Ray worker starts bare)
+        loaded = load_plugins([spec["plugin"]["path"]])[0]
+        if loaded["sha256"] != spec["plugin"]["sha256"]:
+            raise ConfigError(f"plug-in {spec['plugin']['path']} changed after the study was planned; run the "
+                              f"study again")
     stress = stress_spec(spec["kind"], spec["options"])
     settings = from_dict(StudySettings, dict(spec["settings"]), "stress settings").validate()
     loaded, data = load_checkpoints([folder / path for path in spec["checkpoints"]], device=device)

@@ -279,7 +279,10 @@ def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell], man
     report, so edited content is encoded once for all of them and every model sees the same draws.
 
     Its spec holds the identity of every training cell it reads (``input_identity``), so a
-    retrained run changes the spec and the merge redoes exactly the stress cells that read it."""
+    retrained run changes the spec and the merge redoes exactly the stress cells that read it;
+    a kind from a plug-in file adds the file's path and SHA-256, so an edited plug-in reruns too."""
+    from robustrec.studies.stresses import plugin_of
+
     cid = f"stress/{dataset}/s{seed}/{index}-{stress.kind}"
     spec = {"kind": stress.kind, "options": stress.options, "settings": stress.settings, "label": stress.label,
             "stress_index": index, "dataset": dataset, "seed": seed,
@@ -287,6 +290,9 @@ def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell], man
             "checkpoints": [cells[run].spec["run_dir"] for _, _, run in runs],
             "models": [model for model, _, _ in runs], "strategies": [strategy for _, strategy, _ in runs],
             "report_dir": str(Path("reports") / dataset), "report_name": f"s{seed}-{index}-{stress.kind}"}
+    plugin = plugin_of(stress.kind)
+    if plugin is not None:  # a user's kind: its file's bytes are part of the identity (an edit reruns)
+        spec["plugin"] = {"path": plugin["path"], "sha256": plugin["sha256"]}
     return Cell(cid, "stress", spec, deps=[run for _, _, run in runs])
 
 
@@ -366,7 +372,7 @@ def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
     cells and their evaluations, an upper bound on training epochs, and — when ``folder`` holds
     finished cells of this study — a time estimate from their measured seconds."""
     from robustrec.config import from_dict
-    from robustrec.studies.stress import stress_spec
+    from robustrec.studies.stresses import stress_spec
 
     groups = []
     for dataset in study.datasets:

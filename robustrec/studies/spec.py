@@ -22,6 +22,8 @@ one-line errors naming the key) before any work starts::
     [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...)
     dropout = [0.8, 0.9]
 
+    plugins = ["my_stress.py"]           # stress kinds of the user's own (relative to the study file)
+
     [[stress]]                           # any `robustrec perturb` kind, its options as flags
     kind = "noise"
     sigma = [1e-3]
@@ -71,7 +73,7 @@ CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_K
 #: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
 STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
 TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",
-            "strategy", "stress")
+            "strategy", "stress", "plugins")
 
 
 @dataclass
@@ -119,6 +121,15 @@ class Study:
         from robustrec.models.sources import parse_reference
 
         return parse_reference(self.reference(model)).label
+    #: the stress plug-in files it loads (absolute paths; ``load_plugins``)
+    plugins: list[str] = field(default_factory=list)
+
+    def load_plugins(self) -> list[dict]:
+        """Import the study's plug-in files (again: a process pool's or Ray's worker); one line if
+        one is missing or broken."""
+        from robustrec.studies.stresses import load_plugins
+
+        return load_plugins(self.plugins)
 
     @property
     def audits_test(self) -> bool:
@@ -198,10 +209,18 @@ def load_study(path: str | Path, data: bool = True) -> Study:
 
 
 def parse_study(raw: dict, path: Path) -> Study:
-    from robustrec.studies.stress import SPECS, stress_spec
+    from robustrec.studies.stresses import available_stresses, load_plugins, stress_spec
 
     _unknown(raw, TOP_KEYS, "study file")
     where = f"{path.name}"
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise ConfigError(f"{where}: plugins must be a list of Python files, got {plugins!r}")
+    try:
+        loaded = load_plugins(plugins, relative_to=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    kinds = available_stresses()
     datasets = _names(raw, "datasets", where)
     for dataset in datasets:
         check_folder_name(dataset, f"{where}: dataset name")
@@ -252,15 +271,17 @@ def parse_study(raw: dict, path: Path) -> Study:
     check_folder_name(name, f"{where}: name (the study folder's default name)")
     study = Study(name=name, path=path.resolve(), data_dir=data_dir, datasets=datasets, models=models,
                   strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids,
-                  train_models=train_models, references=references)
+                  train_models=train_models, references=references,
+                  plugins=[record["path"] for record in loaded])
     stresses = raw.get("stress", [])
     if not isinstance(stresses, list):
         raise ConfigError(f"{where}: stress must be an array of tables ([[stress]])")
     for index, table in enumerate(stresses, 1):
         table = dict(table)
         kind = table.pop("kind", None)
-        if kind not in SPECS:
-            raise ConfigError(f"{where}: [[stress]] #{index} needs kind = one of {', '.join(SPECS)}, got {kind!r}")
+        if kind not in kinds:
+            raise ConfigError(f"{where}: [[stress]] #{index} needs kind = one of {', '.join(kinds)} (or a kind of "
+                              f"a file in plugins), got {kind!r}")
         settings = {key: table.pop(key) for key in STRESS_SETTINGS if key in table}
         applies = table.pop("models", models)
         if not isinstance(applies, list) or not applies or any(m not in models for m in applies):
@@ -345,14 +366,9 @@ def _model_references(models: list[str], path: Path, where: str) -> dict[str, st
 
 def stress_modalities(kind: str, options: dict) -> list[str]:
     """The item modalities a stress test of ``kind`` with ``options`` needs in the dataset."""
-    if kind in ("image",):
-        return ["image"]
-    if kind in ("caption", "text"):
-        return ["text"]
-    if kind == "modality":
-        named = [options.get(key) for key in ("missing", "swap", "noise", "neighbour_modality")]
-        return [str(name) for name in named if name]
-    return []
+    from robustrec.studies.stresses import stress_spec
+
+    return stress_spec(kind, options).stress_modalities()
 
 
 def _stress_settings(settings: dict, where: str) -> None:
