@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from robustrec.cli.options import DEVICE
+from robustrec.cli.options import DEVICE, MAX_MEMORY
 from robustrec.cli.render import console
 
 app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
@@ -64,6 +65,7 @@ def noise(
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
     quiet: bool = QUIET,
 ) -> None:
     """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
@@ -95,6 +97,7 @@ def adversarial(
     threads: int = THREADS,
     quiet: bool = QUIET,
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
 ) -> None:
     """Worst-case stress: FGSM/PGD on features or embeddings maximising each model's training loss; re-evaluate.
 
@@ -133,6 +136,7 @@ def caption(
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
     quiet: bool = QUIET,
 ) -> None:
     """Insert image captions into item texts at RATE, re-encode them, re-evaluate R times, report."""
@@ -174,6 +178,7 @@ def modality(
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
     quiet: bool = QUIET,
 ) -> None:
     """Modality faults: a modality missing (with a fill), swapped between items, or noisy; re-evaluate R times.
@@ -219,6 +224,7 @@ def image(
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
     quiet: bool = QUIET,
 ) -> None:
     """Edit item photos (Pillow) at RATE, re-encode only those with the recorded encoder, re-evaluate R times.
@@ -264,6 +270,7 @@ def text(
     data_dir: str = DATA_DIR,
     threads: int = THREADS,
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
     quiet: bool = QUIET,
 ) -> None:
     """Edit real item texts (keyword stuffing, field removal, swap) at RATE, re-encode them, re-evaluate R times.
