@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"every preset {QUICK_SHRINK}× smaller (smoke run)")
     parser.add_argument("--json", dest="json_path", default=None, help="write the results here")
     parser.add_argument("--plot", default=None, help="write the log–log plot here (.svg or .png)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="which seconds the slopes and the plot use: process CPU (default; steadier on a "
+                             "shared machine) or wall")
+    parser.add_argument("--from-rows", nargs="+", default=None, metavar="FILE",
+                        help="run nothing: read rows from earlier outputs (this script's stderr 'done' lines, "
+                             "--json files or a worker's JSON line) and write the table, --json and --plot")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "DATA_DIR", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads < 1 or args.repeats < 1:
@@ -205,20 +211,23 @@ def fit_slope(xs: list[float], ys: list[float]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
-def slopes(rows: list[dict]) -> dict[str, dict[str, float | None]]:
-    """Per model, the log–log slope of each fitted time and of the peak RSS against interactions."""
+def slopes(rows: list[dict], clock: str = "cpu") -> dict[str, dict[str, float | None]]:
+    """Per model, the log–log slope of each phase's time (``clock``: CPU or wall seconds) and of the
+    peak RSS against interactions."""
+    key = "cpu_seconds" if clock == "cpu" else "seconds"
     out = {}
     for model in dict.fromkeys(row["model"] for row in rows):
         done = [row for row in rows if row["model"] == model and "error" not in row]
         xs = [row["interactions"] for row in done]
-        fitted = {phase: fit_slope(xs, [row["seconds"][phase] for row in done]) for phase in (*PHASES,)}
+        fitted = {phase: fit_slope(xs, [row[key][phase] for row in done]) for phase in PHASES}
         fitted["peak_rss"] = fit_slope(xs, [max(row["peak_mib"].values()) for row in done])
         out[model] = fitted
     return out
 
 
-def render(rows: list[dict], fitted: dict) -> str:
-    header = ("preset", "model", "interactions", *(f"{p} s" for p in PHASES), "peak MiB", "peak phase", "report MiB")
+def render(rows: list[dict], fitted: dict, clock: str = "cpu") -> str:
+    header = ("dataset", "model", "interactions", *(f"{p} s wall/CPU" for p in PHASES), "peak RSS MiB", "peak in",
+              "report MiB")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         if "error" in row:
@@ -226,10 +235,11 @@ def render(rows: list[dict], fitted: dict) -> str:
             continue
         peak_phase = max(row["peak_mib"], key=row["peak_mib"].get)
         cells = (row["dataset"], row["model"], f"{row['interactions']:,}",
-                 *(f"{row['seconds'][p]:.1f}" for p in PHASES), f"{row['peak_mib'][peak_phase]:.0f}", peak_phase,
+                 *(f"{row['seconds'][p]:.1f}/{row['cpu_seconds'][p]:.1f}" for p in PHASES), f"{row['peak_mib'][peak_phase]:.0f}", peak_phase,
                  f"{row['report_mib']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| model | " + " | ".join(f"{p} slope" for p in (*PHASES, "peak_rss")) + " |",
+    lines += ["", f"log–log slopes against interactions ({clock} seconds; 1 = linear):", "",
+              "| model | " + " | ".join(f"{p}" for p in (*PHASES, "peak RSS")) + " |",
               "|---|" + "---|" * (len(PHASES) + 1)]
     for model, values in fitted.items():
         lines.append(f"| {model} | " + " | ".join("—" if v is None else f"{v:.2f}"
@@ -237,21 +247,22 @@ def render(rows: list[dict], fitted: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], fitted: dict, path: Path) -> None:
+def plot(rows: list[dict], fitted: dict, path: Path, clock: str = "cpu") -> None:
     """Log–log panels of epoch, eval and noise-report time and peak RSS against interactions."""
+    key_of = "cpu_seconds" if clock == "cpu" else "seconds"
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [*((p, f"{p} time (s)") for p in FITTED), ("peak_rss", "peak RSS (MiB)")]
+    panels = [*((p, f"{p} ({clock} s)") for p in FITTED), ("peak_rss", "peak RSS (MiB)")]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
     done = [row for row in rows if "error" not in row]
     for axis, (key, label) in zip(axes, panels):
         for model in dict.fromkeys(row["model"] for row in done):
             own = [row for row in done if row["model"] == model]
             xs = [row["interactions"] for row in own]
-            ys = [max(row["peak_mib"].values()) if key == "peak_rss" else row["seconds"][key] for row in own]
+            ys = [max(row["peak_mib"].values()) if key == "peak_rss" else row[key_of][key] for row in own]
             slope = fitted[model].get(key)
             axis.plot(xs, ys, marker="o", label=f"{model} ({'—' if slope is None else f'{slope:.2f}'})")
         axis.set_xscale("log")
@@ -280,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(run_worker(args, *args.worker)))
         return 0
+    if args.from_rows:
+        rows = [row for path in args.from_rows for row in read_rows(Path(path))]
+        return finish(rows, args, {})
     from robustrec.data.sized import PRESETS
     from robustrec.models.registry import available_models
 
@@ -304,15 +318,40 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
-    fitted = slopes(rows)
-    print(render(rows, fitted))
+    return finish(rows, args, synth_s)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows from a --json file, 'done <dataset> <model>: {...}' lines or bare JSON rows (one per line)."""
+    text = path.read_text()
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        document = None
+    if isinstance(document, dict) and "rows" in document:
+        return document["rows"]
+    if isinstance(document, dict):
+        return [document]
+    rows = []
+    for line in text.splitlines():
+        start = line.find("{")
+        if start >= 0 and (line.startswith("done ") or start == 0):
+            rows.append(json.loads(line[start:]))
+    return rows
+
+
+def finish(rows: list[dict], args: argparse.Namespace, synth_s: dict) -> int:
+    """Print the table; write --json and --plot; exit 1 when a run failed."""
+    rows = sorted(rows, key=lambda row: (row.get("interactions", 0), row["model"]))
+    fitted = slopes(rows, args.clock)
+    print(render(rows, fitted, args.clock))
     meta = {"args": {k: v for k, v in vars(args).items() if k != "worker"}, "synth_s": synth_s,
             "python": platform.python_version(), "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({"meta": meta, "rows": rows, "slopes": fitted}, indent=2))
     if args.plot:
-        plot(rows, fitted, Path(args.plot))
+        plot(rows, fitted, Path(args.plot), args.clock)
     return 1 if any("error" in row for row in rows) else 0
 
 
