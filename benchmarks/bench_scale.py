@@ -254,6 +254,7 @@ def plot(rows: list[dict], fitted: dict, path: Path, clock: str = "cpu") -> None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     panels = [*((p, f"{p} ({clock} s)") for p in FITTED), ("peak_rss", "peak RSS (MiB)")]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
@@ -265,8 +266,15 @@ def plot(rows: list[dict], fitted: dict, path: Path, clock: str = "cpu") -> None
             ys = [max(row["peak_mib"].values()) if key == "peak_rss" else row[key_of][key] for row in own]
             slope = fitted[model].get(key)
             axis.plot(xs, ys, marker="o", label=f"{model} ({'—' if slope is None else f'{slope:.2f}'})")
+        if done:  # a slope-1 guide through the smallest run's points: linear growth
+            xs = sorted({row["interactions"] for row in done})
+            low = [ln.get_ydata()[0] for ln in axis.get_lines()]
+            if low and len(xs) > 1:
+                base = min(low)
+                axis.plot([xs[0], xs[-1]], [base, base * xs[-1] / xs[0]], "k--", lw=0.8, alpha=0.5, label="linear")
         axis.set_xscale("log")
         axis.set_yscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("interactions")
         axis.set_title(label)
         axis.grid(True, which="both", alpha=0.3)
