@@ -211,13 +211,18 @@ def fit_slope(xs: list[float], ys: list[float]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
+def series(row: dict) -> str:
+    """The curve a row belongs to: its model, and "1/20" for --quick datasets (fitted apart)."""
+    return row["model"] + (f" 1/{QUICK_SHRINK}" if row["dataset"].endswith("-quick") else "")
+
+
 def slopes(rows: list[dict], clock: str = "cpu") -> dict[str, dict[str, float | None]]:
     """Per model, the log–log slope of each phase's time (``clock``: CPU or wall seconds) and of the
     peak RSS against interactions."""
     key = "cpu_seconds" if clock == "cpu" else "seconds"
     out = {}
-    for model in dict.fromkeys(row["model"] for row in rows):
-        done = [row for row in rows if row["model"] == model and "error" not in row]
+    for model in dict.fromkeys(series(row) for row in rows):
+        done = [row for row in rows if series(row) == model and "error" not in row]
         xs = [row["interactions"] for row in done]
         fitted = {phase: fit_slope(xs, [row[key][phase] for row in done]) for phase in PHASES}
         fitted["peak_rss"] = fit_slope(xs, [max(row["peak_mib"].values()) for row in done])
@@ -239,7 +244,7 @@ def render(rows: list[dict], fitted: dict, clock: str = "cpu") -> str:
                  f"{row['report_mib']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"log–log slopes against interactions ({clock} seconds; 1 = linear):", "",
-              "| model | " + " | ".join(f"{p}" for p in (*PHASES, "peak RSS")) + " |",
+              "| series | " + " | ".join(f"{p}" for p in (*PHASES, "peak RSS")) + " |",
               "|---|" + "---|" * (len(PHASES) + 1)]
     for model, values in fitted.items():
         lines.append(f"| {model} | " + " | ".join("—" if v is None else f"{v:.2f}"
@@ -260,8 +265,8 @@ def plot(rows: list[dict], fitted: dict, path: Path, clock: str = "cpu") -> None
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
     done = [row for row in rows if "error" not in row]
     for axis, (key, label) in zip(axes, panels):
-        for model in dict.fromkeys(row["model"] for row in done):
-            own = [row for row in done if row["model"] == model]
+        for model in dict.fromkeys(series(row) for row in done):
+            own = [row for row in done if series(row) == model]
             xs = [row["interactions"] for row in own]
             ys = [max(row["peak_mib"].values()) if key == "peak_rss" else row[key_of][key] for row in own]
             slope = fitted[model].get(key)
