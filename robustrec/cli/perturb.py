@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from robustrec.cli.options import DEVICE_HELP
+from robustrec.cli.options import DEVICE_HELP, MAX_MEMORY
 from robustrec.cli.render import console
 
 # arguments and options every stress test takes, declared once: (name, annotation, typer parameter)
@@ -39,6 +39,7 @@ def shared_options() -> list[tuple[str, object, object]]:
         ("data_dir", str, typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")),
         ("threads", int, typer.Option(0, min=0, help="Torch CPU threads (0 = torch default).")),
         ("device", str, typer.Option("auto", "--device", help=DEVICE_HELP)),
+        ("max_memory", typing.Optional[str], MAX_MEMORY),
         ("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar.")),
         ("plugins", str, typer.Option("", metavar="FILE.py", help=PLUGINS_HELP)),
     ]
