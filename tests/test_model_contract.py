@@ -12,6 +12,9 @@ from robustrec.training import Trainer, TrainConfig
 from resume_helpers import KillAfter, assert_same_fit
 
 MODEL_NAMES = list(available_models())
+#: models with nothing to learn (``trainable = False``): their own rules are at the end of the file
+FITTED_NAMES = [n for n, c in available_models().items() if not c.trainable]
+TRAINABLE_NAMES = [n for n in MODEL_NAMES if n not in FITTED_NAMES]
 FAST = dict(batch_size=256, lr=0.01, patience=100)
 
 
@@ -100,7 +103,7 @@ def test_save_load_round_trip(name, trained, small_data, tmp_path):
     assert full_ranking(loaded, small_data, "test").summary() == result.test.summary()
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", TRAINABLE_NAMES)
 def test_embedding_tables_are_parameters(name, trained):
     model, _, _ = trained(name)
     tables = model.embedding_tables()
@@ -143,3 +146,27 @@ def test_wrong_feature_shape_rejected(name, trained):
     bad = {m: np.zeros((f.shape[0] + 1, f.shape[1]), np.float32) for m, f in model.features().items()}
     with pytest.raises(DataError):
         model.set_item_features(bad)
+
+
+# --- models with nothing to learn (``trainable = False``, robustrec/models/fitted.py) -----------
+@pytest.mark.parametrize("name", FITTED_NAMES)
+def test_fitted_model_has_nothing_to_learn(name, trained, small_data):
+    """No parameters, no embedding tables, an empty checkpoint, one recorded epoch, and a loss
+    that refuses in one line (so flatness, attacks and gradient steps refuse too)."""
+    from robustrec.errors import ConfigError
+
+    model, result, _ = trained(name)
+    assert list(model.parameters()) == [] and model.embedding_tables() == {}
+    assert model.state_dict() == {}
+    assert [r.epoch for r in result.history] == [1] and result.best_epoch == 1
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([2]))
+
+
+@pytest.mark.parametrize("name", FITTED_NAMES)
+@pytest.mark.parametrize("strategy", [dict(mg=True), dict(step="sam", sam_rho=0.05), dict(adversarial="amr")])
+def test_fitted_model_refuses_step_strategies(name, strategy):
+    from robustrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        TrainConfig(model=name, **strategy).validate()

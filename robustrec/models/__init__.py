@@ -21,6 +21,9 @@ ZOO = (
     "dragon",
     "bm3",
     "slmrec",
+    "pop",
+    "itemknn",
+    "itemknncbf",
 )
 
 for _module in ZOO:

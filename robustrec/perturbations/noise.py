@@ -45,6 +45,9 @@ class GaussianEmbeddingNoise(Perturbation):
     def parameters(self) -> dict[str, object]:
         return {"sigma": self.sigma, "target": self.target}
 
+    def unaffected_reason(self, model) -> str | None:
+        return None if model.embedding_tables() else "has no ID embedding tables"
+
     def tables(self, model) -> dict[str, torch.nn.Parameter]:
         """The embedding tables this noise perturbs on ``model`` (by name)."""
         tables = model.embedding_tables()
