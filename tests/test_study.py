@@ -187,9 +187,12 @@ def test_study_runs_every_cell_and_selects_on_validation_only(finished):
     study, out, manifest = finished
     cells = manifest.cells
     assert {c.state for c in cells.values()} == {"done"}
-    # bprmf: 2 grid points × 2 strategies on seed 0, then the chosen point on seed 1; vbpr: 2 × 2
+    # bprmf: 2 grid points × 2 strategies on seed 0, then the chosen point on seed 1; vbpr: 2 × 2;
+    # pop, the default baseline: one fit per seed (and in no stress cell: none lists it)
     train = [c for c in cells.values() if c.kind == "train"]
-    assert len(train) == 2 * 2 + 2 + 2 * 2
+    assert len(train) == 2 * 2 + 2 + 2 * 2 + 2
+    assert sorted(c.id for c in train if c.spec["strategy"] == "baseline") == [
+        "train/synthetic/pop/baseline/g0/s0", "train/synthetic/pop/baseline/g0/s1"]
     for strategy in ("plain", "mg"):
         search = {i: cells[f"train/synthetic/bprmf/{strategy}/g{i}/s0"] for i in (0, 1)}
         valid = {i: c.result["valid"]["recall@20"] for i, c in search.items()}
