@@ -16,5 +16,7 @@ def list_models() -> None:
         table.add_column(column)
     for name, cls in available_models().items():
         modalities = "any (image, text, audio, ...)" if cls.multimodal else "IDs only"
+        if not cls.trainable:
+            modalities += "; a baseline (nothing to learn)"
         table.add_row(name, modalities, "yes" if cls.features_at_inference else "no", cls.paper)
     console.print(table)
