@@ -338,7 +338,14 @@ def test_report_tables_trace_every_number_to_its_cells(finished, tmp_path, capsy
     study, out, manifest = finished
     report = build_report(out)
     rows = {(r["model"], r["strategy"]): r for r in report["clean"]}
-    assert set(rows) == {("bprmf", "plain"), ("bprmf", "mg"), ("vbpr", "plain"), ("vbpr", "mg")}
+    assert set(rows) == {("bprmf", "plain"), ("bprmf", "mg"), ("vbpr", "plain"), ("vbpr", "mg"), ("pop", "baseline")}
+    assert rows[("pop", "baseline")]["baseline"] and "vs_plain" not in rows[("pop", "baseline")]
+    pop = rows[("pop", "baseline")]["per_seed"]
+    for key, row in rows.items():  # the mark is the seed-paired test against pop's runs of the same seeds
+        if key[0] != "pop":
+            test = row["vs_baselines"]["pop"]
+            assert test["mean_difference"] == pytest.approx(np.mean([row["per_seed"][s] - pop[s] for s in pop]))
+            assert (row["not_beaten"] == ["pop"]) == (not test["beats"]) and ("≤ pop" in row["mark"]) == (not test["beats"])
     row = rows[("vbpr", "mg")]
     values = [manifest.cells[c].result["test"]["recall@5"] for c in row["cells"]]
     assert row["test"]["recall@5"]["mean"] == pytest.approx(np.mean(values))
