@@ -110,7 +110,7 @@ def test_every_model_noise_changes_scores_and_not_the_model(name, small_data):
         noisy = GaussianEmbeddingNoise(0.1).apply(model, 1).full_scores(users)
         same = GaussianEmbeddingNoise(0.0).apply(model, 1).full_scores(users)
     if not model.trainable:  # a fitted baseline: no tables, "unaffected by construction"
-        assert GaussianEmbeddingNoise(0.1).unaffected_reason(model) == "has no ID embedding tables"
+        assert GaussianEmbeddingNoise(0.1).unaffected_reason(model) == f"model {name!r} has no learnable ID embedding table"
         assert torch.equal(clean, noisy)
     else:
         assert GaussianEmbeddingNoise(0.1).unaffected_reason(model) is None

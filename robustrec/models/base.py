@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -18,8 +19,13 @@ from robustrec.errors import ConfigError, DataError
 Ranker = Callable[[torch.Tensor], torch.Tensor]
 
 
-class Recommender(nn.Module):
+class Recommender(nn.Module, metaclass=abc.ABCMeta):
     """Base class: subclasses set the class attributes and implement ``loss`` and scoring.
+
+    ``loss`` and ``embedding_tables`` are abstract; a subclass also defines ``final_embeddings``
+    or overrides ``ranker`` (``contract_problem`` checks it when a class is registered or
+    loaded from a file). ``robustrec models check FILE.py:CLASS`` runs the contract's rules
+    (``robustrec.models.contract``) on any class.
 
     - ``loss(users, pos, neg)``: training loss of a batch of BPR triplets.
     - ``ranker()``: precompute everything user-independent, return ``users -> scores``
@@ -72,23 +78,38 @@ class Recommender(nn.Module):
             self._register_features(data)
 
     # --- the contract -------------------------------------------------------------------
+    @abc.abstractmethod
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Training loss of a batch of BPR triplets.
+
+        ``users``, ``pos``, ``neg``: int64 tensors of shape (B,) on the model's device (user ids,
+        an item each user interacted with, a sampled negative item). Returns a finite scalar
+        (0-d tensor) differentiable with respect to the parameters, e.g. ``bpr_loss`` plus
+        regularisers.
+        """
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(user, item) representations whose dot product is the score."""
-        raise NotImplementedError
+        """(user, item) representations whose dot product is the score: float tensors of shape
+        (n_users, d) and (n_items, d). Define it, or override ``ranker``."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither final_embeddings() nor ranker()")
 
     def ranker(self) -> Ranker:
+        """Precompute everything user-independent; return ``users -> scores``, where ``users``
+        is an int64 tensor of shape (U,) and the scores a float tensor of shape (U, n_items).
+        The default is the dot product of ``final_embeddings()``."""
         users_emb, items_emb = self.final_embeddings()
         items_t = items_emb.t().contiguous()
         return lambda users: users_emb[users] @ items_t
 
     def full_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for ``users`` (int64, shape (U,)): float, shape (U, n_items)."""
         return self.ranker()(users)
 
+    @abc.abstractmethod
     def embedding_tables(self) -> dict[str, nn.Parameter]:
-        raise NotImplementedError
+        """The learnable ID embedding tables noise may target: {"user": Parameter of shape
+        (n_users, d), "item": Parameter of shape (n_items, d), ...}; at least one, each a
+        parameter of this model."""
 
     def pre_epoch(self) -> None:
         """Hook called by the trainer before every epoch (e.g. to resample dropped edges)."""
@@ -164,6 +185,17 @@ class Recommender(nn.Module):
         for modality in present:
             tensor = torch.from_numpy(np.ascontiguousarray(data.features[modality], dtype=np.float32))
             self.register_buffer(f"feat_{modality}", tensor, persistent=False)
+
+
+def contract_problem(cls) -> str | None:
+    """What keeps class ``cls`` from the contract's shape (None: nothing): abstract methods left
+    unimplemented, or neither ``final_embeddings`` nor ``ranker`` defined."""
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        return f"class {cls.__name__} does not implement {', '.join(m + '()' for m in missing)}"
+    if cls.final_embeddings is Recommender.final_embeddings and cls.ranker is Recommender.ranker:
+        return f"class {cls.__name__} defines neither final_embeddings() nor ranker()"
+    return None
 
 
 def no_modality_message(model: str, data: InteractionData) -> str:

@@ -46,7 +46,11 @@ class GaussianEmbeddingNoise(Perturbation):
         return {"sigma": self.sigma, "target": self.target}
 
     def unaffected_reason(self, model) -> str | None:
-        return None if model.embedding_tables() else "has no ID embedding tables"
+        """A model without learnable ID embedding tables (an MMRec ItemKNNCBF file) cannot be
+        affected."""
+        if not model.embedding_tables():
+            return f"model {model.name!r} has no learnable ID embedding table"
+        return None
 
     def tables(self, model) -> dict[str, torch.nn.Parameter]:
         """The embedding tables this noise perturbs on ``model`` (by name)."""

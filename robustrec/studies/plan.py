@@ -43,6 +43,8 @@ class Cell:
     detail: str | None = None  # a failure's traceback, for the curious
     seconds: float | None = None
     attempts: int = 0
+    #: where the cell last ran: the machine's host name (and the Ray node), None before it ran
+    host: str | None = None
 
     def record(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,6 +135,8 @@ def read_manifest(folder: str | Path) -> dict:
 _CELL_TYPES = {"id": (str,), "kind": (str,), "spec": (dict,), "deps": (list,), "state": (str,),
                "result": (dict, type(None)), "error": (str, type(None)), "detail": (str, type(None)),
                "seconds": (int, float, type(None)), "attempts": (int,)}
+#: fields added later, which older manifests lack
+_CELL_OPTIONAL = {"host": (str, type(None))}
 _STUDY_TYPES = {"name": (str,), "path": (str,), "data_dir": (str,), "datasets": (list,), "models": (list,),
                 "strategies": (dict,), "seeds": (list,), "selection": (str,), "train": (dict,), "grids": (dict,),
                 "stresses": (list,)}
@@ -160,7 +164,9 @@ def _shape_problem(body: dict) -> str | None:
         missing = [name for name in _CELL_TYPES if name not in record]
         if missing:
             return f"cell {cid!r} has no {', '.join(missing)}"
-        for key, types in _CELL_TYPES.items():
+        for key, types in {**_CELL_TYPES, **_CELL_OPTIONAL}.items():
+            if key not in record:
+                continue
             if not isinstance(record[key], types) or (key == "attempts" and isinstance(record[key], bool)):
                 return f"cell {cid!r} field {key!r} is of the wrong type"
         if record["id"] != cid:
@@ -260,8 +266,9 @@ def select_point(manifest: Manifest, search: dict[int, str], metric: str) -> int
 
 def _train_cell(study, cells, dataset, model, strategy, index, point, seed) -> str:
     config = study.train_config(dataset, model, strategy, point, seed)
-    cid = f"train/{dataset}/{model}/{strategy}/g{index}/s{seed}"
-    run_dir = Path("runs") / dataset / f"{model}-{strategy}-g{index}-s{seed}"
+    label = study.label(model)  # a model file: <stem>.<Class>, fit for a folder
+    cid = f"train/{dataset}/{label}/{strategy}/g{index}/s{seed}"
+    run_dir = Path("runs") / dataset / f"{label}-{strategy}-g{index}-s{seed}"
     cells.append(Cell(cid, "train", {"config": dataclasses.asdict(config), "run_dir": str(run_dir),
                                      "point_index": index, "point": {k: str(v) for k, v in point.items()},
                                      "dataset": dataset, "model": model, "strategy": strategy, "seed": seed}))

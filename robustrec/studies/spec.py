@@ -6,7 +6,8 @@ one-line errors naming the key) before any work starts::
     name = "mg-lfm2k"
     data_dir = "../shared/datasets"      # relative to the study file
     datasets = ["lfm2k"]
-    models = ["vbpr", "freedom"]
+    models = ["vbpr", "freedom"]         # or "mymodel.py:MyRec" (relative to the study file),
+                                         # "mmrec:models/smore.py:SMORE": robustrec.models.sources
     strategies = ["plain", "mg"]         # built in: plain, mg, sam, asam, sgbd; or [strategy.NAME]
     seeds = [0, 1, 2]                    # the first seed searches the grid
     selection = "each"                   # or "baseline": other strategies reuse plain's point
@@ -72,7 +73,8 @@ BUILTIN_STRATEGIES = {
 #: the keys a [strategy.NAME] table may set (TrainConfig fields of the step)
 STRATEGY_KEYS = ("mg", "mg_form", "alpha1", "alpha2", "beta", "step", "rho")
 #: TrainConfig fields a study sets per cell itself, never from [train] or a grid
-CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test")
+CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test",
+             "model_source")
 #: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
 STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
 TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",
@@ -117,6 +119,19 @@ class Study:
     train_models: dict[str, dict] = field(default_factory=dict)
     #: models with nothing to learn fitted per dataset × seed (manifests written before: none)
     baselines: list[str] = field(default_factory=list)
+    #: model as written -> its canonical reference, for models from files (paths made absolute
+    #: from the study file's folder); built-in and entry-point names are their own reference
+    references: dict[str, str] = field(default_factory=dict)
+
+    def reference(self, model: str) -> str:
+        """The model reference ``TrainConfig.model`` gets for ``model`` as the study writes it."""
+        return self.references.get(model, model)
+
+    def label(self, model: str) -> str:
+        """``model`` as a folder name and cell-id part (``<stem>.<Class>`` for a model file)."""
+        from robustrec.models.sources import parse_reference
+
+        return parse_reference(self.reference(model)).label
 
     @property
     def audits_test(self) -> bool:
@@ -155,12 +170,14 @@ class Study:
             return from_dict(TrainConfig, values, f"baseline {model}").validate()
         train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
         model_params = {k: str(v) for k, v in point.items() if k not in train_fields}
-        from_dict(get_model_class(model).Params, model_params, model)  # names and types
+        cls = get_model_class(self.reference(model))
+        from_dict(cls.Params, model_params, model)  # names and types
         training = {k: v for k, v in point.items() if k in train_fields}
-        values = {**self.train, **self.train_models.get(model, {}), **training, "model": model, "dataset": dataset,
+        values = {**self.train, **self.train_models.get(model, {}), **training, "model": self.reference(model),
+                  "dataset": dataset,
                   "data_dir": self.data_dir,
                   "seed": seed, "model_params": model_params}
-        if not get_model_class(model).multimodal:
+        if not cls.multimodal:
             values.pop("modalities", None)  # [train] modalities are for the study's multimodal models
         step = dict(self.strategies[strategy])
         kind = step.pop("step", "plain")
@@ -200,7 +217,6 @@ def load_study(path: str | Path, data: bool = True) -> Study:
 
 
 def parse_study(raw: dict, path: Path) -> Study:
-    from robustrec.models import available_models
     from robustrec.studies.stress import SPECS, stress_spec
 
     _unknown(raw, TOP_KEYS, "study file")
@@ -209,10 +225,7 @@ def parse_study(raw: dict, path: Path) -> Study:
     for dataset in datasets:
         check_folder_name(dataset, f"{where}: dataset name")
     models = _names(raw, "models", where)
-    known = available_models()
-    for model in models:
-        if model not in known:
-            raise ConfigError(f"{where}: unknown model {model!r} in models; known: {', '.join(sorted(known))}")
+    references = _model_references(models, path, where)
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                           for s in seeds):
@@ -256,10 +269,10 @@ def parse_study(raw: dict, path: Path) -> Study:
     if not isinstance(name, str):
         raise ConfigError(f"{where}: name must be a string, got {name!r}")
     check_folder_name(name, f"{where}: name (the study folder's default name)")
-    baselines = _baselines(raw, models, strategies, where)
+    baselines = _baselines(raw, models, references, strategies, where)
     study = Study(name=name, path=path.resolve(), data_dir=data_dir, datasets=datasets, models=models,
                   strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids,
-                  train_models=train_models, baselines=baselines)
+                  train_models=train_models, references=references, baselines=baselines)
     stresses = raw.get("stress", [])
     if not isinstance(stresses, list):
         raise ConfigError(f"{where}: stress must be an array of tables ([[stress]])")
@@ -290,15 +303,16 @@ def parse_study(raw: dict, path: Path) -> Study:
     return study
 
 
-def _baselines(raw: dict, models: list[str], strategies: dict, where: str) -> list[str]:
+def _baselines(raw: dict, models: list[str], references: dict[str, str], strategies: dict,
+               where: str) -> list[str]:
     """The study's baselines: ``baselines`` (default ``DEFAULT_BASELINES``), each a registered
     model with nothing to learn; such models belong there, never in ``models``."""
-    from robustrec.models import available_models
+    from robustrec.models import available_models, get_model_class
 
     known = available_models()
-    fitted = sorted(name for name, cls in known.items() if not cls.trainable)
+    fitted = sorted(name for name, cls in known.items() if not getattr(cls, "trainable", True))
     for model in models:
-        if not known[model].trainable:
+        if not getattr(get_model_class(references.get(model, model)), "trainable", True):
             raise ConfigError(f"{where}: {model!r} has nothing to learn: list it in baselines, not models "
                               f"(baselines = [{', '.join(repr(m) for m in fitted)}])")
     baselines = raw.get("baselines", DEFAULT_BASELINES)
@@ -307,7 +321,7 @@ def _baselines(raw: dict, models: list[str], strategies: dict, where: str) -> li
     if len(set(baselines)) != len(baselines):
         raise ConfigError(f"{where}: baselines lists a name twice: {baselines}")
     for name in baselines:
-        if name not in known or known[name].trainable:
+        if name not in fitted:
             raise ConfigError(f"{where}: unknown baseline {name!r}; baselines are models with nothing to learn: "
                               f"{', '.join(fitted)}")
     if baselines and BASELINE in strategies:
@@ -345,7 +359,7 @@ def check_data(study: Study) -> None:
                                   f"{dataset} lacks (no <modality>_feat.npy); drop it from baselines")
         for model in study.models:
             wanted = {**study.train, **study.train_models.get(model, {})}.get("modalities")
-            if wanted and get_model_class(model).multimodal:
+            if wanted and get_model_class(study.reference(model)).multimodal:
                 missing = [m for m in wanted if m not in available]
                 if missing:
                     raise ConfigError(f"{study.path.name}: [train] modalities names {missing[0]}, which dataset "
@@ -357,6 +371,29 @@ def check_data(study: Study) -> None:
                             if modality in ("image", "text") else "")
                     raise ConfigError(f"{study.path.name}: [[stress]] #{index} ({stress.kind}) needs the {modality} "
                                       f"modality, which dataset {dataset} lacks (its modalities: {has}){hint}")
+
+
+def _model_references(models: list[str], path: Path, where: str) -> dict[str, str]:
+    """Each model of a study file that comes from a file -> its canonical reference (relative
+    paths from the study file's folder); every model is loaded now, so an unknown name, a
+    missing file or a broken class is one line before any work. Labels must be distinct."""
+    from robustrec.models import get_model_class
+    from robustrec.models.sources import parse_reference
+
+    references, labels = {}, {}
+    for model in models:
+        ref = parse_reference(model, path.parent.resolve())
+        try:
+            get_model_class(ref.text)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: models: {exc}") from None
+        if ref.kind != "name":
+            references[model] = ref.text
+        if ref.label in labels:
+            raise ConfigError(f"{where}: models {labels[ref.label]!r} and {model!r} would share the folder name "
+                              f"{ref.label!r}; rename one file or class")
+        labels[ref.label] = model
+    return references
 
 
 def stress_modalities(kind: str, options: dict) -> list[str]:
