@@ -98,3 +98,30 @@ def test_contract_rule(name, rule, contract_world):
     used at inference, honest loss_reads_features, copy and restore, device move, determinism."""
     ok, reason = run_rule(dict(RULES)[rule], Subject(available_models()[name], contract_world))
     assert ok, f"{name}: {rule}: {reason}"
+
+
+# --- models with nothing to learn (``trainable = False``, robustrec/models/fitted.py) -----------
+FITTED_NAMES = [n for n, c in available_models().items() if not getattr(c, "trainable", True)]
+
+
+@pytest.mark.parametrize("name", FITTED_NAMES)
+def test_fitted_model_has_nothing_to_learn(name, trained):
+    """No parameters, no embedding tables, an empty checkpoint, one recorded epoch, and a loss
+    that refuses in one line (so flatness, attacks and gradient steps refuse too)."""
+    from robustrec.errors import ConfigError
+
+    model, result, _ = trained(name)
+    assert list(model.parameters()) == [] and model.embedding_tables() == {}
+    assert model.state_dict() == {}
+    assert [r.epoch for r in result.history] == [1] and result.best_epoch == 1
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([2]))
+
+
+@pytest.mark.parametrize("name", FITTED_NAMES)
+@pytest.mark.parametrize("strategy", [dict(mg=True), dict(step="sam", sam_rho=0.05), dict(adversarial="amr")])
+def test_fitted_model_refuses_step_strategies(name, strategy):
+    from robustrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        TrainConfig(model=name, **strategy).validate()

@@ -109,6 +109,11 @@ def test_every_model_noise_changes_scores_and_not_the_model(name, small_data):
         clean = model.full_scores(users)
         noisy = GaussianEmbeddingNoise(0.1).apply(model, 1).full_scores(users)
         same = GaussianEmbeddingNoise(0.0).apply(model, 1).full_scores(users)
-    assert not torch.allclose(clean, noisy)
+    if not model.trainable:  # a fitted baseline: no tables, "unaffected by construction"
+        assert GaussianEmbeddingNoise(0.1).unaffected_reason(model) == f"model {name!r} has no learnable ID embedding table"
+        assert torch.equal(clean, noisy)
+    else:
+        assert GaussianEmbeddingNoise(0.1).unaffected_reason(model) is None
+        assert not torch.allclose(clean, noisy)
     assert torch.equal(clean, same)
     assert _bitwise_equal(before, _state(model))

@@ -13,7 +13,8 @@ from robustrec.data.dataset import InteractionData
 from robustrec.models import available_models, build_model
 from robustrec.training import TrainConfig, Trainer
 
-MULTIMODAL = [n for n, c in available_models().items() if c.multimodal]
+#: the multimodal models that train (the content kNN baseline has nothing to learn: tests/test_baselines.py)
+MULTIMODAL = [n for n, c in available_models().items() if c.multimodal and c.trainable]
 
 
 @pytest.fixture(scope="module")

@@ -187,9 +187,12 @@ def test_study_runs_every_cell_and_selects_on_validation_only(finished):
     study, out, manifest = finished
     cells = manifest.cells
     assert {c.state for c in cells.values()} == {"done"}
-    # bprmf: 2 grid points × 2 strategies on seed 0, then the chosen point on seed 1; vbpr: 2 × 2
+    # bprmf: 2 grid points × 2 strategies on seed 0, then the chosen point on seed 1; vbpr: 2 × 2;
+    # pop, the default baseline: one fit per seed (and in no stress cell: none lists it)
     train = [c for c in cells.values() if c.kind == "train"]
-    assert len(train) == 2 * 2 + 2 + 2 * 2
+    assert len(train) == 2 * 2 + 2 + 2 * 2 + 2
+    assert sorted(c.id for c in train if c.spec["strategy"] == "baseline") == [
+        "train/synthetic/pop/baseline/g0/s0", "train/synthetic/pop/baseline/g0/s1"]
     for strategy in ("plain", "mg"):
         search = {i: cells[f"train/synthetic/bprmf/{strategy}/g{i}/s0"] for i in (0, 1)}
         valid = {i: c.result["valid"]["recall@20"] for i, c in search.items()}
@@ -335,7 +338,14 @@ def test_report_tables_trace_every_number_to_its_cells(finished, tmp_path, capsy
     study, out, manifest = finished
     report = build_report(out)
     rows = {(r["model"], r["strategy"]): r for r in report["clean"]}
-    assert set(rows) == {("bprmf", "plain"), ("bprmf", "mg"), ("vbpr", "plain"), ("vbpr", "mg")}
+    assert set(rows) == {("bprmf", "plain"), ("bprmf", "mg"), ("vbpr", "plain"), ("vbpr", "mg"), ("pop", "baseline")}
+    assert rows[("pop", "baseline")]["baseline"] and "vs_plain" not in rows[("pop", "baseline")]
+    pop = rows[("pop", "baseline")]["per_seed"]
+    for key, row in rows.items():  # the mark is the seed-paired test against pop's runs of the same seeds
+        if key[0] != "pop":
+            test = row["vs_baselines"]["pop"]
+            assert test["mean_difference"] == pytest.approx(np.mean([row["per_seed"][s] - pop[s] for s in pop]))
+            assert (row["not_beaten"] == ["pop"]) == (not test["beats"]) and ("≤ pop" in row["mark"]) == (not test["beats"])
     row = rows[("vbpr", "mg")]
     values = [manifest.cells[c].result["test"]["recall@5"] for c in row["cells"]]
     assert row["test"]["recall@5"]["mean"] == pytest.approx(np.mean(values))

@@ -63,6 +63,7 @@ datasets = ["synthetic"]
 models = ["vbpr"]
 strategies = ["plain", "mg"]
 seeds = [0]
+baselines = []  # the pair alone: its cells and runs are counted below
 
 [train]
 epochs = 2

@@ -195,7 +195,8 @@ def test_study_check_prints_the_plan_and_a_time_estimate_from_finished_cells(edi
     path = _write(tmp_path, synthetic_dir, "[train.bprmf]\nepochs = 2")
     code, text, _ = run_cli(capsys, "study", "check", path, "--out", tmp_path / "none")
     assert code == 0
-    assert "2 training cells" in " ".join(text.split()) and "2 stress cells" in " ".join(text.split())
+    # bprmf and vbpr, plus pop (the default baseline), on one seed
+    assert "3 training cells" in " ".join(text.split()) and "2 stress cells" in " ".join(text.split())
     assert "no estimate yet" in " ".join(text.split())
     # noise: 2 runs × (1 clean + 1 level × 2 repeats); modality: vbpr × (1 + 2)
     words = " ".join(text.split())  # lines wrap at the console's width

@@ -39,7 +39,8 @@ def list_models(ctx: typer.Context) -> None:
 
 
 def _modalities(cls) -> str:
-    return "any (image, text, audio, ...)" if cls.multimodal else "IDs only"
+    kind = "any (image, text, audio, ...)" if cls.multimodal else "IDs only"
+    return kind if getattr(cls, "trainable", True) else f"{kind}; a baseline (nothing to learn)"
 
 
 @app.command("check")

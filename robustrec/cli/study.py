@@ -272,6 +272,8 @@ def report(
                       f"finished cells", highlight=False)
     console.print(study_clean_table(result, f"study {result['study']}: clean {result['key']} over seeds "
                                             f"(p: paired over seeds, {result['correction']}-adjusted)"))
+    if result.get("baseline_legend"):
+        console.print(f"vs baselines: {result['baseline_legend']}", highlight=False)
     if result["stress"]:
         console.print(study_stress_table(result, f"drops under stress ({result['correction']}-adjusted p; "
                                                   f"* < {result['alpha']}; drop reduction = plain's drop − the "

@@ -122,6 +122,10 @@ def run_training(config, run_dir: Path, overwrite: bool, threads: int, quiet: bo
                             overwrite=overwrite, resume=resume, threads=threads, note=note, device=device)
     result = outcome.result
     stop = "early stop" if result.stopped_early else "max epochs"
+    from robustrec.models import get_model_class
+
+    if not get_model_class(config.model).trainable:
+        stop = "a baseline: nothing to learn"
     console.print(metrics_table(f"best epoch {result.best_epoch} of {len(result.history)} ({stop})",
                                 {"valid": result.valid.summary(), "test": result.test.summary()}))
     console.print(f"saved [bold]{run_dir}[/]")

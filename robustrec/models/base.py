@@ -48,6 +48,13 @@ class Recommender(nn.Module, metaclass=abc.ABCMeta):
     A multimodal model consumes every modality of the data it is built on (image, text, audio,
     ... any number, in ``canonical_order``), one branch or graph per modality or a concatenation,
     as its paper defines; ``build_model`` hands it the data restricted to the chosen modalities.
+
+    Models with nothing to learn (``trainable = False``: the popularity and item-kNN baselines,
+    ``robustrec.models.fitted``) compute everything they score with from the training
+    interactions (and item features) in ``__init__``, deterministically: they have no
+    parameters, no ``loss`` (it raises a one-line ConfigError), no embedding tables, and an
+    empty checkpoint (loading rebuilds them from the run's data). The trainer evaluates them
+    once, as one epoch, with no optimizer; step strategies and AMR refuse them.
     """
 
     name: ClassVar[str] = ""
@@ -66,6 +73,8 @@ class Recommender(nn.Module, metaclass=abc.ABCMeta):
     #: whether scores read structures derived from the training interactions at inference (a
     #: propagation graph, a user–user graph); such models implement ``interactions_changed``
     graph_at_inference: ClassVar[bool] = False
+    #: False for models fitted in ``__init__`` from the training data (no loss, no optimizer)
+    trainable: ClassVar[bool] = True
     Params: ClassVar[type]
 
     def __init__(self, data: InteractionData, params) -> None:
@@ -182,6 +191,8 @@ class Recommender(nn.Module, metaclass=abc.ABCMeta):
         """``tensor`` on this model's device, floating point in its dtype (a no-op on the CPU
         in float32): for structures rebuilt after ``.to()`` (kNN graphs, pruned graphs)."""
         reference = next(self.parameters(), None)
+        if reference is None:
+            reference = next(self.buffers(), None)  # a fitted model: its buffers say where it is
         if reference is None:
             return tensor
         dtype = reference.dtype if tensor.is_floating_point() else None

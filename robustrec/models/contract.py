@@ -63,6 +63,12 @@ def tiny_world(seed: int = 3) -> InteractionData:
     return make_synthetic(spec, name="contract").data
 
 
+def _fitted(subject: "Subject") -> bool:
+    """A model with nothing to learn (``trainable = False``, ``robustrec.models.fitted``): no loss,
+    no parameters, no tables; the rules check that instead of gradients."""
+    return not getattr(subject.cls, "trainable", True)
+
+
 def _fail(reason: str):
     raise ContractFailure(reason)
 
@@ -77,6 +83,16 @@ def _scores(model, users: torch.Tensor) -> torch.Tensor:
 def finite_loss(subject: Subject) -> str:
     """``loss`` is a finite scalar whose gradient reaches the parameters, finite everywhere."""
     model = subject.build()
+    if _fitted(subject):
+        from robustrec.errors import RobustRecError
+
+        if list(model.parameters()):
+            _fail("trainable = False, but the model has parameters")
+        try:
+            model.loss(*subject.batch())
+        except RobustRecError:
+            return "a baseline: nothing to learn, loss() refuses in one line"
+        _fail("trainable = False, but loss() does not refuse with a RobustRecError")
     model.train()
     model.pre_epoch()
     loss = model.loss(*subject.batch())
@@ -118,6 +134,10 @@ def embedding_tables(subject: Subject) -> str:
     """``embedding_tables()`` names at least one learnable parameter of the model."""
     model = subject.build()
     tables = model.embedding_tables()
+    if _fitted(subject):
+        if tables:
+            _fail("trainable = False, but embedding_tables() is not empty")
+        return "a baseline: no tables (noise leaves it unaffected by construction)"
     if not isinstance(tables, dict) or not tables:
         _fail("embedding_tables() must return a non-empty dict of the ID tables noise may target")
     own = {id(p) for p in model.parameters()}
@@ -170,6 +190,10 @@ def loss_reads_features(subject: Subject) -> str:
         if cls.loss_reads_features:
             _fail("loss_reads_features = True, but multimodal = False: the model has no features")
         return "ID-only model: no features"
+    if _fitted(subject):
+        if cls.loss_reads_features:
+            _fail("loss_reads_features = True, but trainable = False: the model has no loss")
+        return "a baseline: no loss"
     model = subject.build()
     model.train()
     model.pre_epoch()
@@ -206,7 +230,7 @@ def copy_and_restore(subject: Subject) -> str:
             table.add_(torch.randn_like(table))
     if not torch.equal(_scores(model, users), before):
         _fail("changing the copy's embedding tables changed the original's scores (shared parameters)")
-    if torch.equal(_scores(copy, users), before):
+    if not _fitted(subject) and torch.equal(_scores(copy, users), before):
         _fail("noise on the copy's embedding tables leaves its scores unchanged")
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     fresh = subject.build(seed=2)
@@ -235,8 +259,8 @@ def device_move(subject: Subject) -> str:
     with _mixed_dtypes() as mode:
         model.train()
         model.pre_epoch()
-        loss = model.loss(users, pos, neg)
-        loss.backward()
+        if not _fitted(subject):  # a baseline has no loss: its scores alone
+            model.loss(users, pos, neg).backward()
         scores = _scores(model, users[:5])
     if mode.mixed:
         _fail(f"after .to({what}) {sorted(mode.mixed)[0]} mixes dtypes (a tensor the move left behind)")
@@ -252,7 +276,7 @@ def bitwise_determinism(subject: Subject) -> str:
         model = subject.build(seed=5)
         torch.manual_seed(5)
         users, pos, neg = subject.batch(128)
-        for step in range(3):  # plain SGD steps (torch.optim would import the compiler stack)
+        for step in range(0 if _fitted(subject) else 3):  # plain SGD steps (not torch.optim: compiler stack)
             model.train()
             model.pre_epoch()
             model.zero_grad()

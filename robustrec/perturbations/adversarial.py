@@ -158,6 +158,8 @@ class AdversarialPerturbation(Perturbation):
                 "samples": self.samples}
 
     def unaffected_reason(self, model) -> str | None:
+        if not getattr(model, "trainable", True):
+            return "has no training loss to attack (a fitted baseline)"
         if self.target == "embeddings":
             return None if embedding_tables(model) else "has no ID embedding tables"
         if not getattr(model, "multimodal", False):

@@ -31,6 +31,9 @@ def clean_table(report: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["dataset", "model", "strategy", "point", "seeds", f"valid {report['valid_metric']}",
                *[f"{n.upper()[:4] if n != 'recall' else 'REC'}@{k}" for n in names],
                f"{key} vs plain", "p", f"p ({report['correction']})"]
+    marked = bool(report.get("baselines"))
+    if marked:  # the study's baselines: which rows do not beat them (robustrec.studies.baselines)
+        headers.append("vs baselines")
     rows = []
     for row in report["clean"]:
         test = row.get("vs_plain")
@@ -40,6 +43,8 @@ def clean_table(report: dict) -> tuple[list[str], list[list[str]]]:
                      fmt_spread(row["valid"]),
                      *[fmt_spread(row["test"].get(f"{n}@{k}", {})) for n in names], gain,
                      fmt_p(test["p_value"]) if test else "", adjusted_p(test) if test else ""])
+        if marked:
+            rows[-1].append(row.get("mark") or "")
     return headers, rows
 
 

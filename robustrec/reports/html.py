@@ -526,7 +526,7 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
                 "point": row.get("point") or {}, "gain": (test or {}).get("gain_pct"),
                 "p": (test or {}).get("p_value"), "p_adjusted": (test or {}).get("p_adjusted"),
                 "significant": (test or {}).get("significant"), "d_z": _effect(test), "has_test": test is not None,
-                "runs": row.get("runs", [])}
+                "runs": row.get("runs", []), "mark": row.get("mark") or ""}
         clean_rows.append(item)
         clean_by_label[label] = item
     for comparison in comparisons:  # the clean gain of the same model and strategy (paired over seeds)
@@ -553,6 +553,7 @@ def _study_context(folder: Path, report: dict, manifest: dict) -> dict:
                     f"data: {', '.join(map(str, datasets))}",
         "complete": report.get("complete", True), "cell_counts": report.get("cells") or {},
         "clean_rows": clean_rows, "cells": cells, "comparisons": comparisons,
+        "baseline_legend": report.get("baseline_legend") or "",
         "leaderboards": _leaderboards(cells, {label: {"mean": r["mean"], "std": r["std"], "seeds": r["seeds"]}
                                               for label, r in clean_by_label.items()}),
         "grid": _grid(cells), "severity": _severity_figures(cells, key), "flatness": _flatness_figures(flat_points),
@@ -732,6 +733,7 @@ def _reports_context(reports: list[tuple[Path, dict]], key: str, correction: str
         "subtitle": f"{len(reports)} stress report(s), {len(clean)} checkpoint(s) on {dataset_name} "
                     f"(data {(reports[0][1].get('dataset') or {}).get('fingerprint')})",
         "complete": True, "cell_counts": {}, "clean_rows": clean_rows, "cells": cells, "comparisons": comparisons,
+        "baseline_legend": "",
         "leaderboards": _leaderboards(cells, clean), "grid": _grid(cells), "severity": _severity_figures(cells, key),
         "flatness": _flatness_figures(flat_points), "extra_names": _extra_names(cells),
         "significance": (f"significant when the per-user paired t-test's p-value, {shown_correction}-adjusted over "

@@ -261,6 +261,9 @@ def study_clean_table(report: dict, title: str) -> Fitted:
                *[(metric_label(n, int(k)), "right") for n in names]]
     tests = [("strategy", "left"), ("grid point", "left"), ("seeds", "right"),
              (f"{report['key']}\nvs plain", "right"), ("p", "right"), (_p_header(report), "right")]
+    marked = bool(report.get("baselines"))
+    if marked:  # which rows do not beat the study's baselines
+        tests.append(("vs\nbaselines", "left"))
     blocks: dict[tuple[str, str], tuple[Text, list, list]] = {}
     for row in report["clean"]:
         key = (row["dataset"], row["model"])
@@ -273,7 +276,8 @@ def study_clean_table(report: dict, title: str) -> Fitted:
                      (row["valid"], *[row["test"].get(f"{n}@{k}", {}) for n in names])]
         blocks[key][1].append((row["strategy"], *two_lines))
         blocks[key][2].append((row["strategy"], point, str(len(row["seeds"])), gain,
-                               fmt_p(test["p_value"]) if test else "", _adjusted(test) if test else ""))
+                               fmt_p(test["p_value"]) if test else "", _adjusted(test) if test else "",
+                               *([(row.get("mark") or "").replace(" ≤", "\n≤").replace(" ?", "\n?")] if marked else [])))
     narrow = _multi_blocks(title, [metrics, tests], [(h, [m, t]) for h, m, t in blocks.values()])
     return Fitted(wide, narrow)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from robustrec.errors import ConfigError
 from robustrec.files import read_json, write_text_atomic
-from robustrec.studies.spec import Study
+from robustrec.studies.spec import BASELINE, Study
 
 MANIFEST = "study.json"
 FORMAT = "robustrec-study"
@@ -220,10 +220,15 @@ def _walk(study: Study, manifest: Manifest):
                     ids.update({seed: _train_cell(study, cells, dataset, model, strategy, best, point, seed)
                                 for seed in study.seeds[1:]})
                 chosen[group] = ids
+        for model in study.baselines:  # fitted once per seed: no strategies, no grid
+            chosen[(dataset, model, BASELINE)] = {seed: _train_cell(study, cells, dataset, model, BASELINE, 0, {}, seed)
+                                                  for seed in study.seeds}
         for seed in study.seeds:
             for index, stress in enumerate(study.stresses, 1):
                 runs = [(model, strategy, chosen.get((dataset, model, strategy), {}).get(seed))
                         for model in study.models if model in stress.models for strategy in study.strategies]
+                runs += [(model, BASELINE, chosen[(dataset, model, BASELINE)][seed])
+                         for model in study.baselines if model in stress.models]
                 if all(run for _, _, run in runs):
                     cells.append(_stress_cell(dataset, seed, index, stress, runs, by_id(cells), manifest))
     return cells, chosen
@@ -391,12 +396,15 @@ def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
                                "epochs": max(study.train_config(dataset, model, strategy, p, study.seeds[0]).epochs
                                              for p in points),
                                "patience": config.patience})
+        groups += [{"dataset": dataset, "model": model, "strategy": BASELINE, "points": 1, "searched": {},
+                    "reuses_plain_point": False, "trainings": len(study.seeds), "epochs": 1, "patience": 1}
+                   for model in study.baselines]
     stresses = []
     for index, stress in enumerate(study.stresses, 1):
         spec = stress_spec(stress.kind, stress.options, f"[[stress]] #{index}")
         levels = max(len(v) if isinstance(v, list) else 1 for v in [*stress.options.values(), 0])
         settings = from_dict(_settings_class(), dict(stress.settings), "stress settings")
-        runs = len(stress.models) * len(study.strategies)
+        runs = sum(1 if model in study.baselines else len(study.strategies) for model in stress.models)
         stresses.append({"index": index, "kind": spec.kind, "label": stress.label, "models": stress.models,
                          "levels": levels, "repeats": settings.repeats,
                          "evaluations_per_cell": runs * (1 + levels * settings.repeats)})

@@ -73,6 +73,9 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
         first = f"; first failure: {failed[0].id}: {_one_line(failed[0].error)}" if failed else ""
         raise StudyReportError(f"study {study.name!r} in {folder} has nothing to report: no cell finished "
                                f"({counts_text(counts)}){first}; `robustrec study status {folder}` lists every cell")
+    from robustrec.studies.baselines import LEGEND, mark_rows
+
+    mark_rows(clean, study.baselines)
     _correct(clean, "vs_plain", correction)
     _correct(stress, "vs_plain", correction)
     _correct_user_tests(stress, correction)
@@ -81,6 +84,7 @@ def build_report(folder: str | Path, metric: str = "recall", k: int = 5, correct
             "cells": counts, "complete": counts["done"] == sum(counts.values()),
             "valid_metric": study.valid_metric, "seeds": study.seeds,
             "selection": study.selection, "clean": clean, "stress": stress,
+            "baselines": study.baselines, "baseline_legend": LEGEND if study.baselines else "",
             "audit": protocol_audit(study, manifest, folder, key)}
 
 
@@ -261,7 +265,7 @@ def markdown(report: dict) -> str:
     if not report["complete"]:
         lines += ["**The study is not complete: these tables cover finished cells only.**", ""]
     for title, (headers, rows), note in (
-            ("Clean metrics (mean ± std over seeds)", clean_table(report), ""),
+            ("Clean metrics (mean ± std over seeds)", clean_table(report), report.get("baseline_legend", "")),
             ("Drops under stress", stress_table(report),
              "Drop: relative drop % of each seed's mean over its repeats; 95% t-interval over seeds. "
              "sig. seeds: seeds whose per-user paired test (adjusted) finds a drop. "
@@ -304,7 +308,8 @@ def clean_csv(report: dict) -> tuple[list[str], list[list]]:
     the paired test vs plain on ``report["key"]`` (diff = strategy − plain; gain % of plain's mean)."""
     keys = sorted({name for row in report["clean"] for name in row["test"]}, key=_metric_order)
     headers = ["dataset", "model", "strategy", "point", "metric", *CLEAN_NUMERIC[:3],
-               *[f"{key}_{part}" for key in keys for part in ("mean", "std")], *CLEAN_NUMERIC[3:], "significant"]
+               *[f"{key}_{part}" for key in keys for part in ("mean", "std")], *CLEAN_NUMERIC[3:], "significant",
+               "baseline", "does_not_beat"]
     rows = []
     for row in report["clean"]:
         test = row.get("vs_plain") or {}
@@ -314,7 +319,8 @@ def clean_csv(report: dict) -> tuple[list[str], list[list]]:
                      len(row["seeds"]), row["valid"]["mean"], row["valid"]["std"],
                      *[row["test"].get(key, {}).get(part) for key in keys for part in ("mean", "std")],
                      test.get("mean_difference"), low, high, test.get("gain_pct"), test.get("p_value"),
-                     test.get("p_adjusted"), _flag(test)])
+                     test.get("p_adjusted"), _flag(test), "yes" if row.get("baseline") else "no",
+                     " ".join(row.get("not_beaten") or [])])
     return headers, rows
 
 

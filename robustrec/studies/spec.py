@@ -29,6 +29,13 @@ one-line errors naming the key) before any work starts::
     sigma = [1e-3]
     repeats = 10                         # also seed, split, metric, k; models = [...] to restrict it
 
+``baselines`` (default ``["pop"]``; ``[]`` turns them off) names models with nothing to learn
+(pop, itemknn, itemknncbf): each is fitted once per dataset × seed with the [train] settings,
+under the strategy name "baseline" (no strategies, no grid), appears in the clean table, and the
+study report marks every model × strategy whose clean metric does not beat it beyond seed noise
+(``studies.baselines``). Stress tests leave baselines out unless a [[stress]] lists them in its
+``models``.
+
 Selection uses validation only: per dataset × model × strategy, every grid point is trained with
 the first seed and the point with the best validation ``train.valid_metric`` (Recall@20 by
 default; ties go to the earlier point) is trained with the other seeds. Test numbers are never
@@ -73,7 +80,11 @@ CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_K
 #: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
 STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
 TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",
-            "strategy", "stress", "plugins")
+            "strategy", "stress", "plugins", "baselines")
+#: the baselines a study fits unless its file says ``baselines = [...]``
+DEFAULT_BASELINES = ["pop"]
+#: the strategy name baseline rows and cells carry (no study strategy may take it)
+BASELINE = "baseline"
 
 
 @dataclass
@@ -108,6 +119,8 @@ class Study:
     stresses: list[StressEntry] = field(default_factory=list)
     #: [train.MODEL] tables: TrainConfig fields for one model (over [train], under its grid)
     train_models: dict[str, dict] = field(default_factory=dict)
+    #: models with nothing to learn fitted per dataset × seed (manifests written before: none)
+    baselines: list[str] = field(default_factory=list)
     #: model as written -> its canonical reference, for models from files (paths made absolute
     #: from the study file's folder); built-in and entry-point names are their own reference
     references: dict[str, str] = field(default_factory=dict)
@@ -154,12 +167,18 @@ class Study:
         return out
 
     def train_config(self, dataset: str, model: str, strategy: str, point: dict, seed: int):
-        """The TrainConfig of one training cell (validated)."""
+        """The TrainConfig of one training cell (validated); ``strategy`` "baseline" fits
+        baseline ``model`` (plain, the [train] settings, default hyper-parameters)."""
         from robustrec.config import from_dict
         from robustrec.models import get_model_class
         from robustrec.training import TrainConfig
         from robustrec.training.config import DEFAULT_RHO
 
+        if strategy == BASELINE:
+            values = {**self.train, "model": model, "dataset": dataset, "data_dir": self.data_dir, "seed": seed}
+            if not get_model_class(model).multimodal:
+                values.pop("modalities", None)
+            return from_dict(TrainConfig, values, f"baseline {model}").validate()
         train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
         model_params = {k: str(v) for k, v in point.items() if k not in train_fields}
         cls = get_model_class(self.reference(model))
@@ -269,9 +288,10 @@ def parse_study(raw: dict, path: Path) -> Study:
     if not isinstance(name, str):
         raise ConfigError(f"{where}: name must be a string, got {name!r}")
     check_folder_name(name, f"{where}: name (the study folder's default name)")
+    baselines = _baselines(raw, models, references, strategies, where)
     study = Study(name=name, path=path.resolve(), data_dir=data_dir, datasets=datasets, models=models,
                   strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids,
-                  train_models=train_models, references=references,
+                  train_models=train_models, references=references, baselines=baselines,
                   plugins=[record["path"] for record in loaded])
     stresses = raw.get("stress", [])
     if not isinstance(stresses, list):
@@ -284,9 +304,9 @@ def parse_study(raw: dict, path: Path) -> Study:
                               f"a file in plugins), got {kind!r}")
         settings = {key: table.pop(key) for key in STRESS_SETTINGS if key in table}
         applies = table.pop("models", models)
-        if not isinstance(applies, list) or not applies or any(m not in models for m in applies):
+        if not isinstance(applies, list) or not applies or any(m not in [*models, *baselines] for m in applies):
             raise ConfigError(f"{where}: [[stress]] #{index} models must be a non-empty list of the study's models "
-                              f"({', '.join(models)}), got {applies!r}")
+                              f"and baselines ({', '.join([*models, *baselines])}), got {applies!r}")
         try:
             stress_spec(kind, table, f"[[stress]] #{index} ({kind})")  # checks the options now
         except ConfigError as exc:
@@ -299,7 +319,36 @@ def parse_study(raw: dict, path: Path) -> Study:
         for point in grids[model]:
             for seed in seeds:
                 study.train_config(dataset, model, strategy, point, seed)
+    for dataset, model in itertools.product(datasets, baselines):
+        study.train_config(dataset, model, BASELINE, {}, seeds[0])
     return study
+
+
+def _baselines(raw: dict, models: list[str], references: dict[str, str], strategies: dict,
+               where: str) -> list[str]:
+    """The study's baselines: ``baselines`` (default ``DEFAULT_BASELINES``), each a registered
+    model with nothing to learn; such models belong there, never in ``models``."""
+    from robustrec.models import available_models, get_model_class
+
+    known = available_models()
+    fitted = sorted(name for name, cls in known.items() if not getattr(cls, "trainable", True))
+    for model in models:
+        if not getattr(get_model_class(references.get(model, model)), "trainable", True):
+            raise ConfigError(f"{where}: {model!r} has nothing to learn: list it in baselines, not models "
+                              f"(baselines = [{', '.join(repr(m) for m in fitted)}])")
+    baselines = raw.get("baselines", DEFAULT_BASELINES)
+    if not isinstance(baselines, list) or not all(isinstance(b, str) and b for b in baselines):
+        raise ConfigError(f"{where}: baselines must be a list of names ([] for none), got {baselines!r}")
+    if len(set(baselines)) != len(baselines):
+        raise ConfigError(f"{where}: baselines lists a name twice: {baselines}")
+    for name in baselines:
+        if name not in fitted:
+            raise ConfigError(f"{where}: unknown baseline {name!r}; baselines are models with nothing to learn: "
+                              f"{', '.join(fitted)}")
+    if baselines and BASELINE in strategies:
+        raise ConfigError(f"{where}: the strategy name {BASELINE!r} is reserved for the baselines' rows; "
+                          f"rename the strategy")
+    return list(baselines)
 
 
 def check_data(study: Study) -> None:
@@ -325,6 +374,10 @@ def check_data(study: Study) -> None:
             raise ConfigError(f"{study.path.name}: unknown dataset {dataset!r}: no {folder / (dataset + '.inter')} "
                               f"({known}; built in: {SYNTHETIC}); check datasets and data_dir")
         has = ", ".join(available) or "none"
+        for model in study.baselines:
+            if get_model_class(model).multimodal and not available:
+                raise ConfigError(f"{study.path.name}: baseline {model!r} needs item features, which dataset "
+                                  f"{dataset} lacks (no <modality>_feat.npy); drop it from baselines")
         for model in study.models:
             wanted = {**study.train, **study.train_models.get(model, {})}.get("modalities")
             if wanted and get_model_class(study.reference(model)).multimodal:

@@ -141,6 +141,7 @@ class TrainConfig:
             raise ConfigError("--step sgbd is a Mirror Gradient step: it needs mg (set by --step sgbd)")
         if self.mg:
             validate_mirror(self.alpha1, self.alpha2, self.beta, self.mg_form)
+        self._validate_fitted()
         self._validate_adversarial()
         self._check_numbers(("adv_eps", "--adv-eps"), ("adv_reg", "--adv-reg"))
         if self.model_params:  # names, types and finite floats (--param reg_weight=inf), before the data loads
@@ -180,6 +181,16 @@ class TrainConfig:
         import dataclasses
 
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in MODEL_SPEC_FIELDS}
+
+    def _validate_fitted(self) -> None:
+        """A model with nothing to learn (``trainable = False``) trains plain only."""
+        if self.step == "plain" and not self.mg and not self.sam_rho > 0 and self.adversarial == "none":
+            return
+        from robustrec.models import get_model_class
+        from robustrec.training.trainer import not_trainable_message
+
+        if not getattr(get_model_class(self.model), "trainable", True):
+            raise ConfigError(not_trainable_message(self.model, self.strategy_name()))
 
     def _validate_adversarial(self) -> None:
         from robustrec.training.adversarial import METHODS, amr_refusal, supports_amr

@@ -12,7 +12,7 @@ import torch
 from robustrec.data.dataset import InteractionData
 from robustrec.data.sampler import BPRSampler
 from robustrec.device import model_device, resolve_device
-from robustrec.errors import CheckpointError
+from robustrec.errors import CheckpointError, ConfigError
 from robustrec.evaluation import EvalResult, evaluate_splits, full_ranking
 from robustrec.training.config import TrainConfig
 from robustrec.training.optim import build_optimizer
@@ -97,6 +97,8 @@ class Trainer:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
     def _fit(self, model, data: InteractionData, state_dir: Path | None) -> TrainResult:
+        if not getattr(model, "trainable", True):
+            return self._fit_once(model, data)
         cfg = self.config
         device = model_device(model)
         torch.manual_seed(cfg.seed)  # seeds the CUDA generators too
@@ -143,6 +145,25 @@ class Trainer:
         return TrainResult(best_epoch, final["valid"], final["test"], history,
                            stopped_early=len(history) < cfg.epochs)
 
+    def _fit_once(self, model, data: InteractionData) -> TrainResult:
+        """A model with nothing to learn (``trainable = False``) was fitted when it was built:
+        one evaluation, recorded as epoch 1 (loss 0, no optimizer, no state to resume)."""
+        from robustrec.training.strategies import PlainStep
+
+        if not isinstance(self.strategy, PlainStep) or self.objective is not None:
+            raise ConfigError(not_trainable_message(model.name, self.config.strategy_name()))
+        start = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_train_start(1, 0)
+        model.eval()
+        final = evaluate_splits(model, data, ("valid", "test"), batch_size=self.config.eval_batch_size)
+        record = EpochRecord(1, 0.0, final["valid"][self.config.valid_metric], 0.0,
+                             time.perf_counter() - start, best=True,
+                             test=final["test"].summary() if self.config.track_test else None)
+        for cb in self.callbacks:
+            cb.on_epoch_end(record)
+        return TrainResult(1, final["valid"], final["test"], [record], stopped_early=False)
+
     def _epoch(self, model, data, sampler, optimizer, epoch: int) -> EpochRecord:
         start = time.perf_counter()
         device = model_device(model)
@@ -166,6 +187,11 @@ class Trainer:
         eval_seconds = time.perf_counter() - start - train_seconds
         return EpochRecord(epoch, total / max(count, 1), valid[self.config.valid_metric],
                            train_seconds, eval_seconds, test=test)
+
+
+def not_trainable_message(model: str, strategy: str) -> str:
+    return (f"model {model!r} is a fitted baseline with nothing to learn: training it with {strategy} "
+            f"does not apply (train it plain)")
 
 
 def _restore(saved: TrainingState, model, optimizer, sampler, state_dir: Path) -> None:
