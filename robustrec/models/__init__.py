@@ -21,6 +21,8 @@ ZOO = (
     "dragon",
     "bm3",
     "slmrec",
+    "smore",
+    "lgmrec",
 )
 
 for _module in ZOO:
