@@ -29,7 +29,8 @@ def hyper_contrast(anchor: torch.Tensor, positive: torch.Tensor, memberships: to
     unit = F.normalize(anchor, dim=1)
     gram = latent @ latent.t()
     norms = ((memberships @ gram) * memberships).sum(1).clamp_min(1e-24).sqrt().clamp_min(1e-12)
-    logits = (unit @ latent.t()) @ (memberships / norms[:, None]).t() / temperature
+    # 1/temperature scales the B × h factor, not the B × N logits (one pass less each way)
+    logits = ((unit @ latent.t()) / temperature) @ (memberships / norms[:, None]).t()
     positive_logits = (unit * F.normalize(positive, dim=1)).sum(1) / temperature
     return (torch.logsumexp(logits, 1) - positive_logits).sum()
 
