@@ -104,3 +104,38 @@ def multimodal_knn_adjacency(features: dict[str, torch.Tensor], k: int, image_we
         return next(iter(graphs.values()))
     weights = modality_mix_weights(graphs, image_weight)
     return sp.csr_matrix(sum(weights[m] * g for m, g in graphs.items()))
+
+
+def knn_similarity_adjacency(features: torch.Tensor, k: int) -> sp.csr_matrix:
+    """The kNN graph weighted by cosine similarity and normalised symmetrically by row sums,
+    as SMORE/LATTICE build it: w_ij = d_i^-1/2 · cos(i, j) · d_j^-1/2 over each row's k nearest
+    items (itself included), d_i = Σ_j cos(i, j) over row i's neighbours (a row whose sum is not
+    positive gets weight 0). Not symmetric: i may be among j's neighbours but not j among i's."""
+    neighbours = cached_top_k(features, k)
+    n, k = neighbours.shape
+    unit = F.normalize(features.detach().cpu().float(), dim=1)
+    index = torch.from_numpy(np.array(neighbours, dtype=np.int64))  # a writable copy of the cached array
+    similarity = torch.stack([(unit * unit[index[:, j]]).sum(1) for j in range(k)], 1)  # n × d at a time
+    similarity = similarity.numpy().astype(np.float64)
+    degree = similarity.sum(1)
+    inv_sqrt = np.zeros(n)
+    inv_sqrt[degree > 0] = degree[degree > 0] ** -0.5
+    values = inv_sqrt[:, None] * similarity * inv_sqrt[neighbours]
+    rows = np.repeat(np.arange(n), k)
+    return sp.csr_matrix((values.ravel().astype(np.float32), (rows, neighbours.ravel())),
+                         shape=(n, n), dtype=np.float32)
+
+
+def max_union(graphs) -> sp.csr_matrix:
+    """Element-wise max of sparse graphs over the union of their edges (an edge absent from a
+    graph does not count as 0 there, so a negative weight survives): SMORE's max-pool fusion."""
+    coos = [sp.coo_matrix(g) for g in graphs]
+    n_rows, n_cols = coos[0].shape
+    keys = np.concatenate([c.row.astype(np.int64) * n_cols + c.col for c in coos])
+    values = np.concatenate([c.data for c in coos])
+    order = np.lexsort((-values, keys))  # by key, the largest value first within a key
+    keys, values = keys[order], values[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    keys, values = keys[first], values[first]
+    return sp.csr_matrix((values, (keys // n_cols, keys % n_cols)), shape=(n_rows, n_cols), dtype=np.float32)
