@@ -21,6 +21,8 @@ ZOO = (
     "dragon",
     "bm3",
     "slmrec",
+    "lattice",
+    "mgcn",
 )
 
 for _module in ZOO:
