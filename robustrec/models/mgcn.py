@@ -14,6 +14,7 @@ from robustrec.models.base import Recommender, bpr_loss, l2_penalty
 from robustrec.models.graph import bipartite_adjacency, spmm, sym_normalize, to_torch_csr, transpose_csr
 from robustrec.models.knn import similarity_knn_adjacency
 from robustrec.models.lightgcn import propagate_mean
+from robustrec.models.projection import unique_rows
 from robustrec.models.registry import register
 
 
@@ -115,11 +116,15 @@ class MGCN(Recommender):
         users = spmm(self.user_item, purified, self.user_item_t)
         return torch.cat([users, purified])
 
-    def views(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(user–item view, fused side view), both (users + items) × dim."""
+    def views(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user–item view, fused side view) of the nodes ``rows`` (users first, then items; None:
+        all). Propagation covers the whole graph; the fuser only runs on ``rows`` (a batch's
+        users and items in training: about a quarter of Baby's nodes)."""
         content = propagate_mean(self.adjacency, torch.cat([self.user_embedding, self.item_embedding]),
                                  self.params.n_ui_layers)
         views = [self.modality_view(m) for m in self.feature_names]
+        if rows is not None:
+            content, views = content[rows], [v[rows] for v in views]
         attention = torch.softmax(torch.cat([self.query(v) for v in views], dim=1), dim=1)
         common = sum(attention[:, i:i + 1] * v for i, v in enumerate(views))
         side = common
@@ -134,16 +139,16 @@ class MGCN(Recommender):
 
     def loss(self, users, pos, neg):
         p = self.params
-        content, side = self.views()
+        rows, (u_at, i_at, j_at) = unique_rows(users, self.n_users + pos, self.n_users + neg)
+        content, side = self.views(rows)
         out = content + side
-        u, i, j = out[users], out[self.n_users + pos], out[self.n_users + neg]
+        u, i, j = out[u_at], out[i_at], out[j_at]
         loss = bpr_loss((u * i).sum(1), (u * j).sum(1))
         if p.reg_weight > 0:
             loss = loss + p.reg_weight * l2_penalty(u, i, j)
         if p.cl_weight > 0:
-            items = self.n_users + pos
-            loss = loss + p.cl_weight * (info_nce(side[items], content[items], p.temperature)
-                                         + info_nce(side[users], content[users], p.temperature))
+            loss = loss + p.cl_weight * (info_nce(side[i_at], content[i_at], p.temperature)
+                                         + info_nce(side[u_at], content[u_at], p.temperature))
         return loss
 
     def embedding_tables(self):
