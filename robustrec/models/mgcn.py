@@ -19,11 +19,18 @@ from robustrec.models.registry import register
 
 
 def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean over rows of −log(exp(⟨a_i, b_i⟩/τ) / Σ_j exp(⟨a_i, b_j⟩/τ)) on unit vectors, in the
-    log domain (the same value as the ratio of exponentials, without overflow)."""
-    a, b = F.normalize(view1, dim=1), F.normalize(view2, dim=1)
-    logits = a @ b.t() / temperature
-    return (torch.logsumexp(logits, dim=1) - (a * b).sum(1) / temperature).mean()
+    """Mean over rows of −log(exp(⟨a_i, b_i⟩/τ) / Σ_j exp(⟨a_i, b_j⟩/τ)) on unit vectors.
+
+    Cosines are at most 1, so every logit minus 1/τ is ≤ 0: exponentials of the shifted logits
+    cannot overflow, and the shift folds into the product (one pass over the B × B logits for
+    the shift, one for exp, instead of logsumexp's max, subtract, exp and recomputed softmax)."""
+    a = F.normalize(view1, dim=1) / temperature
+    b = F.normalize(view2, dim=1)
+    if temperature < 0.05:  # shifted logits could reach -80 and underflow: the stable form
+        return (torch.logsumexp(a @ b.t(), dim=1) - (a * b).sum(1)).mean()
+    shift = 1.0 / temperature
+    shifted = torch.addmm(torch.full((1, 1), -shift, dtype=a.dtype, device=a.device), a, b.t())
+    return (torch.exp(shifted).sum(1).log() + shift - (a * b).sum(1)).mean()
 
 
 def gate(dim: int) -> nn.Sequential:

@@ -49,6 +49,7 @@ def test_info_nce_matches_the_ratio_of_exponentials():
     pos = torch.exp((ua * ub).sum(1) / 0.2)
     expected = -torch.log(pos / torch.exp(ua @ ub.T / 0.2).sum(1)).mean()
     assert torch.allclose(info_nce(a, b, 0.2), expected, atol=1e-5)
+    assert torch.isfinite(info_nce(a, -a, 0.01))  # tiny temperature: no underflow to log(0)
 
 
 def test_contrastive_term_adds_to_the_loss(small_data):
