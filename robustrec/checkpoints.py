@@ -157,6 +157,7 @@ def load_model(run_dir: str | Path, data=None, data_dir: str | None = None, devi
     if data is None:
         data = load_model_data(run, data_dir, config.modalities)
     check_run_data(run, data)
+    check_run_source(run, config)
     model = config.model_spec.build(data, config.seed)
     weights = run.path / "model.safetensors"
     try:
@@ -209,6 +210,17 @@ def check_run_data(run: Run, data) -> None:
             raise CheckpointError(f"the {modality} features of {data.name} changed since {run.path} was trained "
                                   f"({info['file']}: fingerprint {info['fingerprint']}, now {current[modality]}); "
                                   f"restore the file or retrain")
+
+
+def check_run_source(run: Run, config=None) -> None:
+    """Refuse a run whose model comes from a file that changed (or vanished) since it was
+    trained: one line naming the file and both SHA-256 prefixes (config.json's ``model_source``)."""
+    from robustrec.models.sources import source_changed_message
+
+    source = (config or run_config(run)).model_source
+    problem = source_changed_message(source, str(run.path)) if source else None
+    if problem:
+        raise CheckpointError(problem)
 
 
 def run_config(run: Run):

@@ -145,9 +145,9 @@ def describe_holder(pid: int) -> str:
 
 
 @contextmanager
-def hold(path: str | Path, what: str, hint: str) -> Iterator[None]:
-    """Hold the lock of ``path`` for the block, or raise ``LockedError`` at once:
-    ``<what> is being written by another robustrec process (pid N); <hint>``.
+def hold(path: str | Path, what: str, hint: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the lock of ``path`` for the block, or raise ``LockedError`` at once (after ``wait``
+    seconds when > 0): ``<what> is being written by another robustrec process (pid N); <hint>``.
 
     Missing parent folders are created, and removed again on release if still empty."""
     path = Path(path)
@@ -161,9 +161,14 @@ def hold(path: str | Path, what: str, hint: str) -> Iterator[None]:
             fd = None
             try:
                 created = _make_parents(path.parent)
-                for _ in range(5):  # a `study status` probe holds it for an instant
-                    fd = _try_lock(path)
-                    if fd is not None:
+                deadline = time.monotonic() + max(wait, 0.2)  # a `study status` probe holds it an instant
+                while True:
+                    try:
+                        fd = _try_lock(path)
+                    except FileNotFoundError:  # the holder released and removed the folder it made
+                        created += _make_parents(path.parent)
+                        continue
+                    if fd is not None or time.monotonic() >= deadline:
                         break
                     time.sleep(0.05)
             except OSError as exc:
@@ -277,9 +282,10 @@ def run_lock_path(run_dir: str | Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
-def run_lock(run_dir: str | Path):
-    """``hold`` the lock of the run folder ``run_dir`` (a second process training it is refused)."""
-    return hold(run_lock_path(run_dir), str(run_dir), "wait for it or pick another --name")
+def run_lock(run_dir: str | Path, wait: float = 0.0):
+    """``hold`` the lock of the run folder ``run_dir`` (a second process training it is refused,
+    after ``wait`` seconds: a study cell retried elsewhere waits for its first attempt to end)."""
+    return hold(run_lock_path(run_dir), str(run_dir), "wait for it or pick another --name", wait=wait)
 
 
 STUDY_LOCK = ".study.lock"

@@ -66,3 +66,39 @@ def test_bench_steps_modes_always_include_plain_and_reject_unknown_ones(capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--modes", "sam,nosuch"])
     assert "unknown mode(s) nosuch" in capsys.readouterr().err
+
+
+def test_bench_scale_rejects_unknown_presets_and_models(capsys):
+    bench = _load("bench_scale")
+    assert bench.main(["--presets", "baby,huge"]) == 2
+    assert "--presets must name some of baby" in capsys.readouterr().err
+    assert bench.main(["--presets", "baby", "--models", "nosuchmodel"]) == 2
+
+
+def test_bench_scale_times_every_phase_and_fits_log_log_slopes(tmp_path, synthetic_dir, monkeypatch):
+    import json
+
+    import torch
+
+    monkeypatch.setenv("ROBUSTREC_CACHE", str(tmp_path))
+    bench = _load("bench_scale")
+    threads = torch.get_num_threads()
+    try:
+        row = bench.run_worker(bench.parse_args(["--repeats", "2", "--threads", "1"]), "lightgcn",
+                               str(synthetic_dir), "synthetic")
+    finally:
+        torch.set_num_threads(threads)
+    assert set(row["seconds"]) == set(row["cpu_seconds"]) == set(row["peak_mib"]) == set(bench.PHASES)
+    assert row["seconds"]["epoch"] > 0 and row["peak_mib"]["noise"] > 0 and row["report_mib"] > 0
+    assert row["interactions"] > row["train"] > 0
+    # a made-up power law: time ∝ n^1.5, memory ∝ n
+    rows = [{**row, "interactions": n, "cpu_seconds": {p: n ** 1.5 for p in bench.PHASES},
+             "peak_mib": {p: n / 1000 for p in bench.PHASES}} for n in (10**4, 10**5, 10**6)]
+    fitted = bench.slopes(rows)["lightgcn"]
+    assert fitted["epoch"] == pytest.approx(1.5) and fitted["peak_rss"] == pytest.approx(1.0)
+    saved = tmp_path / "rows.txt"
+    saved.write_text("\n".join(f"done {r['dataset']} lightgcn: {json.dumps(r)}" for r in rows))
+    assert bench.main(["--from-rows", str(saved), "--plot", str(tmp_path / "scale.svg"),
+                       "--json", str(tmp_path / "scale.json")]) == 0
+    assert (tmp_path / "scale.svg").stat().st_size > 0
+    assert json.loads((tmp_path / "scale.json").read_text())["slopes"]["lightgcn"]["noise"] == pytest.approx(1.5)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from robustrec.cli.options import DEVICE
+from robustrec.cli.options import DEVICE, MAX_MEMORY
 from robustrec.cli.render import console, err_console, metrics_table
 
 
@@ -15,6 +16,7 @@ def evaluate(
     data_dir: str = typer.Option("", help="Where the run's dataset lives, if it moved."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
 ) -> None:
     """Reload RUN's weights and data, recompute valid and test metrics, compare with the stored ones."""
     import torch

@@ -1,36 +1,148 @@
-"""``robustrec perturb``: inference-time stress tests of trained checkpoints."""
+"""``robustrec perturb <kind>``: inference-time stress tests of trained checkpoints.
+
+One command per registered stress kind (``robustrec.studies.stresses``), generated from its spec:
+the kind's fields become its options (help text from the field metadata, the command's help from
+the spec's docstring), and the options every stress test takes are declared once, below.
+``--plugins FILE.py`` imports a user's file first, so ``robustrec perturb myedit RUN --plugins
+my_stress.py`` finds the kind the file registers.
+"""
 
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
-from robustrec.cli.options import DEVICE
+from robustrec.cli.options import DEVICE_HELP, MAX_MEMORY
 from robustrec.cli.render import console
 
-app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True)
+# arguments and options every stress test takes, declared once: (name, annotation, typer parameter)
+CHECKPOINTS_HELP = ("Run folders written by `robustrec train` (same data). None: the newest run under "
+                    "--checkpoint-dir and its plain/MG twin.")
+PLUGINS_HELP = "Python files registering stress kinds of your own, loaded first (a comma list for several)."
 
-# arguments and options both stress tests take
-CHECKPOINTS = typer.Argument(
-    None, metavar="[CHECKPOINT]...", show_default=False,
-    help="Run folders written by `robustrec train` (same data). None: the newest run under "
-         "--checkpoint-dir and its plain/MG twin.")
-CHECKPOINT_DIR = typer.Option(Path("checkpoints"), help="Where to look for runs when no CHECKPOINT is given.")
-SEED = typer.Option(0, help="Root seed; repeat seeds are derived from it.")
-METRIC = typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg.")
-CUTOFF = typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report).")
-SPLIT = typer.Option("test", help="Split to evaluate: test or valid.")
-REPORT_DIR = typer.Option(Path("reports"), help="Where the JSON report (and CSV/PNG) go.")
-CSV = typer.Option(False, "--csv", help="Also write a CSV next to the report.")
-PLOT = typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report.")
-DATA_DIR = typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")
-THREADS = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default).")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
-CACHE_DIR = typer.Option(None, help="Root of the cache of encoded texts (default $ROBUSTREC_CACHE, else "
-                         "~/.cache/robustrec); the data folder is never written.")
-TEXT_CACHE = typer.Option(True, "--text-cache/--no-text-cache", help="Reuse texts encoded by earlier runs "
-                          "(keyed by the encoder's files and versions) and keep the new ones.")
+
+def shared_options() -> list[tuple[str, object, object]]:
+    """(name, annotation, typer parameter) of what every ``perturb`` command takes, in help order
+    (``repeats`` goes between the kind's options and these)."""
+    return [
+        ("seed", int, typer.Option(0, help="Root seed; repeat seeds are derived from it.")),
+        ("metric", str, typer.Option("recall", help="Metric shown in the tables: recall, precision, map, ndcg.")),
+        ("k", int, typer.Option(5, help="Cut-off shown in the tables (all K are stored in the report).")),
+        ("split", str, typer.Option("test", help="Split to evaluate: test or valid.")),
+        ("report_dir", Path, typer.Option(Path("reports"), help="Where the JSON report (and CSV/PNG) go.")),
+        ("csv", bool, typer.Option(False, "--csv", help="Also write a CSV next to the report.")),
+        ("plot", bool, typer.Option(False, "--plot", help="Also write a PNG severity curve next to the report.")),
+        ("data_dir", str, typer.Option("", help="Where the checkpoints' dataset lives, if it moved.")),
+        ("threads", int, typer.Option(0, min=0, help="Torch CPU threads (0 = torch default).")),
+        ("device", str, typer.Option("auto", "--device", help=DEVICE_HELP)),
+        ("max_memory", typing.Optional[str], MAX_MEMORY),
+        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar.")),
+        ("plugins", str, typer.Option("", metavar="FILE.py", help=PLUGINS_HELP)),
+    ]
+
+
+def leading_options() -> list[tuple[str, object, object]]:
+    return [
+        ("checkpoints", typing.Optional[list[Path]],
+         typer.Argument(None, metavar="[CHECKPOINT]...", show_default=False, help=CHECKPOINTS_HELP)),
+        ("checkpoint_dir", Path, typer.Option(Path("checkpoints"),
+                                              help="Where to look for runs when no CHECKPOINT is given.")),
+    ]
+
+
+def kind_options(cls) -> list[tuple[str, object, object]]:
+    """The options of a kind's spec: one per field (``robustrec.studies.stresses.base.option``)."""
+    from robustrec.studies.stresses import spec_options
+
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in spec_options(cls):
+        meta = f.metadata
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        inner = [k for k in typing.get_args(kind) if k is not type(None)]
+        base = inner[0] if inner else kind
+        default = ... if meta.get("required") else f.default
+        if base is bool:
+            param = typer.Option(default, f"{flag}/--no-{flag[2:]}", help=meta.get("help", ""))
+        elif meta.get("path"):
+            base, param = typing.Optional[Path], typer.Option(None if default == "" else default, flag,
+                                                              help=meta.get("help", ""))
+        else:
+            param = typer.Option(default, flag, help=meta.get("help", ""), metavar=meta.get("metavar"))
+        out.append((f.name, base if base is bool or meta.get("path") else typing.Optional[base]
+                    if f.default is None else base, param))
+    return out
+
+
+def make_command(cls):
+    """The ``perturb <kind>`` command function of spec class ``cls``."""
+    from robustrec.studies.stresses import spec_options
+
+    names = [f.name for f in spec_options(cls)]
+    paths = {f.name for f in spec_options(cls) if f.metadata.get("path")}
+    repeats = ("repeats", int, typer.Option(cls.repeats.default, help=cls.repeats.help))
+    params = [*leading_options(), *kind_options(cls), repeats, *shared_options()]
+    taken = [name for name, _, _ in params]
+    if len(set(taken)) != len(taken):
+        clash = sorted({n for n in taken if taken.count(n) > 1})
+        raise RuntimeError(f"stress kind {cls.kind!r}: option(s) {', '.join(clash)} clash with the shared options")
+
+    def command(**values) -> None:
+        options = {name: (str(values[name] or "") if name in paths else values[name]) for name in names}
+        spec = cls(**options).check()
+        run_stress(spec, values["checkpoints"], values["checkpoint_dir"], values["repeats"], values["seed"],
+                   values["split"], values["metric"], values["k"], values["report_dir"], values["csv"],
+                   values["plot"], values["data_dir"], values["threads"], values["quiet"], values["device"])
+
+    command.__signature__ = inspect.Signature([
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=param, annotation=annotation)
+        for name, annotation, param in params])
+    command.__annotations__ = {name: annotation for name, annotation, _ in params}
+    command.__doc__ = inspect.cleandoc(cls.__doc__ or cls.kind)
+    command.__name__ = command.__qualname__ = cls.kind.replace("-", "_")
+    return command
+
+
+class StressGroup(TyperGroup):
+    """``perturb``: its commands are the registered kinds, plug-in files (``--plugins``) loaded first."""
+
+    def parse_args(self, ctx, args):
+        from robustrec.studies.stresses.registry import load_plugins, plugin_args
+
+        load_plugins(plugin_args(args))  # one-line ConfigError for a missing, broken or clashing file
+        return super().parse_args(ctx, args)
+
+    def _sync(self) -> None:
+        from robustrec.studies.stresses import available_stresses
+
+        for kind, cls in available_stresses().items():
+            if kind not in self.commands:
+                holder = typer.Typer(add_completion=False)
+                holder.command(kind)(make_command(cls))
+                holder.callback()(lambda: None)
+                self.add_command(typer.main.get_group(holder).commands[kind], kind)
+
+    def list_commands(self, ctx):
+        self._sync()
+        return list(self.commands)
+
+    def get_command(self, ctx, name):
+        self._sync()
+        return super().get_command(ctx, name)
+
+
+app = typer.Typer(help="Stress trained checkpoints with inference-time perturbations.", no_args_is_help=True,
+                  cls=StressGroup)
+
+
+@app.callback()
+def _perturb() -> None:
+    """Stress trained checkpoints with inference-time perturbations."""
 
 
 def pick_checkpoints(checkpoints: list[Path] | None, checkpoint_dir: Path) -> list[Path]:
@@ -44,242 +156,6 @@ def pick_checkpoints(checkpoints: list[Path] | None, checkpoint_dir: Path) -> li
                   f"{checkpoint_dir}: {', '.join(path.name for path in chosen)}"
                   + ("" if len(chosen) > 1 else " (no plain/MG twin of it found)"))
     return chosen
-
-
-@app.command("noise")
-def noise(
-    checkpoints: list[Path] = CHECKPOINTS,
-    checkpoint_dir: Path = CHECKPOINT_DIR,
-    sigma: str = typer.Option("1e-3", help="Noise std σ, or a comma list for a severity sweep (paper: 1e-3)."),
-    repeats: int = typer.Option(10, help="Noise draws per σ (paper: 10)."),
-    target: str = typer.Option("all", help="Embedding tables to perturb: all, user or item."),
-    seed: int = SEED,
-    metric: str = METRIC,
-    k: int = CUTOFF,
-    split: str = SPLIT,
-    flatness: bool = typer.Option(True, "--flatness/--no-flatness", help="Measure training-loss flatness."),
-    report_dir: Path = REPORT_DIR,
-    csv: bool = CSV,
-    plot: bool = PLOT,
-    data_dir: str = DATA_DIR,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    quiet: bool = QUIET,
-) -> None:
-    """Add Gaussian noise N(0, σ²) to the checkpoints' embedding tables, re-evaluate R times, report."""
-    from robustrec.studies.stress import NoiseStress
-
-    spec = NoiseStress(sigma=sigma, target=target, flatness=flatness).check()
-    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet, device)
-
-
-@app.command("adversarial")
-def adversarial(
-    checkpoints: list[Path] = CHECKPOINTS,
-    checkpoint_dir: Path = CHECKPOINT_DIR,
-    target: str = typer.Option("features", help="What the attack moves: features (item feature rows) or "
-                               "embeddings (ID embedding table rows)."),
-    eps: str = typer.Option("0.1", help="Budget ε per row, relative (L2 radius = ε × the mean row norm of the "
-                            "feature matrix / table), or a comma list for a severity sweep."),
-    steps: int = typer.Option(1, help="1 = FGSM; more = PGD with that many steps of 2.5·ε/steps, projected."),
-    repeats: int = typer.Option(1, help="Attacks per ε, each on a fresh seeded sample of training triplets."),
-    seed: int = SEED,
-    metric: str = METRIC,
-    k: int = CUTOFF,
-    split: str = SPLIT,
-    report_dir: Path = REPORT_DIR,
-    csv: bool = CSV,
-    plot: bool = PLOT,
-    data_dir: str = DATA_DIR,
-    threads: int = THREADS,
-    quiet: bool = QUIET,
-    device: str = DEVICE,
-) -> None:
-    """Worst-case stress: FGSM/PGD on features or embeddings maximising each model's training loss; re-evaluate.
-
-    Not a random draw: the direction increases the model's own training loss on a seeded sample
-    of 4,096 training triplets. Models the target cannot reach (features on an ID-only model) are
-    reported as unaffected by construction.
-    """
-    from robustrec.studies.stress import AdversarialStress
-
-    spec = AdversarialStress(target=target, eps=eps, steps=steps).check()
-    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet, device)
-
-
-@app.command("caption")
-def caption(
-    checkpoints: list[Path] = CHECKPOINTS,
-    checkpoint_dir: Path = CHECKPOINT_DIR,
-    rate: str = typer.Option("0.01", help="Share of items whose text gets a caption, or a comma list (paper: 0.01)."),
-    repeats: int = typer.Option(5, help="Item draws per rate."),
-    position: str = typer.Option("random-sentence", help="Where the caption goes: random-sentence "
-                                 "(a random sentence boundary, i.e. inserted into the text), append or prepend."),
-    captioner: str = typer.Option("", help="Captioner id of the cache (default: synthetic-reference on the "
-                                  "synthetic data, else blip2:Salesforce/blip2-opt-2.7b)."),
-    captions: Path = typer.Option(None, help="Caption cache file (default <data>/<name>/captions/<captioner>.json)."),
-    text_encoder: str = typer.Option("all-MiniLM-L6-v2", help="Sentence encoder that made text_feat.npy."),
-    cache_dir: Path = CACHE_DIR,
-    text_cache: bool = TEXT_CACHE,
-    seed: int = SEED,
-    metric: str = METRIC,
-    k: int = CUTOFF,
-    split: str = SPLIT,
-    report_dir: Path = REPORT_DIR,
-    csv: bool = CSV,
-    plot: bool = PLOT,
-    data_dir: str = DATA_DIR,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    quiet: bool = QUIET,
-) -> None:
-    """Insert image captions into item texts at RATE, re-encode them, re-evaluate R times, report."""
-    from robustrec.studies.stress import CaptionStress
-
-    spec = CaptionStress(rate=rate, position=position, captioner=captioner, captions=str(captions or ''),
-                         text_encoder=text_encoder, cache_dir=str(cache_dir or ""), text_cache=text_cache).check()
-    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet, device)
-
-
-@app.command("modality")
-def modality(
-    checkpoints: list[Path] = CHECKPOINTS,
-    checkpoint_dir: Path = CHECKPOINT_DIR,
-    missing: str = typer.Option(None, metavar="MODALITY", help="Treat this modality's feature row as missing "
-                                "for a seeded share --rate of items and replace it by --fill."),
-    swap: str = typer.Option(None, metavar="MODALITY", help="Give a seeded share --rate of items the row of "
-                             "another chosen item (random derangement)."),
-    noise: str = typer.Option(None, metavar="MODALITY", help="Add N(0, (σ·scale)²) to every item's row; scale = "
-                              "mean row L2 norm / √dim (the RMS entry)."),
-    rate: str = typer.Option(None, help="Share of items hit by --missing/--swap, or a comma list (default 0.1)."),
-    sigma: str = typer.Option(None, help="Noise std in units of the modality's RMS entry, or a comma list "
-                              "(--noise; default 0.1)."),
-    fill: str = typer.Option(None, help="--missing fill: zeros; mean (mean row of the items not missing; "
-                             "default); neighbours (mean row of the --neighbour-k items nearest by cosine in "
-                             "--neighbour-modality, among items not missing)."),
-    neighbour_k: int = typer.Option(None, help="Neighbours averaged by --fill neighbours (default 10)."),
-    neighbour_modality: str = typer.Option(None, help="Modality whose rows define neighbours for --fill "
-                                           "neighbours (default: the model's first other modality)."),
-    repeats: int = typer.Option(5, help="Draws per level."),
-    seed: int = SEED,
-    metric: str = METRIC,
-    k: int = CUTOFF,
-    split: str = SPLIT,
-    report_dir: Path = REPORT_DIR,
-    csv: bool = CSV,
-    plot: bool = PLOT,
-    data_dir: str = DATA_DIR,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    quiet: bool = QUIET,
-) -> None:
-    """Modality faults: a modality missing (with a fill), swapped between items, or noisy; re-evaluate R times.
-
-    Exactly one of --missing, --swap, --noise. Missing fills (Malitesta et al. CIKM 2024, DGMRec
-    SIGIR 2025): zeros; mean = mean row of the items not missing; neighbours = mean row of the k
-    items not missing that are most cosine-similar in another modality (ties to the lower id).
-    Items: the first ⌊rate·n + ½⌋ of a seeded permutation. Models that do not use the modality,
-    or whose scores ignore features at inference, are reported as unaffected by construction.
-    """
-    from robustrec.studies.stress import ModalityStress
-
-    spec = ModalityStress(missing=missing, swap=swap, noise=noise, rate=rate, sigma=sigma, fill=fill,
-                          neighbour_k=neighbour_k, neighbour_modality=neighbour_modality).check()
-    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet, device)
-
-
-@app.command("image")
-def image(
-    checkpoints: list[Path] = CHECKPOINTS,
-    checkpoint_dir: Path = CHECKPOINT_DIR,
-    edit: str = typer.Option("blur", help="Photo edits, comma list, one report each: blur, jpeg, crop, color, "
-                             "occlude, swap."),
-    rate: str = typer.Option(None, help="Share of the items with a photo whose photo is edited, or a comma list "
-                             "(default 0.1)."),
-    radius: float = typer.Option(None, help="blur: Gaussian blur radius in pixels, 0..100 (default 4; 0 = none)."),
-    quality: int = typer.Option(None, help="jpeg: JPEG quality 1..95 (default 10)."),
-    crop_fraction: float = typer.Option(None, help="crop: share of the photo's area kept by a random window, "
-                                        "resized back; (0, 1] (default 0.5; 1 = none)."),
-    brightness: float = typer.Option(None, help="color: factor of ImageEnhance Brightness and Color, 0..4 "
-                                     "(default 0.5; 1 = none)."),
-    occlusion: float = typer.Option(None, help="occlude: share of the area under a grey patch at a random "
-                                    "position, 0..1 (default 0.25; 0 = none)."),
-    repeats: int = typer.Option(5, help="Draws per rate."),
-    seed: int = SEED,
-    metric: str = METRIC,
-    k: int = CUTOFF,
-    split: str = SPLIT,
-    report_dir: Path = REPORT_DIR,
-    csv: bool = CSV,
-    plot: bool = PLOT,
-    data_dir: str = DATA_DIR,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    quiet: bool = QUIET,
-) -> None:
-    """Edit item photos (Pillow) at RATE, re-encode only those with the recorded encoder, re-evaluate R times.
-
-    Needs image features made by `robustrec features extract` (features.json names the encoder).
-    Items: the first ⌊rate·n + ½⌋ of a seeded permutation of the items with a readable photo; crop
-    window and patch position are seeded per item; swap is a seeded derangement among the chosen
-    items. Edited rows are encoded once per trial and reused for every checkpoint. Models that do
-    not use image features at inference are reported as unaffected by construction.
-    """
-    from robustrec.studies.stress import ImageStress
-
-    spec = ImageStress(edit=edit, rate=rate, radius=radius, quality=quality, crop_fraction=crop_fraction,
-                       brightness=brightness, occlusion=occlusion).check()
-    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet, device)
-
-
-@app.command("text")
-def text(
-    checkpoints: list[Path] = CHECKPOINTS,
-    checkpoint_dir: Path = CHECKPOINT_DIR,
-    edit: str = typer.Option(..., help="keywords (stuff the catalogue's most frequent tags into the item's "
-                             "categories), drop-description, drop-categories (remove that field) or swap (chosen "
-                             "items exchange texts by a random derangement)."),
-    rate: str = typer.Option("0.05", help="Share of the eligible items (items with a text; with the field, for "
-                             "drop-*) that are edited, or a comma list."),
-    keywords: int = typer.Option(None, help="--edit keywords: tags stuffed into each chosen item (default 3)."),
-    keyword_pool: int = typer.Option(None, help="--edit keywords: draw the tags (seeded) from the top N of the "
-                                     "ranking instead of taking the k most frequent the item lacks."),
-    text_encoder: str = typer.Option(None, help="Encoder that made text_feat.npy when features.json records none "
-                                     "(default all-MiniLM-L6-v2); checked on untouched items."),
-    cache_dir: Path = CACHE_DIR,
-    text_cache: bool = TEXT_CACHE,
-    repeats: int = typer.Option(5, help="Draws per rate."),
-    seed: int = SEED,
-    metric: str = METRIC,
-    k: int = CUTOFF,
-    split: str = SPLIT,
-    report_dir: Path = REPORT_DIR,
-    csv: bool = CSV,
-    plot: bool = PLOT,
-    data_dir: str = DATA_DIR,
-    threads: int = THREADS,
-    device: str = DEVICE,
-    quiet: bool = QUIET,
-) -> None:
-    """Edit real item texts (keyword stuffing, field removal, swap) at RATE, re-encode them, re-evaluate R times.
-
-    The Mirror Gradient paper's information-adjustment risk on the dataset's own records: edited
-    records are rebuilt into text by build_item_text and only edited texts are re-encoded, with the
-    encoder recorded in features.json (else --text-encoder, checked against the stored rows).
-    Items: the first ⌊rate·n + ½⌋ eligible ids of a seeded permutation. Models that do not read
-    text features at inference are reported as unaffected by construction.
-    """
-    from robustrec.studies.stress import TextStress
-
-    spec = TextStress(edit=edit, rate=rate, keywords=keywords, keyword_pool=keyword_pool,
-                      text_encoder=text_encoder, cache_dir=str(cache_dir or ""), text_cache=text_cache).check()
-    run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot, data_dir,
-               threads, quiet, device)
 
 
 def run_stress(spec, checkpoints, checkpoint_dir, repeats, seed, split, metric, k, report_dir, csv, plot,
@@ -374,3 +250,41 @@ def _print_fill_fallback(report: dict) -> None:
         console.print(f"note: at {settings['strength_name']} {', '.join(f'{v:g}' for v in levels)} every item's "
                       f"{settings.get('modality', '')} row is missing: --fill {settings.get('fill')} had no present "
                       f"item, so those rows were filled with zeros (as --fill zeros)", highlight=False)
+
+
+STRESSES_PREAMBLE = """# Stress kinds and their options
+
+<!-- generated by `robustrec stresses --markdown` from the registered kinds' specs; do not edit by
+hand: tests/test_stress_plugins.py checks this page against the registry -->
+
+Every kind is a `robustrec perturb <kind>` command and a study `[[stress]]` table. Besides its own
+options below, every command takes the shared ones: {shared}. A study's `[[stress]]` table takes
+`repeats`, `seed`, `split`, `metric`, `k` and `models`. Add a kind of your own: see
+[Contributing](../contributing.md#add-a-stress-kind).
+"""
+
+
+def list_stresses(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the options page of every kind (docs)."),
+    plugins: str = typer.Option("", metavar="FILE.py", help=PLUGINS_HELP),
+) -> None:
+    """List the stress kinds (built in, installed entry points, --plugins files)."""
+    from robustrec.studies.stresses import available_stresses, load_plugins
+    from robustrec.studies.stresses.base import options_markdown
+    from robustrec.studies.stresses.registry import plugin_args
+
+    load_plugins(plugin_args(["--plugins", plugins]) if plugins else [])
+    kinds = available_stresses()
+    if markdown:
+        names = [f"`--{name.replace('_', '-')}`" for name, _, _ in [*leading_options()[1:], *shared_options()]]
+        typer.echo(STRESSES_PREAMBLE.format(shared=", ".join(names)))
+        typer.echo("\n".join(options_markdown(cls) for cls in kinds.values()), nl=False)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, show_header=True, header_style="bold")
+    for column in ("kind", "from", "what it does"):
+        table.add_column(column, overflow="fold")
+    for kind, cls in kinds.items():
+        table.add_row(kind, cls.source, cls.summary())
+    console.print(table)

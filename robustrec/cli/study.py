@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from robustrec.cli.options import DEVICE
+from robustrec.cli.options import DEVICE, MAX_MEMORY
 from robustrec.cli.render import console
 
 app = typer.Typer(help="Studies: models × strategies × grids × seeds × stress tests, as one resumable command.",
@@ -25,6 +25,7 @@ def run(
     ray_address: str = typer.Option("", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run STUDY.toml in its study folder: a rerun skips finished cells and redoes unfinished ones.

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from robustrec.cli.options import DEVICE
+from robustrec.cli.options import DEVICE, MAX_MEMORY
 from robustrec.cli.render import console, metrics_table
 
 DEFAULT_CHECKPOINTS = "checkpoints"
@@ -53,6 +53,7 @@ def train(
              "when one exists with the same settings); --no-resume discards it and starts over."),
     threads: int = typer.Option(0, min=0, help="Torch CPU threads (0 = torch default)."),
     device: str = DEVICE,
+    max_memory: Optional[str] = MAX_MEMORY,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a model and save weights, config, metrics and history under CHECKPOINT_DIR/NAME."""

@@ -90,7 +90,7 @@ class InteractionData:
         h = self._interactions_hash()
         for modality in sorted(self.features):
             h.update(modality.encode())
-            h.update(np.ascontiguousarray(self.features[modality], dtype=np.float32).tobytes())
+            h.update(memoryview(np.ascontiguousarray(self.features[modality], dtype=np.float32)))
         return h.hexdigest()[:16]
 
     def interactions_fingerprint(self) -> str:
@@ -144,7 +144,7 @@ def feature_fingerprint(matrix: np.ndarray) -> str:
     """Content hash of one feature matrix: its shape and float32 values."""
     array = np.ascontiguousarray(matrix, dtype=np.float32)
     h = hashlib.sha256(f"{array.shape}".encode())
-    h.update(array.tobytes())
+    h.update(memoryview(array))  # the bytes without a copy of the matrix
     return h.hexdigest()[:16]
 
 

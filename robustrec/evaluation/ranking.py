@@ -31,21 +31,35 @@ class EvalResult:
         return float(self.per_user[metric].mean())
 
 
-def score_block_users(n_items: int, budget_bytes: int = 24 * 2 ** 20) -> int:
-    """Users per scoring block so that a float32 block stays under ``budget_bytes``.
+#: a scoring block's bytes when the memory budget allows it: the fastest size measured (below)
+SPEED_BLOCK_BYTES = 24 * 2 ** 20
+#: a scoring block may take this share of the memory budget (scores, the mask, top-K's workspace)
+BUDGET_SHARE = 1 / 8
 
-    Blocks below glibc's 32 MiB mmap threshold are recycled by the allocator instead of being
+
+def score_block_users(n_items: int, budget_bytes: int | None = None) -> int:
+    """Users per scoring block so that a float32 block (users × items) stays under ``budget_bytes``.
+
+    None: ``SPEED_BLOCK_BYTES``, or ``BUDGET_SHARE`` of the memory budget
+    (``robustrec.runtime.memory_budget``: ``--max-memory``) when that is smaller. Between 1 and 4,096
+    users. Blocks below glibc's 32 MiB mmap threshold are recycled by the allocator instead of being
     mapped and page-faulted afresh for every block: ~20-25% less CPU per full ranking on Baby
-    (7,050 items: 892 users per block) than blocks of 4,096 users.
+    (7,050 items: 892 users per block) than blocks of 4,096 users. Blocks never change results:
+    every user's scores and top-K are its own row.
     """
-    return int(min(4096, max(64, budget_bytes // (4 * max(n_items, 1)))))
+    if budget_bytes is None:
+        from robustrec.runtime import memory_budget
+
+        budget_bytes = min(SPEED_BLOCK_BYTES, int(memory_budget() * BUDGET_SHARE))
+    return int(min(4096, max(1, budget_bytes // (4 * max(n_items, 1)))))
 
 
 @torch.no_grad()
 def top_k_items(model, data: InteractionData, users: np.ndarray, k: int, batch_size: int = 0) -> np.ndarray:
     """Top-``k`` item ids per user (n_users × k), training items excluded.
 
-    ``batch_size`` users are scored at a time; 0 picks ``score_block_users(n_items)``. With
+    ``batch_size`` users are scored at a time; 0 picks ``score_block_users(n_items)`` (under the
+    memory budget). With
     fewer than ``k`` items, the columns past ``n_items`` hold -1 (never a hit). Scores and
     top-K run on the model's device; only the top-K ids come back to the CPU.
     """

@@ -58,11 +58,34 @@ def t_interval(values: np.ndarray) -> tuple[float | None, float | None]:
 
 def paired_user_test(clean: np.ndarray, perturbed: np.ndarray) -> dict:
     """Clean vs perturbed per user; ``perturbed`` is (repeats × users), ``clean`` is (users,)."""
-    from scipy import stats
-
     # difference per repeat first, then the mean: equal values give exact zeros, whereas
     # clean − mean(perturbed) leaves rounding residue (~1e-18) that a t-test calls significant
     diff = (np.asarray(clean, dtype=np.float64)[None, :] - np.asarray(perturbed, dtype=np.float64)).mean(axis=0)
+    return paired_difference_test(diff)
+
+
+class UserDifferences:
+    """The running sum of clean − perturbed per user, one repeat at a time: what ``paired_user_test``
+    needs without holding every repeat (memory O(users), not O(repeats · users)). ``mean()`` is
+    bitwise the ``.mean(axis=0)`` of the stacked differences (numpy sums that axis in order)."""
+
+    def __init__(self, clean: np.ndarray) -> None:
+        self.clean = np.asarray(clean, dtype=np.float64)
+        self.total = np.zeros_like(self.clean)
+        self.count = 0
+
+    def add(self, perturbed: np.ndarray) -> None:
+        self.total += self.clean - np.asarray(perturbed, dtype=np.float64)
+        self.count += 1
+
+    def mean(self) -> np.ndarray:
+        return self.total / self.count
+
+
+def paired_difference_test(diff: np.ndarray) -> dict:
+    """``paired_user_test`` from the per-user mean differences (clean − perturbed)."""
+    from scipy import stats
+
     low, high = t_interval(diff)
     p_value, wilcoxon_p = None, None
     if len(diff) >= 2:

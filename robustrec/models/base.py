@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import ClassVar
 
 import copy
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -18,8 +20,13 @@ from robustrec.errors import ConfigError, DataError
 Ranker = Callable[[torch.Tensor], torch.Tensor]
 
 
-class Recommender(nn.Module):
+class Recommender(nn.Module, metaclass=abc.ABCMeta):
     """Base class: subclasses set the class attributes and implement ``loss`` and scoring.
+
+    ``loss`` and ``embedding_tables`` are abstract; a subclass also defines ``final_embeddings``
+    or overrides ``ranker`` (``contract_problem`` checks it when a class is registered or
+    loaded from a file). ``robustrec models check FILE.py:CLASS`` runs the contract's rules
+    (``robustrec.models.contract``) on any class.
 
     - ``loss(users, pos, neg)``: training loss of a batch of BPR triplets.
     - ``ranker()``: precompute everything user-independent, return ``users -> scores``
@@ -28,6 +35,10 @@ class Recommender(nn.Module):
     - ``set_item_features(features)``: take new item features and rebuild what derives
       from them (kNN graphs, projections caches). Features are non-persistent buffers, so
       checkpoints hold only learned weights.
+    - ``set_interactions(train)``: take new training interactions (the ``interactions`` stress)
+      and rebuild what scoring derives from them (propagation graphs, user–user graphs);
+      models whose scores do not read the interaction graph at inference leave
+      ``graph_at_inference`` False and are reported unaffected by construction.
 
     Devices: ``model.to(device)`` moves the weights, the feature buffers and every tensor the
     model keeps in a plain attribute (graphs, edge patterns: ``_apply``), except the
@@ -52,6 +63,9 @@ class Recommender(nn.Module):
     #: by ``features_changed`` in between, so a perturbation of them reaches the training loss
     #: (what AMR adversarial training needs, ``robustrec.training.adversarial``)
     loss_reads_features: ClassVar[bool] = False
+    #: whether scores read structures derived from the training interactions at inference (a
+    #: propagation graph, a user–user graph); such models implement ``interactions_changed``
+    graph_at_inference: ClassVar[bool] = False
     Params: ClassVar[type]
 
     def __init__(self, data: InteractionData, params) -> None:
@@ -63,23 +77,38 @@ class Recommender(nn.Module):
             self._register_features(data)
 
     # --- the contract -------------------------------------------------------------------
+    @abc.abstractmethod
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Training loss of a batch of BPR triplets.
+
+        ``users``, ``pos``, ``neg``: int64 tensors of shape (B,) on the model's device (user ids,
+        an item each user interacted with, a sampled negative item). Returns a finite scalar
+        (0-d tensor) differentiable with respect to the parameters, e.g. ``bpr_loss`` plus
+        regularisers.
+        """
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(user, item) representations whose dot product is the score."""
-        raise NotImplementedError
+        """(user, item) representations whose dot product is the score: float tensors of shape
+        (n_users, d) and (n_items, d). Define it, or override ``ranker``."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither final_embeddings() nor ranker()")
 
     def ranker(self) -> Ranker:
+        """Precompute everything user-independent; return ``users -> scores``, where ``users``
+        is an int64 tensor of shape (U,) and the scores a float tensor of shape (U, n_items).
+        The default is the dot product of ``final_embeddings()``."""
         users_emb, items_emb = self.final_embeddings()
         items_t = items_emb.t().contiguous()
         return lambda users: users_emb[users] @ items_t
 
     def full_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for ``users`` (int64, shape (U,)): float, shape (U, n_items)."""
         return self.ranker()(users)
 
+    @abc.abstractmethod
     def embedding_tables(self) -> dict[str, nn.Parameter]:
-        raise NotImplementedError
+        """The learnable ID embedding tables noise may target: {"user": Parameter of shape
+        (n_users, d), "item": Parameter of shape (n_items, d), ...}; at least one, each a
+        parameter of this model."""
 
     def pre_epoch(self) -> None:
         """Hook called by the trainer before every epoch (e.g. to resample dropped edges)."""
@@ -113,6 +142,23 @@ class Recommender(nn.Module):
 
     def features_changed(self) -> None:
         """Rebuild anything derived from the feature buffers (override where needed)."""
+
+    def set_interactions(self, train: sp.spmatrix) -> None:
+        """Replace the training interactions scoring reads (a binary n_users × n_items matrix) and
+        rebuild what derives from them. A model with ``graph_at_inference`` False reads none at
+        inference: nothing to rebuild, its scores stay bitwise the same. Like features, the new
+        structures replace the old attributes (never written in place: copies share them)."""
+        train = sp.csr_matrix(train, dtype=np.float32)
+        if train.shape != (self.n_users, self.n_items):
+            raise DataError(f"{self.name} was built on {self.n_users} users x {self.n_items} items, got "
+                            f"interactions of shape {train.shape}")
+        train.sort_indices()
+        if self.graph_at_inference:
+            self.interactions_changed(train)
+
+    def interactions_changed(self, train: sp.csr_matrix) -> None:
+        """Rebuild the structures derived from the training interactions (graph models override)."""
+        raise NotImplementedError(f"{self.name} sets graph_at_inference but does not rebuild its graph")
 
     # --- devices ------------------------------------------------------------------------
     def _apply(self, fn, recurse: bool = True):
@@ -153,6 +199,17 @@ class Recommender(nn.Module):
         for modality in present:
             tensor = torch.from_numpy(np.ascontiguousarray(data.features[modality], dtype=np.float32))
             self.register_buffer(f"feat_{modality}", tensor, persistent=False)
+
+
+def contract_problem(cls) -> str | None:
+    """What keeps class ``cls`` from the contract's shape (None: nothing): abstract methods left
+    unimplemented, or neither ``final_embeddings`` nor ``ranker`` defined."""
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        return f"class {cls.__name__} does not implement {', '.join(m + '()' for m in missing)}"
+    if cls.final_embeddings is Recommender.final_embeddings and cls.ranker is Recommender.ranker:
+        return f"class {cls.__name__} defines neither final_embeddings() nor ranker()"
+    return None
 
 
 def no_modality_message(model: str, data: InteractionData) -> str:

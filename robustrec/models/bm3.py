@@ -37,6 +37,7 @@ class BM3(Recommender):
     """
 
     name = "bm3"
+    graph_at_inference = True
     paper = "Zhou et al., Bootstrap Latent Representations for Multi-modal Recommendation, WWW 2023"
     multimodal = True
     features_at_inference = False
@@ -71,6 +72,9 @@ class BM3(Recommender):
         self.tuned = nn.ParameterDict({m: nn.Parameter(getattr(self, f"feat_{m}").clone())
                                        for m in self.feature_names} if params.tune_features else {})
         self.adjacency = normalized_bipartite(data.train)
+
+    def interactions_changed(self, train):
+        self.adjacency = self.place(normalized_bipartite(train))
 
     def _online(self) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_embedding, self.item_embedding])

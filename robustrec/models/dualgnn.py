@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from robustrec.models.base import Recommender, bpr_loss
 from robustrec.models.graph import normalized_bipartite, spmm
 from robustrec.models.registry import register
-from robustrec.models.user_graph import cached_neighbours, user_graph_operator
+from robustrec.models.user_graph import cached_neighbours, top_k_neighbours, user_graph_operator
 
 
 class ModalityGCN(nn.Module):
@@ -61,6 +61,7 @@ class DualGNN(Recommender):
     """
 
     name = "dualgnn"
+    graph_at_inference = True
     paper = ("Wang et al., DualGNN: Dual Graph Neural Network for Multimedia Recommendation, "
              "IEEE Transactions on Multimedia 2021")
     multimodal = True
@@ -83,6 +84,13 @@ class DualGNN(Recommender):
         self.modality_weight = init_modality_weights(self.n_users, len(self.feature_names))
         neighbours = cached_neighbours(data, params.user_graph_k)
         self.user_graph, self.user_graph_t = user_graph_operator(neighbours, params.user_aggregation)
+
+    def interactions_changed(self, train):
+        """The user–item graph and the user co-occurrence graph, from ``train``."""
+        self.adjacency = self.place(normalized_bipartite(train))
+        neighbours = top_k_neighbours(train, self.params.user_graph_k)
+        graph, graph_t = user_graph_operator(neighbours, self.params.user_aggregation)
+        self.user_graph, self.user_graph_t = self.place(graph), self.place(graph_t)
 
     def final_embeddings(self):
         reps = torch.stack([self.branches[m](self.adjacency, getattr(self, f"feat_{m}"))

@@ -44,6 +44,7 @@ class FREEDOM(Recommender):
     """
 
     name = "freedom"
+    graph_at_inference = True
     paper = ("Zhou & Shen, A Tale of Two Graphs: Freezing and Denoising Graph Structures for "
              "Multimodal Recommendation, ACM MM 2023")
     multimodal = True
@@ -85,6 +86,14 @@ class FREEDOM(Recommender):
         self.edge_weights = _inverse_sqrt_degree_products(data.train)
         self.masked_adjacency: torch.Tensor | None = None
         self.features_changed()
+
+    def interactions_changed(self, train):
+        users = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
+        self.train_matrix = train
+        self.full_adjacency = self.place(normalized_bipartite(train))
+        self.edge_users, self.edge_items = torch.from_numpy(users), torch.from_numpy(train.indices.astype(np.int64))
+        self.edge_weights = _inverse_sqrt_degree_products(train)
+        self.masked_adjacency = None
 
     # --- graphs -------------------------------------------------------------------------
     def features_changed(self) -> None:

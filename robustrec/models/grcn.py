@@ -70,6 +70,7 @@ class GRCN(Recommender):
     """
 
     name = "grcn"
+    graph_at_inference = True
     paper = ("Wei et al., Graph-Refined Convolutional Network for Multimedia Recommendation "
              "with Implicit Feedback, ACM MM 2020")
     multimodal = True
@@ -96,6 +97,11 @@ class GRCN(Recommender):
         self.user_confidence, self.item_confidence = joint_xavier_tables(self.n_users, self.n_items,
                                                                          len(self.content))
         self.pattern = EdgePattern(data.train)
+
+    def interactions_changed(self, train):
+        pattern = EdgePattern(train)
+        pattern.apply_tensors(self.place)
+        self.pattern = pattern
 
     def representations(self) -> torch.Tensor:
         pattern, feats = self.pattern, self.features()

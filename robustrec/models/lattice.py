@@ -141,7 +141,8 @@ class LATTICE(Recommender):
         projections and the modality weights when autograd is on."""
         p, n = self.params, self.n_items
         weights = torch.softmax(self.modal_weight, 0)
-        learned = [learned_knn_graph(self.projections[m](f), p.knn_k) for m, f in self.features().items()]
+        # features detached: the loss never differentiates them (loss_reads_features False)
+        learned = [learned_knn_graph(self.projections[m](f.detach()), p.knn_k) for m, f in self.features().items()]
         rows = torch.cat([g.rows for g in learned])
         cols = torch.cat([g.cols for g in learned])
         values = torch.cat([w * g.values for w, g in zip(weights, learned)])

@@ -64,6 +64,7 @@ class LayerGCN(Recommender):
     """
 
     name = "layergcn"
+    graph_at_inference = True
     paper = "Zhou et al., Layer-refined Graph Convolutional Networks for Recommendation, ICDE 2023"
     host_tensors = ("keep_weights",)  # edge sampling draws from the CPU generator on every device
 
@@ -87,6 +88,12 @@ class LayerGCN(Recommender):
         self.keep_weights = edge_keep_weights(self.train_matrix)
         self.train_adjacency = self.adjacency
         self._epochs_sampled = 0
+
+    def interactions_changed(self, train):
+        self.train_matrix = train
+        self.adjacency = self.place(normalized_bipartite(train))
+        self.keep_weights = edge_keep_weights(train)
+        self.train_adjacency = self.adjacency
 
     def pre_epoch(self) -> None:
         """Resample the pruned training graph (degree-sensitive on even calls, uniform on odd)."""

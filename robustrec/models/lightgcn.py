@@ -30,6 +30,7 @@ class LightGCN(Recommender):
 
     name = "lightgcn"
     paper = "He et al., LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation, SIGIR 2020"
+    graph_at_inference = True
 
     @dataclass
     class Params:
@@ -42,6 +43,9 @@ class LightGCN(Recommender):
         self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, params.embedding_dim)))
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, params.embedding_dim)))
         self.adjacency = normalized_bipartite(data.train)
+
+    def interactions_changed(self, train):
+        self.adjacency = self.place(normalized_bipartite(train))
 
     def final_embeddings(self):
         ego = torch.cat([self.user_embedding, self.item_embedding])

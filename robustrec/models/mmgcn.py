@@ -73,6 +73,7 @@ class MMGCN(Recommender):
     """
 
     name = "mmgcn"
+    graph_at_inference = True
     paper = ("Wei et al., MMGCN: Multi-modal Graph Convolution Network for Personalized "
              "Recommendation of Micro-video, ACM MM 2019")
     multimodal = True
@@ -104,6 +105,10 @@ class MMGCN(Recommender):
             for m, f in self.features().items()})
         self.adjacency = to_torch_csr(row_normalize(bipartite_adjacency(data.train)))
         self.adjacency_t = transpose_csr(self.adjacency)
+
+    def interactions_changed(self, train):
+        adjacency = to_torch_csr(row_normalize(bipartite_adjacency(train)))
+        self.adjacency, self.adjacency_t = self.place(adjacency), self.place(transpose_csr(adjacency))
 
     def representations(self) -> torch.Tensor:
         feats = self.features()

@@ -73,6 +73,7 @@ class SelfCF(Recommender):
     """
 
     name = "selfcf"
+    graph_at_inference = True
     paper = "Zhou et al., SelfCF: A Simple Framework for Self-supervised Collaborative Filtering, ACM TORS 2023"
 
     @dataclass
@@ -94,6 +95,11 @@ class SelfCF(Recommender):
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, dim)))
         self.predictor = nn.Linear(dim, dim)
         self.edge_dropout = EdgeDropout(data.train.tocsr())
+
+    def interactions_changed(self, train):
+        dropout = EdgeDropout(train)
+        dropout.apply_tensors(self.place)
+        self.edge_dropout = dropout
 
     def _encode(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_embedding, self.item_embedding])

@@ -56,6 +56,7 @@ class SLMRec(Recommender):
     """
 
     name = "slmrec"
+    graph_at_inference = True
     paper = "Tao et al., Self-supervised Learning for Multimedia Recommendation, IEEE Transactions on Multimedia 2022"
     multimodal = True
     features_at_inference = True
@@ -85,6 +86,9 @@ class SLMRec(Recommender):
             self._build_fac_heads(dim)
         self.adjacency = normalized_bipartite(data.train)
         self.features_changed()
+
+    def interactions_changed(self, train):
+        self.adjacency = self.place(normalized_bipartite(train))
 
     def _build_fac_heads(self, dim: int) -> None:
         """ID→first-modality heads (dim→dim); then, for each further modality, the ID side is

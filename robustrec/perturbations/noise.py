@@ -45,6 +45,13 @@ class GaussianEmbeddingNoise(Perturbation):
     def parameters(self) -> dict[str, object]:
         return {"sigma": self.sigma, "target": self.target}
 
+    def unaffected_reason(self, model) -> str | None:
+        """A model without learnable ID embedding tables (an MMRec ItemKNNCBF file) cannot be
+        affected."""
+        if not model.embedding_tables():
+            return f"model {model.name!r} has no learnable ID embedding table"
+        return None
+
     def tables(self, model) -> dict[str, torch.nn.Parameter]:
         """The embedding tables this noise perturbs on ``model`` (by name)."""
         tables = model.embedding_tables()

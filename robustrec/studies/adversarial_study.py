@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from robustrec.errors import ConfigError
@@ -51,6 +53,7 @@ def run_adversarial_study(checkpoints, data, epsilons: list[float], target: str,
     check_gradient_path(checkpoints, data, perturbations[0])
     row_norms = ({m: mean_row_norm(_tensor(x)) for m, x in sorted(data.features.items())}
                  if target == "features" else None)
+    settings = dataclasses.replace(settings)  # a copy: the caller's settings stay as they were
     settings.extra_settings = {
         "title": "adversarial", "description": describe(target, steps), "worst_case": True,
         "target": target, "attack": "fgsm" if steps == 1 else "pgd", "steps": steps, "norm": NORM,

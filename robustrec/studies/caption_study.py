@@ -9,6 +9,8 @@ ships a reference cache (captioner ``synthetic-reference``); other datasets defa
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +135,7 @@ def run_caption_study(checkpoints, data, rates: list[float], position: str, inpu
         embeddings = make_text_embeddings(encoder, inputs.texts, clean, text_cache)
     perturbations = [CaptionInjection(rate, inputs.captions, inputs.texts, embeddings, position,
                                       inputs.captioner, encoder_id) for rate in rates]
+    settings = dataclasses.replace(settings)  # a copy: the caller's settings stay as they were
     settings.extra_settings = extra = {
         "title": "caption", "description": f"captions {inputs.captioner}, position {position}",
         "eligible_items": len(inputs.texts) - inputs.without_caption,

@@ -10,6 +10,7 @@ manifest as it arrives, and plans again, until nothing is left to run.
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -29,25 +30,32 @@ class StudyRunCallback:
     def on_cell_end(self, cell: Cell) -> None: ...
 
 
+#: seconds a training cell waits for its run folder's lock: the driver holds the study lock, so the
+#: only other holder is an earlier attempt of the same cell still ending (a Ray task retried on
+#: another node after its node was lost, whose process has not yet exited)
+RETRY_LOCK_WAIT = 120.0
+
+
 def run_cell(kind: str, spec: dict, folder: str, threads: int = 0, device: str = "cpu") -> dict:
     """Run one cell on ``device`` (resolved where the cell runs: "auto" takes that machine's GPU);
     {'ok': True, 'result': ..., 'seconds': s} or {'ok': False, 'error': line, 'detail': tb}."""
     start = time.perf_counter()
+    host = socket.gethostname()
     try:
         if threads > 0:
             import torch
 
             torch.set_num_threads(threads)
         result = (_train(spec, Path(folder), device) if kind == "train" else _stress(spec, Path(folder), device))
-        return {"ok": True, "result": result, "seconds": time.perf_counter() - start}
+        return {"ok": True, "result": result, "seconds": time.perf_counter() - start, "host": host}
     except KeyboardInterrupt:
         raise
     except RobustRecError as exc:
-        return {"ok": False, "error": str(exc), "detail": None, "seconds": time.perf_counter() - start}
+        return {"ok": False, "error": str(exc), "detail": None, "seconds": time.perf_counter() - start, "host": host}
     except Exception as exc:  # a cell's bug must not stop the study: recorded with its traceback
         line = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
         return {"ok": False, "error": line, "detail": traceback.format_exc(),
-                "seconds": time.perf_counter() - start}
+                "seconds": time.perf_counter() - start, "host": host}
 
 
 def _train(spec: dict, folder: Path, device: str) -> dict:
@@ -67,7 +75,8 @@ def _train(spec: dict, folder: Path, device: str) -> dict:
                         "identity": run_identity(run_dir)}
         except CheckpointError:
             pass
-    outcome = train_run(config, run_dir, overwrite=True, resume=None, device=device, discard_stale=True)
+    outcome = train_run(config, run_dir, overwrite=True, resume=None, device=device, discard_stale=True,
+                        lock_wait=RETRY_LOCK_WAIT)
     return {"run_dir": spec["run_dir"], **outcome.metrics(), "train_seconds": outcome.seconds,
             "identity": run_identity(run_dir)}
 
@@ -87,8 +96,13 @@ def _stress(spec: dict, folder: Path, device: str) -> dict:
     from robustrec.device import resolve_device
     from robustrec.reports import save_report
     from robustrec.studies.runner import StudySettings
-    from robustrec.studies.stress import stress_spec
+    from robustrec.studies.stresses import load_plugins, stress_spec
 
+    if "plugin" in spec:  # a user's kind: import its file here too (a pool or Ray worker starts bare)
+        loaded = load_plugins([spec["plugin"]["path"]])[0]
+        if loaded["sha256"] != spec["plugin"]["sha256"]:
+            raise ConfigError(f"plug-in {spec['plugin']['path']} changed after the study was planned; run the "
+                              f"study again")
     stress = stress_spec(spec["kind"], spec["options"])
     settings = from_dict(StudySettings, dict(spec["settings"]), "stress settings").validate()
     loaded, data = load_checkpoints([folder / path for path in spec["checkpoints"]], device=device)
@@ -197,20 +211,36 @@ def _exit_with(parent) -> None:
     os._exit(1)
 
 
+def _ray_cell(kind: str, spec: dict, folder: str, threads: int, device: str) -> dict:
+    """``run_cell`` as a Ray task, its outcome naming the node that ran it."""
+    import ray
+
+    outcome = run_cell(kind, spec, folder, threads, device)
+    outcome["host"] = f"{outcome.get('host')} node {ray.get_runtime_context().get_node_id()[:8]}"
+    return outcome
+
+
 class RayExecutor:
     """Every cell a Ray task with ``threads`` CPUs (and one GPU on a CUDA device); the Ray instance
-    is the one already initialised, else RAY_ADDRESS / ``address``, else a local one."""
+    is the one already initialised, else RAY_ADDRESS / ``address``, else a local one.
+
+    Cells spread over the nodes (``SPREAD``). A cell whose worker or node is lost mid-run (a
+    node removed, a raylet killed, a machine gone) is run again on a surviving node, up to
+    ``retries`` times: its training resumes from its last finished epoch where the study folder
+    is shared, and the result is the one an uninterrupted run gives (a cell's own error is an
+    outcome, never retried)."""
 
     name = "ray"
 
-    def __init__(self, threads: int, device: str = "cpu", address: str | None = None) -> None:
+    def __init__(self, threads: int, device: str = "cpu", address: str | None = None, retries: int = 3) -> None:
         ray = import_ray()
         if not ray.is_initialized():
             ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                      log_to_driver=False)
         self.ray, self.threads, self.device = ray, max(threads, 1), device
         gpus = 1 if device.startswith("cuda") else 0
-        self.remote = ray.remote(num_cpus=self.threads, num_gpus=gpus, max_retries=0)(run_cell)
+        self.remote = ray.remote(num_cpus=self.threads, num_gpus=gpus, max_retries=retries,
+                                 scheduling_strategy="SPREAD")(_ray_cell)
         self.refs: dict = {}
 
     @property
@@ -310,7 +340,7 @@ def _run_study(study: Study, folder: Path, executor, callbacks: list[StudyRunCal
             cid, outcome = executor.wait_one()
             running.discard(cid)
             cell = manifest.cells[cid]
-            cell.seconds = outcome.get("seconds")
+            cell.seconds, cell.host = outcome.get("seconds"), outcome.get("host")
             if outcome["ok"]:
                 cell.state, cell.result, cell.error, cell.detail = "done", outcome["result"], None, None
             else:

@@ -71,7 +71,7 @@ def load_suite(path: str | Path) -> list[Check]:
     from robustrec.config import from_dict
     from robustrec.evaluation import DEFAULT_KS, METRICS
     from robustrec.studies.runner import StudySettings
-    from robustrec.studies.stress import SPECS, stress_spec
+    from robustrec.studies.stresses import available_stresses, stress_spec
 
     from robustrec.files import read_toml
 
@@ -94,8 +94,9 @@ def load_suite(path: str | Path) -> list[Check]:
             raise ConfigError(f"{path.name}: two checks are named {name!r}")
         names.add(name)
         kind = table.pop("kind", None)
-        if kind not in SPECS:
-            raise ConfigError(f"{where}: kind must be one of {', '.join(SPECS)}, got {kind!r}")
+        kinds = available_stresses()
+        if kind not in kinds:
+            raise ConfigError(f"{where}: kind must be one of {', '.join(kinds)}, got {kind!r}")
         metric = table.pop("metric", "recall@20")
         name_part, _, k = str(metric).partition("@")
         if name_part not in METRICS or not k.isdigit() or int(k) not in DEFAULT_KS:
@@ -129,7 +130,7 @@ def run_suite(checks: list[Check], checkpoints, data, callbacks=None, device: st
     """Run every check on every loaded checkpoint: (outcomes, the stress reports)."""
     from robustrec.config import from_dict
     from robustrec.studies.runner import StudySettings
-    from robustrec.studies.stress import stress_spec
+    from robustrec.studies.stresses import stress_spec
 
     outcomes, reports = [], []
     for check in checks:

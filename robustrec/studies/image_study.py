@@ -14,6 +14,8 @@ table and severity curve, and ``compare`` groups reports of one edit together (b
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +150,7 @@ def run_image_study(checkpoints, data, edit: str, amount, rates: list[float], ph
     perturbations = [ImageEdit(edit, rate, amount, photos, rows) for rate in rates]
     probe = perturbations[0]
     strength = {probe.strength_key: probe.amount} if probe.strength_key else {}
+    settings = dataclasses.replace(settings)  # a copy: the caller's settings stay as they were
     settings.extra_settings = {
         "edit": edit, "file_tag": edit, **strength, "title": title(edit, probe.amount),
         "description": f"edited photos re-encoded with {entry['encoder']}, {len(photos.ids)} items with a photo",

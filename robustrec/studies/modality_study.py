@@ -7,6 +7,8 @@ evaluation, and ``run_modality_study`` runs the kind-agnostic runner.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +145,7 @@ def run_modality_study(checkpoints, data, spec: ModalityFaultSpec, levels: list[
     else:
         extra.update(scale=scale, scale_rule="mean over items of row L2 norm / sqrt(dim) (RMS entry), clean rows",
                      noise_rule="every item's row + N(0, (sigma*scale)^2) per entry, numpy default_rng(seed)")
+    settings = dataclasses.replace(settings)  # a copy: the caller's settings stay as they were
     settings.extra_settings = extra
 
     def level_extra(model, perturbation, seeds):  # the neighbour modality each model actually used

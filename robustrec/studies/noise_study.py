@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from robustrec.flatness import default_rho, noise_sensitivity, rho_sharpness, training_triplets
 from robustrec.perturbations.noise import GaussianEmbeddingNoise
 from robustrec.studies.runner import StudySettings, run_study
@@ -36,6 +38,7 @@ def run_noise_study(checkpoints, data, sigmas: list[float], target: str, setting
     for checkpoint in checkpoints:  # fail early when a model lacks the targeted tables
         perturbations[0].tables(checkpoint.model)
     named = {"title": "noise", "description": f"target {target}"}
+    settings = dataclasses.replace(settings)  # a copy: the caller's settings stay as they were
     settings.extra_settings = {
         **named, "target": target,
         "flatness": {"measure": "BPR training-loss rise under N(0, sigma^2) weight noise on all learnable "

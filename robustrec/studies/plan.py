@@ -43,6 +43,8 @@ class Cell:
     detail: str | None = None  # a failure's traceback, for the curious
     seconds: float | None = None
     attempts: int = 0
+    #: where the cell last ran: the machine's host name (and the Ray node), None before it ran
+    host: str | None = None
 
     def record(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,6 +135,8 @@ def read_manifest(folder: str | Path) -> dict:
 _CELL_TYPES = {"id": (str,), "kind": (str,), "spec": (dict,), "deps": (list,), "state": (str,),
                "result": (dict, type(None)), "error": (str, type(None)), "detail": (str, type(None)),
                "seconds": (int, float, type(None)), "attempts": (int,)}
+#: fields added later, which older manifests lack
+_CELL_OPTIONAL = {"host": (str, type(None))}
 _STUDY_TYPES = {"name": (str,), "path": (str,), "data_dir": (str,), "datasets": (list,), "models": (list,),
                 "strategies": (dict,), "seeds": (list,), "selection": (str,), "train": (dict,), "grids": (dict,),
                 "stresses": (list,)}
@@ -160,7 +164,9 @@ def _shape_problem(body: dict) -> str | None:
         missing = [name for name in _CELL_TYPES if name not in record]
         if missing:
             return f"cell {cid!r} has no {', '.join(missing)}"
-        for key, types in _CELL_TYPES.items():
+        for key, types in {**_CELL_TYPES, **_CELL_OPTIONAL}.items():
+            if key not in record:
+                continue
             if not isinstance(record[key], types) or (key == "attempts" and isinstance(record[key], bool)):
                 return f"cell {cid!r} field {key!r} is of the wrong type"
         if record["id"] != cid:
@@ -255,8 +261,9 @@ def select_point(manifest: Manifest, search: dict[int, str], metric: str) -> int
 
 def _train_cell(study, cells, dataset, model, strategy, index, point, seed) -> str:
     config = study.train_config(dataset, model, strategy, point, seed)
-    cid = f"train/{dataset}/{model}/{strategy}/g{index}/s{seed}"
-    run_dir = Path("runs") / dataset / f"{model}-{strategy}-g{index}-s{seed}"
+    label = study.label(model)  # a model file: <stem>.<Class>, fit for a folder
+    cid = f"train/{dataset}/{label}/{strategy}/g{index}/s{seed}"
+    run_dir = Path("runs") / dataset / f"{label}-{strategy}-g{index}-s{seed}"
     cells.append(Cell(cid, "train", {"config": dataclasses.asdict(config), "run_dir": str(run_dir),
                                      "point_index": index, "point": {k: str(v) for k, v in point.items()},
                                      "dataset": dataset, "model": model, "strategy": strategy, "seed": seed}))
@@ -272,7 +279,10 @@ def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell], man
     report, so edited content is encoded once for all of them and every model sees the same draws.
 
     Its spec holds the identity of every training cell it reads (``input_identity``), so a
-    retrained run changes the spec and the merge redoes exactly the stress cells that read it."""
+    retrained run changes the spec and the merge redoes exactly the stress cells that read it;
+    a kind from a plug-in file adds the file's path and SHA-256, so an edited plug-in reruns too."""
+    from robustrec.studies.stresses import plugin_of
+
     cid = f"stress/{dataset}/s{seed}/{index}-{stress.kind}"
     spec = {"kind": stress.kind, "options": stress.options, "settings": stress.settings, "label": stress.label,
             "stress_index": index, "dataset": dataset, "seed": seed,
@@ -280,6 +290,9 @@ def _stress_cell(dataset, seed, index, stress, runs, cells: dict[str, Cell], man
             "checkpoints": [cells[run].spec["run_dir"] for _, _, run in runs],
             "models": [model for model, _, _ in runs], "strategies": [strategy for _, strategy, _ in runs],
             "report_dir": str(Path("reports") / dataset), "report_name": f"s{seed}-{index}-{stress.kind}"}
+    plugin = plugin_of(stress.kind)
+    if plugin is not None:  # a user's kind: its file's bytes are part of the identity (an edit reruns)
+        spec["plugin"] = {"path": plugin["path"], "sha256": plugin["sha256"]}
     return Cell(cid, "stress", spec, deps=[run for _, _, run in runs])
 
 
@@ -359,7 +372,7 @@ def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
     cells and their evaluations, an upper bound on training epochs, and — when ``folder`` holds
     finished cells of this study — a time estimate from their measured seconds."""
     from robustrec.config import from_dict
-    from robustrec.studies.stress import stress_spec
+    from robustrec.studies.stresses import stress_spec
 
     groups = []
     for dataset in study.datasets:

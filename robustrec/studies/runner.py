@@ -21,7 +21,7 @@ from robustrec.evaluation.moves import MoveContext, summarize_moves
 from robustrec.perturbations.base import Perturbation, trial_seeds
 from robustrec.reports.gains import all_mg_gains, metric_key, summarize_level
 from robustrec.reports.schema import FORMAT, SCHEMA_VERSION, library_versions
-from robustrec.evaluation.stats import paired_user_test
+from robustrec.evaluation.stats import UserDifferences, paired_difference_test
 
 #: (model, perturbation, seeds) -> extra numbers stored with the level (e.g. flatness)
 LevelExtra = Callable[[object, Perturbation, list[int]], dict]
@@ -107,21 +107,22 @@ def _study_checkpoint(checkpoint: LoadedCheckpoint, data, perturbations, seeds, 
     levels = []
     unaffected = perturbations[0].unaffected_reason(model)
     for perturbation in perturbations if unaffected is None else []:
-        trials, per_user = [], []
+        trials = []
+        differences = {key: UserDifferences(values) for key, values in clean.per_user.items()}
         for index, seed in enumerate(seeds):
             result = _evaluate(perturbation.apply(model, seed), data, settings)
             changed, items_note = _changed_mask(perturbation, seed, data.n_items)
             trials.append({"seed": seed, **perturbation.trial_record(seed), "metrics": result.summary(),
                            "moves": moves.trial_moves(clean.top, result.top, result.per_user, changed,
                                                       result.hits)})
-            per_user.append(result.per_user)
+            for key, running in differences.items():  # O(users) whatever the repeats
+                running.add(result.per_user[key])
             _notify(callbacks, run.name, perturbation.strength, index)
         level = {"strength": perturbation.strength, "parameters": perturbation.parameters(), "trials": trials}
         level["summary"] = summarize_level(clean.summary(), level)
         level["moves"] = summarize_moves(clean_moves, [trial["moves"] for trial in trials])
         level["moves_items"] = items_note
-        level["user_test"] = {key: paired_user_test(values, np.stack([trial[key] for trial in per_user]))
-                              for key, values in clean.per_user.items()}
+        level["user_test"] = {key: paired_difference_test(running.mean()) for key, running in differences.items()}
         if level_extra is not None:
             level.update(level_extra(model, perturbation, seeds))
         levels.append(level)

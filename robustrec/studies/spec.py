@@ -6,7 +6,8 @@ one-line errors naming the key) before any work starts::
     name = "mg-lfm2k"
     data_dir = "../shared/datasets"      # relative to the study file
     datasets = ["lfm2k"]
-    models = ["vbpr", "freedom"]
+    models = ["vbpr", "freedom"]         # or "mymodel.py:MyRec" (relative to the study file),
+                                         # "mmrec:models/smore.py:SMORE": robustrec.models.sources
     strategies = ["plain", "mg"]         # built in: plain, mg, sam, asam, sgbd; or [strategy.NAME]
     seeds = [0, 1, 2]                    # the first seed searches the grid
     selection = "each"                   # or "baseline": other strategies reuse plain's point
@@ -20,6 +21,8 @@ one-line errors naming the key) before any work starts::
 
     [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...)
     dropout = [0.8, 0.9]
+
+    plugins = ["my_stress.py"]           # stress kinds of the user's own (relative to the study file)
 
     [[stress]]                           # any `robustrec perturb` kind, its options as flags
     kind = "noise"
@@ -65,11 +68,12 @@ BUILTIN_STRATEGIES = {
 #: the keys a [strategy.NAME] table may set (TrainConfig fields of the step)
 STRATEGY_KEYS = ("mg", "mg_form", "alpha1", "alpha2", "beta", "step", "rho")
 #: TrainConfig fields a study sets per cell itself, never from [train] or a grid
-CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test")
+CELL_KEYS = ("model", "dataset", "data_dir", "seed", "model_params", *STRATEGY_KEYS, "sam_rho", "track_test",
+             "model_source")
 #: keys of a [[stress]] table that go to the evaluation settings rather than the kind's options
 STRESS_SETTINGS = ("repeats", "seed", "split", "metric", "k")
 TOP_KEYS = ("name", "data_dir", "datasets", "models", "strategies", "seeds", "selection", "train", "grid",
-            "strategy", "stress")
+            "strategy", "stress", "plugins")
 
 
 @dataclass
@@ -104,6 +108,28 @@ class Study:
     stresses: list[StressEntry] = field(default_factory=list)
     #: [train.MODEL] tables: TrainConfig fields for one model (over [train], under its grid)
     train_models: dict[str, dict] = field(default_factory=dict)
+    #: model as written -> its canonical reference, for models from files (paths made absolute
+    #: from the study file's folder); built-in and entry-point names are their own reference
+    references: dict[str, str] = field(default_factory=dict)
+
+    def reference(self, model: str) -> str:
+        """The model reference ``TrainConfig.model`` gets for ``model`` as the study writes it."""
+        return self.references.get(model, model)
+
+    def label(self, model: str) -> str:
+        """``model`` as a folder name and cell-id part (``<stem>.<Class>`` for a model file)."""
+        from robustrec.models.sources import parse_reference
+
+        return parse_reference(self.reference(model)).label
+    #: the stress plug-in files it loads (absolute paths; ``load_plugins``)
+    plugins: list[str] = field(default_factory=list)
+
+    def load_plugins(self) -> list[dict]:
+        """Import the study's plug-in files (again: a process pool's or Ray's worker); one line if
+        one is missing or broken."""
+        from robustrec.studies.stresses import load_plugins
+
+        return load_plugins(self.plugins)
 
     @property
     def audits_test(self) -> bool:
@@ -136,12 +162,14 @@ class Study:
 
         train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
         model_params = {k: str(v) for k, v in point.items() if k not in train_fields}
-        from_dict(get_model_class(model).Params, model_params, model)  # names and types
+        cls = get_model_class(self.reference(model))
+        from_dict(cls.Params, model_params, model)  # names and types
         training = {k: v for k, v in point.items() if k in train_fields}
-        values = {**self.train, **self.train_models.get(model, {}), **training, "model": model, "dataset": dataset,
+        values = {**self.train, **self.train_models.get(model, {}), **training, "model": self.reference(model),
+                  "dataset": dataset,
                   "data_dir": self.data_dir,
                   "seed": seed, "model_params": model_params}
-        if not get_model_class(model).multimodal:
+        if not cls.multimodal:
             values.pop("modalities", None)  # [train] modalities are for the study's multimodal models
         step = dict(self.strategies[strategy])
         kind = step.pop("step", "plain")
@@ -181,19 +209,23 @@ def load_study(path: str | Path, data: bool = True) -> Study:
 
 
 def parse_study(raw: dict, path: Path) -> Study:
-    from robustrec.models import available_models
-    from robustrec.studies.stress import SPECS, stress_spec
+    from robustrec.studies.stresses import available_stresses, load_plugins, stress_spec
 
     _unknown(raw, TOP_KEYS, "study file")
     where = f"{path.name}"
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise ConfigError(f"{where}: plugins must be a list of Python files, got {plugins!r}")
+    try:
+        loaded = load_plugins(plugins, relative_to=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    kinds = available_stresses()
     datasets = _names(raw, "datasets", where)
     for dataset in datasets:
         check_folder_name(dataset, f"{where}: dataset name")
     models = _names(raw, "models", where)
-    known = available_models()
-    for model in models:
-        if model not in known:
-            raise ConfigError(f"{where}: unknown model {model!r} in models; known: {', '.join(sorted(known))}")
+    references = _model_references(models, path, where)
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                           for s in seeds):
@@ -239,15 +271,17 @@ def parse_study(raw: dict, path: Path) -> Study:
     check_folder_name(name, f"{where}: name (the study folder's default name)")
     study = Study(name=name, path=path.resolve(), data_dir=data_dir, datasets=datasets, models=models,
                   strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids,
-                  train_models=train_models)
+                  train_models=train_models, references=references,
+                  plugins=[record["path"] for record in loaded])
     stresses = raw.get("stress", [])
     if not isinstance(stresses, list):
         raise ConfigError(f"{where}: stress must be an array of tables ([[stress]])")
     for index, table in enumerate(stresses, 1):
         table = dict(table)
         kind = table.pop("kind", None)
-        if kind not in SPECS:
-            raise ConfigError(f"{where}: [[stress]] #{index} needs kind = one of {', '.join(SPECS)}, got {kind!r}")
+        if kind not in kinds:
+            raise ConfigError(f"{where}: [[stress]] #{index} needs kind = one of {', '.join(kinds)} (or a kind of "
+                              f"a file in plugins), got {kind!r}")
         settings = {key: table.pop(key) for key in STRESS_SETTINGS if key in table}
         applies = table.pop("models", models)
         if not isinstance(applies, list) or not applies or any(m not in models for m in applies):
@@ -293,7 +327,7 @@ def check_data(study: Study) -> None:
         has = ", ".join(available) or "none"
         for model in study.models:
             wanted = {**study.train, **study.train_models.get(model, {})}.get("modalities")
-            if wanted and get_model_class(model).multimodal:
+            if wanted and get_model_class(study.reference(model)).multimodal:
                 missing = [m for m in wanted if m not in available]
                 if missing:
                     raise ConfigError(f"{study.path.name}: [train] modalities names {missing[0]}, which dataset "
@@ -307,16 +341,34 @@ def check_data(study: Study) -> None:
                                       f"modality, which dataset {dataset} lacks (its modalities: {has}){hint}")
 
 
+def _model_references(models: list[str], path: Path, where: str) -> dict[str, str]:
+    """Each model of a study file that comes from a file -> its canonical reference (relative
+    paths from the study file's folder); every model is loaded now, so an unknown name, a
+    missing file or a broken class is one line before any work. Labels must be distinct."""
+    from robustrec.models import get_model_class
+    from robustrec.models.sources import parse_reference
+
+    references, labels = {}, {}
+    for model in models:
+        ref = parse_reference(model, path.parent.resolve())
+        try:
+            get_model_class(ref.text)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: models: {exc}") from None
+        if ref.kind != "name":
+            references[model] = ref.text
+        if ref.label in labels:
+            raise ConfigError(f"{where}: models {labels[ref.label]!r} and {model!r} would share the folder name "
+                              f"{ref.label!r}; rename one file or class")
+        labels[ref.label] = model
+    return references
+
+
 def stress_modalities(kind: str, options: dict) -> list[str]:
     """The item modalities a stress test of ``kind`` with ``options`` needs in the dataset."""
-    if kind in ("image",):
-        return ["image"]
-    if kind in ("caption", "text"):
-        return ["text"]
-    if kind == "modality":
-        named = [options.get(key) for key in ("missing", "swap", "noise", "neighbour_modality")]
-        return [str(name) for name in named if name]
-    return []
+    from robustrec.studies.stresses import stress_spec
+
+    return stress_spec(kind, options).stress_modalities()
 
 
 def _stress_settings(settings: dict, where: str) -> None:

@@ -10,6 +10,8 @@ otherwise the stored features were not made by that encoder and the study stops 
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from pathlib import Path
 
@@ -174,6 +176,7 @@ def run_text_study(checkpoints, data, edit: str, rates: list[float], items: Item
         depth = keyword_pool or items.keyword_depth(keywords)
         extra.update(keywords=keywords, keyword_pool_size=keyword_pool,
                      keyword_pool=[[tag, count] for tag, count in items.ranking[:depth]])
+    settings = dataclasses.replace(settings)  # a copy: the caller's settings stay as they were
     settings.extra_settings = extra
     if embeddings is not None:  # every trial's edited texts, encoded once in one length-sorted pass
         before = timed.texts

@@ -36,11 +36,14 @@ def partial_dir(run_dir: Path) -> Path:
 
 
 def default_run_name(config) -> str:
-    """<model>-<dataset>, then -sam/-asam/-sgbd for those steps, -amr with AMR adversarial
+    """<model>-<dataset> (<file stem>.<Class> for a model file), then -sam/-asam/-sgbd for those steps, -amr with AMR adversarial
     training, then -mg with Mirror Gradient."""
+    from robustrec.models.sources import parse_reference
+
     step = f"-{config.step}" if config.step in ("sam", "asam", "sgbd") else ""
     amr = "-amr" if config.adversarial == "amr" else ""
-    return f"{config.model}-{config.dataset}{step}{amr}" + ("-mg" if config.mg and config.step != "sgbd" else "")
+    model = parse_reference(config.model).label  # a model file: <stem>.<Class>
+    return f"{model}-{config.dataset}{step}{amr}" + ("-mg" if config.mg and config.step != "sgbd" else "")
 
 
 def prepare_data(config, data=None):
@@ -63,7 +66,7 @@ def prepare_data(config, data=None):
 
 def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = False, resume: bool | None = None,
               threads: int = 0, note: Note | None = None, data=None, device=None,
-              discard_stale: bool = False) -> TrainOutcome:
+              discard_stale: bool = False, lock_wait: float = 0.0) -> TrainOutcome:
     """Train ``config`` and save the run folder ``run_dir`` atomically.
 
     ``resume``: True/None continue an unfinished run of the same name from its last finished
@@ -76,7 +79,7 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
 
     The run name is locked (``.<name>.lock`` beside the run folder) from before its unfinished
     state is read to after the folder is saved: a second process training the same name gets
-    ``LockedError`` at once, naming the holder's PID.
+    ``LockedError`` at once (after ``lock_wait`` seconds when > 0), naming the holder's PID.
     """
     from robustrec.device import resolve_device
     from robustrec.errors import CheckpointError
@@ -88,7 +91,7 @@ def train_run(config, run_dir: str | Path, *, callbacks=(), overwrite: bool = Fa
     if run_dir.exists() and not overwrite:
         raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
     # one process per run name, from its unfinished state to the saved folder (resume, --no-resume)
-    with run_lock(run_dir):
+    with run_lock(run_dir, wait=lock_wait):
         if run_dir.exists() and not overwrite:  # saved by a holder that finished meanwhile
             raise CheckpointError(f"{run_dir} already exists; pass --name NAME or --overwrite")
         return _train_locked(config, run_dir, callbacks, overwrite, resume, threads, note, data, device, discard_stale)

@@ -16,7 +16,7 @@ DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sgbd": 0.05}
 
 
 #: the TrainConfig fields that say *what* is trained (``ModelSpec``); the rest say *how*
-MODEL_SPEC_FIELDS = ("model", "dataset", "data_dir", "modalities", "model_params")
+MODEL_SPEC_FIELDS = ("model", "dataset", "data_dir", "modalities", "model_params", "model_source")
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,29 @@ class ModelSpec:
     data_dir: str
     modalities: tuple[str, ...] | None
     model_params: tuple[tuple[str, str], ...]
+    #: the model's source identity (``robustrec.models.sources``) as sorted items; None: built in
+    source: tuple[tuple[str, str], ...] | None = None
 
     def build(self, data, seed: int):
-        """The model on ``data`` with weights seeded by ``seed``."""
+        """The model on ``data`` with weights seeded by ``seed``; a model from a file is built
+        only from the very source recorded (a ConfigError line when the file changed)."""
         from robustrec.models import build_model
+        from robustrec.models.sources import source_changed_message
 
+        source = dict(self.source) if self.source else None
+        if source:
+            problem = source_changed_message(source, f"model {self.model}")
+            if problem:
+                raise ConfigError(problem)
         return build_model(self.model, data, dict(self.model_params), seed=seed,
-                           modalities=list(self.modalities) if self.modalities is not None else None)
+                           modalities=list(self.modalities) if self.modalities is not None else None,
+                           sha256=source["sha256"] if source else None)
 
 
 @dataclass
 class TrainConfig:
+    #: a model reference (``robustrec.models.sources``): a name, PATH.py:CLASS or mmrec:PATH.py:CLASS
+    #: (``validate`` makes a PATH absolute)
     model: str = "lightgcn"
     dataset: str = "synthetic"
     data_dir: str = "data"
@@ -75,6 +87,9 @@ class TrainConfig:
     #: also evaluate the test split after every epoch, into the history (a study's protocol
     #: audit reads it; nothing in training ever does)
     track_test: bool = False
+    #: where a model from a file comes from: kind, absolute path, class and the file's SHA-256
+    #: (pinned by ``validate``; None for built-in models). Loading a run refuses another content.
+    model_source: dict | None = None
 
     @classmethod
     def with_defaults(cls, values: dict) -> dict:
@@ -87,6 +102,9 @@ class TrainConfig:
         return {**values, **missing}
 
     def validate(self) -> "TrainConfig":
+        """Check every field (one ConfigError line); a model from a file gets its path made
+        absolute and its source identity pinned (``model_source``) unless one is recorded."""
+        self._pin_model_source()
         checks = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.patience >= 1, f"--patience must be >= 1, got {self.patience}"),
@@ -132,6 +150,15 @@ class TrainConfig:
             from_dict(get_model_class(self.model).Params, dict(self.model_params), self.model)
         return self
 
+    def _pin_model_source(self) -> None:
+        from robustrec.models.sources import parse_reference, source_identity
+
+        reference = parse_reference(self.model)
+        if reference.kind != "name":
+            self.model = reference.text
+        if self.model_source is None:
+            self.model_source = source_identity(self.model)
+
     def _check_numbers(self, *fields: tuple[str, str]) -> None:
         """Each (field, flag) finite and inside its range of `robustrec.limits.LIMITS`, even when the
         field is unused: the config is saved with the run, and JSON has no Infinity or NaN."""
@@ -145,7 +172,8 @@ class TrainConfig:
         """What this config trains (the rest of its fields say how)."""
         return ModelSpec(self.model, self.dataset, self.data_dir,
                          tuple(self.modalities) if self.modalities is not None else None,
-                         tuple(sorted((k, str(v)) for k, v in self.model_params.items())))
+                         tuple(sorted((k, str(v)) for k, v in self.model_params.items())),
+                         tuple(sorted((k, str(v)) for k, v in self.model_source.items())) if self.model_source else None)
 
     def training_settings(self) -> dict:
         """How the model is trained: every field outside the model spec."""

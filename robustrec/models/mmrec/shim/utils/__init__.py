@@ -1,0 +1,1 @@
+"""Stand-in for MMRec's ``utils`` package (only ``utils.utils``)."""
