@@ -177,6 +177,7 @@ def robustrec_worker(args, name: str, mode: str) -> dict:
     from robustrec.runtime import tune_allocator
     from robustrec.training import TrainConfig
     from robustrec.training.optim import build_optimizer
+    from robustrec.training.trainer import deterministic
 
     tune_allocator()  # as the command line does
     pair = MODELS[name]
@@ -189,7 +190,7 @@ def robustrec_worker(args, name: str, mode: str) -> dict:
     torch.manual_seed(args.seed)
     sampler = BPRSampler(data, config.batch_size, seed=args.seed)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # as Trainer.fit
+    deterministic().__enter__()  # as Trainer.fit
 
     def start_epoch():  # Trainer._epoch
         model.train()

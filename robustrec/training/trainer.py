@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -88,13 +89,8 @@ class Trainer:
         """
         if self.device is not None:
             model.to(self.device)
-        previous = (torch.are_deterministic_algorithms_enabled(),
-                    torch.is_deterministic_algorithms_warn_only_enabled())
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        try:
+        with deterministic():
             return self._fit(model, data, None if state_dir is None else Path(state_dir))
-        finally:
-            torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
     def _fit(self, model, data: InteractionData, state_dir: Path | None) -> TrainResult:
         cfg = self.config
@@ -166,6 +162,28 @@ class Trainer:
         eval_seconds = time.perf_counter() - start - train_seconds
         return EpochRecord(epoch, total / max(count, 1), valid[self.config.valid_metric],
                            train_seconds, eval_seconds, test=test)
+
+
+@contextlib.contextmanager
+def deterministic():
+    """Deterministic algorithms on (warn-only), without filling every new tensor first.
+
+    ``torch.use_deterministic_algorithms`` also turns on ``fill_uninitialized_memory``, which
+    writes NaN into every ``torch.empty`` result (a debugging aid): each gathered feature
+    block, gradient buffer and sparse-product output was written twice, ~10-25% of an epoch.
+    No result depends on it (bitwise-identical weights), so it stays off while fitting.
+    """
+    import torch.utils.deterministic as flags
+
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(), flags.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    flags.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        flags.fill_uninitialized_memory = previous[2]
 
 
 def _restore(saved: TrainingState, model, optimizer, sampler, state_dir: Path) -> None:
