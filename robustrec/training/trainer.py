@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -88,13 +89,8 @@ class Trainer:
         """
         if self.device is not None:
             model.to(self.device)
-        previous = (torch.are_deterministic_algorithms_enabled(),
-                    torch.is_deterministic_algorithms_warn_only_enabled())
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        try:
+        with deterministic():
             return self._fit(model, data, None if state_dir is None else Path(state_dir))
-        finally:
-            torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
     def _fit(self, model, data: InteractionData, state_dir: Path | None) -> TrainResult:
         if not getattr(model, "trainable", True):
@@ -192,6 +188,28 @@ class Trainer:
 def not_trainable_message(model: str, strategy: str) -> str:
     return (f"model {model!r} is a fitted baseline with nothing to learn: training it with {strategy} "
             f"does not apply (train it plain)")
+
+
+@contextlib.contextmanager
+def deterministic():
+    """Deterministic algorithms on (warn-only), without filling every new tensor first.
+
+    ``torch.use_deterministic_algorithms`` also turns on ``fill_uninitialized_memory``, which
+    writes NaN into every ``torch.empty`` result (a debugging aid): each gathered feature
+    block, gradient buffer and sparse-product output was written twice, ~10-25% of an epoch.
+    No result depends on it (bitwise-identical weights), so it stays off while fitting.
+    """
+    import torch.utils.deterministic as flags
+
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(), flags.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    flags.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        flags.fill_uninitialized_memory = previous[2]
 
 
 def _restore(saved: TrainingState, model, optimizer, sampler, state_dir: Path) -> None:
