@@ -294,7 +294,8 @@ def test_cli_study_with_an_mmrec_model_searches_its_yaml_on_validation(mf_file, 
     assert code == 0, text + err
     assert "4 point(s) from its MMRec YAML" in text and "reg_weight: 0.0001, 0.01; lr: 0.001, 0.01" in text
     assert max(map(len, text.splitlines())) <= 80
-    code, text, err = run_cli(capsys, "study", "run", study_file, "--out", out, "--threads", "1", "-q")
+    code, text, err = run_cli(capsys, "study", "run", study_file, "--out", out, "--threads", "1", "--workers", "1",
+                              "-q")
     assert code == 0, text + err
     cells = read_manifest(out)["cells"]
     search = {cid: c for cid, c in cells.items() if cid.endswith("/s0")}
