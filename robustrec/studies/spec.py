@@ -19,8 +19,8 @@ one-line errors naming the key) before any work starts::
     [train.freedom]                      # ...and per model (fixed, not searched)
     epochs = 30
 
-    [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...)
-    dropout = [0.8, 0.9]
+    [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...); an
+    dropout = [0.8, 0.9]                 # mmrec: model without one searches its YAML's grid
 
     plugins = ["my_stress.py"]           # stress kinds of the user's own (relative to the study file)
 
