@@ -258,3 +258,60 @@ def test_features_only_in_the_loss_make_content_stress_unaffected(mf_file, graph
     assert "do not enter its scores" in model_unaffected_reason(loss_only, "text")
     graph = _build(load_mmrec_model_class(graph_file, "Graph"), small_data)
     assert graph.features_at_inference and model_unaffected_reason(graph, "image") is None
+
+
+def _study(root, data_dir, extra=""):
+    path = root / "s.toml"
+    path.write_text(f'name = "mm"\ndata_dir = "{data_dir}"\ndatasets = ["synthetic"]\n'
+                    f'models = ["mmrec:models/mf.py:MF"]\nstrategies = ["plain"]\nseeds = [0, 1]\n'
+                    f'[train]\nepochs = 1\nbatch_size = 512\n{extra}')
+    return path
+
+
+def test_a_study_searches_the_yaml_grid_unless_its_own_grid_replaces_it(mf_file, synthetic_dir, tmp_path):
+    from robustrec.studies.spec import load_study
+
+    model = "mmrec:models/mf.py:MF"
+    study = load_study(_study(tmp_path, synthetic_dir), data=False)
+    assert [(p["reg_weight"], p["lr"]) for p in study.grids[model]] == [
+        (1e-4, 0.001), (1e-4, 0.01), (1e-2, 0.001), (1e-2, 0.01)]
+    assert study.grid_sources == {model: str(tmp_path / "configs" / "model" / "MF.yaml")}
+    assert study.train_config("synthetic", model, "plain", study.grids[model][3], 0).lr == 0.01
+    own = load_study(_study(tmp_path, synthetic_dir, f'[grid."{model}"]\nreg_weight = [0.5]\n'), data=False)
+    assert own.grids[model] == [{"reg_weight": 0.5}] and own.grid_sources == {}  # replaced, not merged
+    fixed = load_study(_study(tmp_path, synthetic_dir, f'[train."{model}"]\nlr = 0.1\n'), data=False)
+    assert fixed.grids[model] == [{"reg_weight": 1e-4}, {"reg_weight": 1e-2}]  # [train.MODEL] fixes lr
+
+
+def test_cli_study_with_an_mmrec_model_searches_its_yaml_on_validation(mf_file, synthetic_dir, tmp_path, capsys):
+    from robustrec.checkpoints import load_model
+    from robustrec.errors import CheckpointError
+    from robustrec.studies.plan import Manifest, plan, read_manifest
+    from robustrec.studies.spec import load_study
+
+    study_file, out = _study(tmp_path, synthetic_dir), tmp_path / "out"
+    code, text, err = run_cli(capsys, "study", "check", study_file, "--out", out)
+    assert code == 0, text + err
+    assert "4 point(s) from its MMRec YAML" in text and "reg_weight: 0.0001, 0.01; lr: 0.001, 0.01" in text
+    assert max(map(len, text.splitlines())) <= 80
+    code, text, err = run_cli(capsys, "study", "run", study_file, "--out", out, "--threads", "1", "--workers", "1",
+                              "-q")
+    assert code == 0, text + err
+    cells = {cid: c for cid, c in read_manifest(out)["cells"].items() if "/mf.MF/" in cid}  # not baselines
+    search = {cid: c for cid, c in cells.items() if cid.endswith("/s0")}
+    assert len(search) == 4 and len(cells) == 5  # the 2 × 2 YAML grid on seed 0, the chosen point on seed 1
+    (chosen,) = [c for cid, c in cells.items() if cid.endswith("/s1")]
+    scores = {c["spec"]["point_index"]: c["result"]["valid"]["recall@20"] for c in search.values()}
+    assert chosen["spec"]["point_index"] == max(scores, key=lambda i: (scores[i], -i))  # validation only
+    code, text, err = run_cli(capsys, "study", "report", out)
+    assert code == 0, text + err
+    assert "mmrec:models/mf.py:MF on synthetic" in text
+    # an edited YAML is an edited source: the cells retrain, a run of the old YAML is refused
+    run = out / chosen["spec"]["run_dir"]
+    yaml = tmp_path / "configs" / "model" / "MF.yaml"
+    yaml.write_text(yaml.read_text() + "# edited\n")
+    study = load_study(study_file, data=False)
+    replanned = [cell for cell in plan(study, Manifest(out, study)) if cell.id in cells]
+    assert len(replanned) >= 4 and all(cell.spec != cells[cell.id]["spec"] for cell in replanned)
+    with pytest.raises(CheckpointError, match="model YAML of .* changed since it was trained"):
+        load_model(run)

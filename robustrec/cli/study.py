@@ -127,6 +127,9 @@ def check(
              str(g["trainings"]), str(g["epochs"]), str(g["patience"])] for g in plan["groups"]]
     console.print(SplitTable(["dataset", "model", "strategy", "grid points (searched)", "trainings", "max epochs",
                               "patience"], rows, title="training cells", keys=3))  # never cuts a value
+    for model, yaml in study.grid_sources.items():
+        console.print(f"grid of {model}: {len(study.grids[model])} point(s) from its MMRec YAML {yaml} "
+                      f"(a [grid] table of its own replaces it)", highlight=False, markup=False)
     if plan["stresses"]:
         console.print("stress tests (one cell per dataset × seed):", highlight=False)
     for s in plan["stresses"]:  # whole options, wrapped at the console's width: never cut

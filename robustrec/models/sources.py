@@ -10,10 +10,11 @@ A model reference (``--model``, a study's ``models``, ``TrainConfig.model``) is 
 
 A class that comes from a file (or an entry point) has a *source identity*, the one record every
 kind shares: ``{"kind": "file" | "mmrec" | "entry_point", "path": absolute file, "class": CLASS,
-"sha256": SHA-256 of the file}``. ``TrainConfig.validate`` pins it (``source_identity``), the run
-folder keeps it in config.json, a study cell's spec holds it (an edited file retrains), and every
-build from a stored config insists on it (``load_model_class(reference, sha256=...)``): a run whose
-source changed is refused in one line (``source_changed_message``).
+"sha256": SHA-256 of the file}``; an MMRec model adds its model YAML (``"yaml"``: its path, ""
+for none, and ``"yaml_sha256"``), so an edited YAML is an edited source. ``TrainConfig.validate``
+pins it (``source_identity``), the run folder keeps it in config.json, a study cell's spec holds
+it (an edited file retrains), and every build from a stored config insists on it
+(``load_model_class(reference, sha256=...)``): a run whose source changed is refused in one line (``source_changed_message``).
 
 A file is executed from the very bytes that were hashed, under a module name unique to its path
 and content, so two files may define classes of the same ``name`` (a built-in's name too) and an
@@ -34,7 +35,7 @@ from robustrec.errors import ConfigError
 #: the entry-point group installed packages register models in (``name = "pkg.module:Class"``)
 ENTRY_POINT_GROUP = "robustrec.models"
 MMREC_PREFIX = "mmrec:"
-#: (kind, path:class, sha256) -> class: a file is executed once per content
+#: (kind, path:class, sha256, YAML sha256) -> class: a file is executed once per content
 _LOADED: dict[tuple[str, str, str], type] = {}
 
 
@@ -116,7 +117,24 @@ def source_identity(reference: str) -> dict | None:
                 "sha256": read_source(path, reference)[1]}
     _, digest = read_source(ref.path, reference)
     load_model_class(reference, digest)
-    return {"kind": ref.kind, "path": str(ref.path), "class": ref.class_name, "sha256": digest}
+    identity = {"kind": ref.kind, "path": str(ref.path), "class": ref.class_name, "sha256": digest}
+    if ref.kind == "mmrec":  # the model YAML is source too: its values build the model, its grid is searched
+        yaml, yaml_digest = mmrec_yaml(ref.path, ref.class_name)
+        identity.update(yaml=str(yaml or ""), yaml_sha256=yaml_digest)
+    return identity
+
+
+def mmrec_yaml(path: Path, class_name: str) -> tuple[Path | None, str]:
+    """(the model YAML an MMRec model file reads, its SHA-256); (None, "") when it has none."""
+    from robustrec.models.mmrec.config import find_model_yaml
+
+    yaml = find_model_yaml(path, class_name)
+    if yaml is None:
+        return None, ""
+    try:
+        return yaml, hashlib.sha256(yaml.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"cannot read MMRec model YAML {yaml}: {exc.strerror or exc}") from None
 
 
 def source_changed_message(source: dict, what: str) -> str | None:
@@ -129,6 +147,14 @@ def source_changed_message(source: dict, what: str) -> str | None:
     if now != source["sha256"]:
         return (f"the model source of {what} changed since it was trained ({path}: SHA-256 "
                 f"{source['sha256'][:12]}…, now {now[:12]}…); restore the file or retrain")
+    if "yaml" in source:  # an MMRec model: its YAML too
+        yaml, digest = mmrec_yaml(path, source.get("class", ""))
+        recorded = source.get("yaml_sha256") or ""
+        if str(yaml or "") != source["yaml"] or digest != recorded:
+            where = yaml or source["yaml"]
+            was = f"SHA-256 {recorded[:12]}…" if recorded else "none"
+            return (f"the model YAML of {what} changed since it was trained ({where}: {was}, now "
+                    f"{digest[:12] + '…' if digest else 'none'}); restore the file or retrain")
     return None
 
 
@@ -142,7 +168,8 @@ def load_model_class(reference: str, sha256: str | None = None) -> type:
     if sha256 is not None and digest != sha256:
         raise ConfigError(f"model file {ref.path} changed (SHA-256 {sha256[:12]}… recorded, now {digest[:12]}…); "
                           f"restore the file or retrain")
-    key = (ref.kind, f"{ref.path}:{ref.class_name}", digest)
+    key = (ref.kind, f"{ref.path}:{ref.class_name}", digest,
+           mmrec_yaml(ref.path, ref.class_name)[1] if ref.kind == "mmrec" else "")
     if key not in _LOADED:
         if ref.kind == "mmrec":
             from robustrec.models.mmrec.loader import load_mmrec_model_class

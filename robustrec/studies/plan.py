@@ -390,8 +390,9 @@ def describe_plan(study: Study, folder: str | Path | None = None) -> dict:
                              else searched + len(study.seeds) - 1)
                 config = study.train_config(dataset, model, strategy, points[0], study.seeds[0])
                 groups.append({"dataset": dataset, "model": model, "strategy": strategy, "points": searched,
-                               "searched": {k: [str(p[k]) for p in points] for k in points[0]
+                               "searched": {k: list(dict.fromkeys(str(p[k]) for p in points)) for k in points[0]
                                             if len({str(p[k]) for p in points}) > 1} if not reuse else {},
+                               "grid_from": study.grid_sources.get(model),
                                "reuses_plain_point": reuse, "trainings": trainings,
                                "epochs": max(study.train_config(dataset, model, strategy, p, study.seeds[0]).epochs
                                              for p in points),

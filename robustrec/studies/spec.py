@@ -19,8 +19,8 @@ one-line errors naming the key) before any work starts::
     [train.freedom]                      # ...and per model (fixed, not searched)
     epochs = 30
 
-    [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...)
-    dropout = [0.8, 0.9]
+    [grid.freedom]                       # model hyper-parameters (or lr, weight_decay, ...); an
+    dropout = [0.8, 0.9]                 # mmrec: model without one searches its YAML's grid
 
     plugins = ["my_stress.py"]           # stress kinds of the user's own (relative to the study file)
 
@@ -124,6 +124,9 @@ class Study:
     #: model as written -> its canonical reference, for models from files (paths made absolute
     #: from the study file's folder); built-in and entry-point names are their own reference
     references: dict[str, str] = field(default_factory=dict)
+    #: model as written -> the MMRec model YAML its grid comes from (an ``mmrec:`` model without
+    #: a [grid.MODEL] table of its own searches its YAML's grid)
+    grid_sources: dict[str, str] = field(default_factory=dict)
 
     def reference(self, model: str) -> str:
         """The model reference ``TrainConfig.model`` gets for ``model`` as the study writes it."""
@@ -276,7 +279,7 @@ def parse_study(raw: dict, path: Path) -> Study:
             raise ConfigError(f"{where}: [train.{model}] names a model that is not in models ({', '.join(models)})")
         _unknown(table, train_fields, f"[train.{model}]")
     _unknown(train, train_fields, "[train]")
-    grids = _grids(raw.get("grid", {}), models, where)
+    grids, grid_sources = _grids(raw.get("grid", {}), models, where, references, train_models)
     for model, table in train_models.items():
         both = sorted(set(table) & set(grids[model][0]))
         if both:
@@ -292,7 +295,7 @@ def parse_study(raw: dict, path: Path) -> Study:
     study = Study(name=name, path=path.resolve(), data_dir=data_dir, datasets=datasets, models=models,
                   strategies=strategies, seeds=seeds, selection=selection, train=train, grids=grids,
                   train_models=train_models, references=references, baselines=baselines,
-                  plugins=[record["path"] for record in loaded])
+                  plugins=[record["path"] for record in loaded], grid_sources=grid_sources)
     stresses = raw.get("stress", [])
     if not isinstance(stresses, list):
         raise ConfigError(f"{where}: stress must be an array of tables ([[stress]])")
@@ -474,15 +477,23 @@ def _strategies(raw: dict, where: str) -> dict[str, dict]:
     return out
 
 
-def _grids(raw: dict, models: list[str], where: str) -> dict[str, list[dict]]:
+def _grids(raw: dict, models: list[str], where: str, references: dict[str, str],
+           train_models: dict[str, dict]) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Every model's grid points, and model -> the MMRec YAML a grid was read from: an
+    ``mmrec:`` model without a [grid.MODEL] table searches its YAML's grid (less the keys its
+    [train.MODEL] fixes); a [grid.MODEL] table, even an empty one, replaces that grid."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: [grid.MODEL] tables hold the grids")
     extra = sorted(set(raw) - set(models))
     if extra:
         raise ConfigError(f"{where}: [grid.{extra[0]}] names a model that is not in models ({', '.join(models)})")
-    grids = {}
+    grids, sources = {}, {}
     for model in models:
-        table = raw.get(model, {})
+        table = raw.get(model)
+        if table is None:
+            table, source = _yaml_grid(references.get(model), train_models.get(model, {}))
+            if source:
+                sources[model] = source
         axes = []
         for key, values in table.items():
             values = values if isinstance(values, list) else [values]
@@ -492,7 +503,28 @@ def _grids(raw: dict, models: list[str], where: str) -> dict[str, list[dict]]:
                 raise ConfigError(f"{where}: [grid.{model}] {key} lists a value twice: {values}")
             axes.append([(key, value) for value in values])
         grids[model] = [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
-    return grids
+    return grids, sources
+
+
+def _yaml_grid(reference: str | None, fixed: dict) -> tuple[dict, str | None]:
+    """The grid of an ``mmrec:`` model's YAML (``param_grid``: its ``hyper_parameters`` keys,
+    ``learning_rate`` as ``lr``), without the keys ``fixed`` ([train.MODEL]) sets and with each
+    value once; the YAML's path (None: not an MMRec model, or no grid)."""
+    from robustrec.models import get_model_class
+    from robustrec.models.sources import parse_reference
+
+    if reference is None or parse_reference(reference).kind != "mmrec":
+        return {}, None
+    cls = get_model_class(reference)
+    grid = {}
+    for key, values in getattr(cls, "param_grid", {}).items():
+        if key not in fixed:
+            once = {}
+            for value in values:
+                once.setdefault(str(value), value)
+            grid[key] = list(once.values())
+    yaml = getattr(getattr(cls, "mmrec_yaml", None), "path", None)
+    return (grid, str(yaml)) if grid and yaml else ({}, None)
 
 
 def example_studies() -> list[Path]:
