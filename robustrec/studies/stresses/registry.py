@@ -82,7 +82,9 @@ def available_stresses() -> dict[str, type]:
     """Every registered kind, name -> spec class (built-in first, then entry points and plug-ins)."""
     _load_builtin()
     _load_entry_points()
-    return dict(_KINDS)
+    modules = {f"robustrec.studies.stresses.{name}": rank for rank, name in enumerate(BUILTIN)}
+    # built-in kinds in BUILTIN's order whichever module a caller imported first (stable sort)
+    return dict(sorted(_KINDS.items(), key=lambda item: modules.get(item[1].__module__, len(modules))))
 
 
 def get_stress(kind: str) -> type:
