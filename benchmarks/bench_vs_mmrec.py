@@ -21,7 +21,8 @@ MMRec (commit e775373) is never part of robustrec: pass its ``src`` folder with
 GRCN, ``torch_geometric`` (pure Python; ``pip install --target DIR --no-deps torch_geometric
 xxhash psutil lmdb`` and pass ``--mmrec-path DIR``); ``--mmrec-python`` runs MMRec with another
 interpreter. Shims in MMRec's worker only (none changes its arithmetic): its image-loading helpers
-(torchvision) are stubbed, no model here uses them; ``dok_matrix._update`` (gone from SciPy
+(torchvision) are stubbed, no model here uses them; ``torch_scatter.scatter_add``, where it is not installed, is
+``index_add`` (MGCN's and SMORE's graph set-up only); ``dok_matrix._update`` (gone from SciPy
 1.11) is restored for its graph builders; on a machine without CUDA, ``Tensor.cuda`` returns
 the tensor (GRCN's loss puts one zero on the GPU).
 
@@ -77,6 +78,21 @@ MODELS: dict[str, Pair] = {
     "mmgcn": Pair("mmgcn.MMGCN", True, (("n_layers", "n_layers", 2), ("reg_weight", "reg_weight", 1e-4))),
     "grcn": Pair("grcn.GRCN", True, (("latent_dim", "latent_embedding", 64), ("n_routing", "n_layers", 3),
                                      ("reg_weight", "reg_weight", 1e-4))),
+    "lattice": Pair("lattice.LATTICE", True, (("feat_embed_dim", "feat_embed_dim", 64), ("knn_k", "knn_k", 10),
+                                              ("lambda_coeff", "lambda_coeff", 0.9), ("n_layers", "n_layers", 1),
+                                              ("reg_weight", "reg_weight", 1e-4)),
+                    {"cf_model": "lightgcn", "weight_size": [64, 64]}),
+    "mgcn": Pair("mgcn.MGCN", True, (("knn_k", "knn_k", 10), ("n_ui_layers", "n_ui_layers", 2),
+                                     ("n_layers", "n_layers", 1), ("reg_weight", "reg_weight", 1e-4),
+                                     ("cl_weight", "cl_loss", 0.01))),
+    "lgmrec": Pair("lgmrec.LGMRec", True, (("n_ui_layers", "n_ui_layers", 2), ("n_mm_layers", "n_mm_layers", 2),
+                                           ("n_hyper_layers", "n_hyper_layer", 1), ("hyper_num", "hyper_num", 4),
+                                           ("keep_rate", "keep_rate", 0.5), ("alpha", "alpha", 0.3),
+                                           ("cl_weight", "cl_weight", 1e-4), ("reg_weight", "reg_weight", 1e-6))),
+    "smore": Pair("smore.SMORE", True, (("n_ui_layers", "n_ui_layers", 3), ("n_layers", "n_layers", 1),
+                                        ("knn_k", "image_knn_k", 10), ("reg_weight", "reg_weight", 1e-5),
+                                        ("cl_weight", "cl_loss", 0.01), ("dropout", "dropout_rate", 0.0)),
+                  {"text_knn_k": 10}),  # one knn_k in robustrec: both of MMRec's are 10
 }
 COMMON = {"embedding_dim": 64, "batch_size": 2048, "lr": 1e-3}
 
@@ -253,6 +269,18 @@ def mmrec_worker(args, name: str, mode: str) -> dict:
     for attr in ("ImageResize", "ImagePad", "image_to_tensor", "load_decompress_img_from_lmdb_value"):
         setattr(stub, attr, None)
     sys.modules["utils.data_utils"] = stub
+    try:
+        import torch_scatter  # noqa: F401
+    except ImportError:  # MMRec's utils.get_sparse_laplacian (MGCN, SMORE: graph set-up, not the epoch)
+        scatter = types.ModuleType("torch_scatter")
+
+        def scatter_add(src, index, dim=0, dim_size=None):
+            assert dim == 0, "the stand-in covers dim 0 only"
+            size = int(index.max()) + 1 if dim_size is None else dim_size
+            return torch.zeros(size, *src.shape[1:], dtype=src.dtype).index_add_(0, index, src)
+
+        scatter.scatter_add = scatter_add
+        sys.modules["torch_scatter"] = scatter
     import common  # noqa: F401  (MMRec's LayerGCN imports models.common.*)
     sys.modules.setdefault("models.common", common)
     for sub in ("abstract_recommender", "loss", "init"):
