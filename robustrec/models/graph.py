@@ -73,6 +73,27 @@ def spmm(adjacency: torch.Tensor, dense: torch.Tensor, adjacency_t: torch.Tensor
     return _SparseMatmul.apply(adjacency, adjacency if adjacency_t is None else adjacency_t, dense)
 
 
+def layer_sum(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Elementwise sum of same-shaped tensors, left to right, without the stacked copy of
+    ``torch.stack(tensors).sum(0)``, whose write, read and backward made the layer combination
+    ~3x slower than the sum itself (LightGCN on Baby: 14 -> 5 ms per step, 1 thread).
+
+    Bitwise the stacked sum for up to four tensors, and for any number when a tensor's size is a
+    multiple of 16 (every embedding width here); otherwise the stacked sum of five or more
+    switches to another summation order and the two differ in the last bits."""
+    if len(tensors) == 1:
+        return tensors[0].clone()
+    total = tensors[0] + tensors[1]
+    for tensor in tensors[2:]:
+        total.add_(tensor)  # in place on a fresh tensor: an add's backward saves neither input
+    return total
+
+
+def layer_mean(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Elementwise mean: bitwise ``torch.stack(tensors).mean(0)`` (sum, then one division)."""
+    return layer_sum(tensors).div_(len(tensors))
+
+
 def transpose_csr(adjacency: torch.Tensor) -> torch.Tensor:
     return adjacency.t().to_sparse_csr()
 

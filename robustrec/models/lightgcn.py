@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from robustrec.models.base import Recommender, bpr_loss, l2_penalty
-from robustrec.models.graph import normalized_bipartite, spmm
+from robustrec.models.graph import layer_mean, normalized_bipartite, spmm
 from robustrec.models.registry import register
 
 
@@ -17,7 +17,7 @@ def propagate_mean(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) ->
     layers = [ego]
     for _ in range(n_layers):
         layers.append(spmm(adjacency, layers[-1]))
-    return torch.stack(layers).mean(0)
+    return layer_mean(layers)
 
 
 @register

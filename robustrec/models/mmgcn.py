@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from robustrec.errors import ConfigError
 from robustrec.models.base import Recommender, bpr_loss, joint_xavier_tables
-from robustrec.models.graph import bipartite_adjacency, row_normalize, spmm, to_torch_csr, transpose_csr
+from robustrec.models.graph import bipartite_adjacency, layer_sum, row_normalize, spmm, to_torch_csr, transpose_csr
 from robustrec.models.registry import register
 
 
@@ -115,7 +115,7 @@ class MMGCN(Recommender):
         ids = torch.cat([self.user_embedding, self.item_embedding])
         outs = [branch(feats[m], ids, self.adjacency, self.adjacency_t)
                 for m, branch in self.branches.items()]
-        return torch.stack(outs).sum(0)
+        return layer_sum(outs)
 
     def final_embeddings(self):
         out = self.representations()

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from robustrec.errors import ConfigError
 from robustrec.models.base import Recommender
-from robustrec.models.graph import normalized_bipartite, spmm
+from robustrec.models.graph import layer_mean, normalized_bipartite, spmm
 from robustrec.models.registry import register
 
 SSL_TASKS = ("FAC", "FD", "FM", "FD+FM")
@@ -28,7 +28,7 @@ def propagate_with_dropout(adjacency: torch.Tensor, ego: torch.Tensor, n_layers:
     for _ in range(n_layers):
         layer = spmm(adjacency, layers[-1])
         layers.append(F.dropout(layer, rate) if rate > 0 else layer)
-    return torch.stack(layers).mean(0)
+    return layer_mean(layers)
 
 
 @register

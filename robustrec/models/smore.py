@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from robustrec.errors import ConfigError
 from robustrec.models.base import Recommender, bpr_loss, l2_penalty
-from robustrec.models.graph import bipartite_adjacency, spmm, sym_normalize, to_torch_csr, transpose_csr
+from robustrec.models.graph import bipartite_adjacency, layer_mean, spmm, sym_normalize, to_torch_csr, transpose_csr
 from robustrec.models.knn import knn_similarity_adjacency, max_union
 from robustrec.models.lightgcn import propagate_mean
 from robustrec.models.registry import register
@@ -156,7 +156,7 @@ class SMORE(Recommender):
             attention = torch.softmax(self.queries[m](fusion), dim=-1)
             parts.append(self.gate_dropout(self.prefer_gates[m](content)) * (attention * view))
         parts.append(self.gate_dropout(self.fusion_prefer_gate(content)) * fusion)
-        return torch.stack(parts).mean(0)
+        return layer_mean(parts)
 
     def _content(self) -> torch.Tensor:
         ego = torch.cat([self.user_embedding, self.item_embedding])

@@ -4,7 +4,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from robustrec.models.graph import EdgePattern, segment_softmax, weighted_spmm
+import pytest
+
+from robustrec.models.graph import EdgePattern, layer_mean, layer_sum, segment_softmax, weighted_spmm
 
 
 def _pattern():
@@ -42,3 +44,18 @@ def test_segment_softmax_sums_to_one_per_segment():
     sums = torch.zeros(3).index_add(0, segments, out)
     assert torch.allclose(sums, torch.ones(3))
     assert torch.allclose(out[:2], torch.softmax(logits[:2], 0))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 7])
+@pytest.mark.parametrize("width", [64, 17])
+def test_layer_sum_and_mean_are_the_stacked_reductions_with_the_same_gradients(count, width):
+    gen = torch.Generator().manual_seed(count)
+    layers = [torch.randn(300, width, generator=gen, requires_grad=True) for _ in range(count)]
+    grad = torch.randn(300, width, generator=gen)
+    bitwise = count <= 4 or width % 16 == 0  # the documented cases
+    for ours, stacked in ((layer_sum, lambda t: torch.stack(t).sum(0)), (layer_mean, lambda t: torch.stack(t).mean(0))):
+        got, want = ours(layers), stacked(layers)
+        assert torch.equal(got, want) if bitwise else torch.allclose(got, want, rtol=0, atol=1e-5)
+        assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(got, layers, grad),
+                                                     torch.autograd.grad(want, layers, grad)))
+        assert got.data_ptr() not in {t.data_ptr() for t in layers}  # a new tensor, never an input
