@@ -106,26 +106,6 @@ def multimodal_knn_adjacency(features: dict[str, torch.Tensor], k: int, image_we
     return sp.csr_matrix(sum(weights[m] * g for m, g in graphs.items()))
 
 
-def knn_similarity_adjacency(features: torch.Tensor, k: int) -> sp.csr_matrix:
-    """The kNN graph weighted by cosine similarity and normalised symmetrically by row sums,
-    as SMORE/LATTICE build it: w_ij = d_i^-1/2 · cos(i, j) · d_j^-1/2 over each row's k nearest
-    items (itself included), d_i = Σ_j cos(i, j) over row i's neighbours (a row whose sum is not
-    positive gets weight 0). Not symmetric: i may be among j's neighbours but not j among i's."""
-    neighbours = cached_top_k(features, k)
-    n, k = neighbours.shape
-    unit = F.normalize(features.detach().cpu().float(), dim=1)
-    index = torch.from_numpy(np.array(neighbours, dtype=np.int64))  # a writable copy of the cached array
-    similarity = torch.stack([(unit * unit[index[:, j]]).sum(1) for j in range(k)], 1)  # n × d at a time
-    similarity = similarity.numpy().astype(np.float64)
-    degree = similarity.sum(1)
-    inv_sqrt = np.zeros(n)
-    inv_sqrt[degree > 0] = degree[degree > 0] ** -0.5
-    values = inv_sqrt[:, None] * similarity * inv_sqrt[neighbours]
-    rows = np.repeat(np.arange(n), k)
-    return sp.csr_matrix((values.ravel().astype(np.float32), (rows, neighbours.ravel())),
-                         shape=(n, n), dtype=np.float32)
-
-
 def max_union(graphs) -> sp.csr_matrix:
     """Element-wise max of sparse graphs over the union of their edges (an edge absent from a
     graph does not count as 0 there, so a negative weight survives): SMORE's max-pool fusion."""
@@ -153,17 +133,24 @@ def neighbour_similarities(features: torch.Tensor, neighbours: torch.Tensor, blo
     return out
 
 
-def similarity_knn_adjacency(features: torch.Tensor, k: int) -> sp.csr_matrix:
-    """The kNN graph weighted by cosine similarity and normalised D^-1/2 S D^-1/2 with D the row
-    sums of the kept similarities (LATTICE's and MGCN's frozen item–item graphs). Negative
-    similarities are clipped to 0 so that no degree is negative (with real features the top-k
-    similarities are positive and nothing changes)."""
+def similarity_knn_adjacency(features: torch.Tensor, k: int, clip_negative: bool = True) -> sp.csr_matrix:
+    """The kNN graph weighted by cosine similarity and normalised by row sums, as LATTICE, MGCN
+    and SMORE build their frozen item–item graphs: w_ij = d_i^-1/2 · s_ij · d_j^-1/2 over each
+    row's k nearest items (itself included), d_i = Σ_j s_ij over row i's kept neighbours (float64;
+    a row whose sum is not positive gets weight 0). Not symmetric: i may be among j's neighbours
+    but not j among i's. ``clip_negative`` (LATTICE, MGCN) sets negative similarities to 0 so no
+    degree is negative; SMORE keeps them. With real features the top-k similarities are positive
+    and the two agree. Memory O(items · k): similarities are computed in row blocks."""
     neighbours = torch.from_numpy(np.array(cached_top_k(features, k), dtype=np.int64))
-    values = neighbour_similarities(features.detach().cpu(), neighbours).clamp_min(0.0).numpy()
+    similarity = neighbour_similarities(features.detach().cpu(), neighbours)
+    if clip_negative:
+        similarity = similarity.clamp_min(0.0)
+    similarity = similarity.numpy().astype(np.float64)
     n, k = neighbours.shape
-    rows = np.repeat(np.arange(n), k)
-    graph = sp.csr_matrix((values.ravel(), (rows, neighbours.numpy().ravel())), shape=(n, n), dtype=np.float32)
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    inv_sqrt = np.zeros_like(degree)
+    degree = similarity.sum(1)
+    inv_sqrt = np.zeros(n)
     inv_sqrt[degree > 0] = degree[degree > 0] ** -0.5
-    return sp.csr_matrix(sp.diags(inv_sqrt) @ graph @ sp.diags(inv_sqrt), dtype=np.float32)
+    index = neighbours.numpy()
+    values = inv_sqrt[:, None] * similarity * inv_sqrt[index]
+    return sp.csr_matrix((values.ravel().astype(np.float32), (np.repeat(np.arange(n), k), index.ravel())),
+                         shape=(n, n), dtype=np.float32)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from robustrec.errors import ConfigError
 from robustrec.models.base import Recommender, bpr_loss, l2_penalty
 from robustrec.models.graph import bipartite_adjacency, layer_mean, spmm, sym_normalize, to_torch_csr, transpose_csr
-from robustrec.models.knn import knn_similarity_adjacency, max_union
+from robustrec.models.knn import max_union, similarity_knn_adjacency
 from robustrec.models.lightgcn import propagate_mean
 from robustrec.models.registry import register
 
@@ -43,7 +43,7 @@ class SMORE(Recommender):
     - Item views: the item ID embedding gated by sigmoid(Linear(filtered)) per modality and for
       the fusion, propagated ``n_layers`` times over an item–item graph: per modality the
       top-``knn_k`` cosine kNN graph weighted by similarity and normalised d^-1/2 S d^-1/2
-      (``knn.knn_similarity_adjacency``), for the fusion the element-wise max of all of them
+      (``knn.similarity_knn_adjacency``), for the fusion the element-wise max of all of them
       over their union (``knn.max_union``). Rebuilt whenever the features change.
     - Users read each item view through the normalised user–item block of the bipartite graph.
     - Behaviour view ("content"): LightGCN mean over ``n_ui_layers`` of the normalised graph.
@@ -117,7 +117,7 @@ class SMORE(Recommender):
 
     # --- graphs -------------------------------------------------------------------------
     def features_changed(self) -> None:
-        graphs = {m: knn_similarity_adjacency(f, self.params.knn_k) for m, f in self.features().items()}
+        graphs = {m: similarity_knn_adjacency(f, self.params.knn_k, clip_negative=False) for m, f in self.features().items()}
         graphs["__fusion__"] = max_union(graphs.values()) if len(graphs) > 1 else graphs[self.feature_names[0]]
         self.item_graphs = {}
         for key, graph in graphs.items():

@@ -8,21 +8,25 @@ import torch
 
 from robustrec.errors import ConfigError
 from robustrec.models import build_model
-from robustrec.models.knn import knn_similarity_adjacency, max_union
+from robustrec.models.knn import max_union, similarity_knn_adjacency
 from robustrec.models.smore import info_nce
 
 
 def test_similarity_knn_graph_matches_dense_construction():
     x = torch.from_numpy(np.random.default_rng(3).normal(size=(40, 6)).astype(np.float32))
-    got = knn_similarity_adjacency(x, 5).toarray()
     unit = x / x.norm(dim=1, keepdim=True)
     sim = unit @ unit.T
-    values, index = torch.topk(sim, 5, dim=1)
-    dense = torch.zeros_like(sim).scatter_(1, index, values)
-    degree = dense.sum(1)
-    expected = (degree[:, None] ** -0.5) * dense * (degree[None, :] ** -0.5)
-    assert np.allclose(got, expected.numpy(), atol=1e-5)
-    assert (np.count_nonzero(got, axis=1) == 5).all()
+    values, index = torch.topk(sim, 20, dim=1)
+    assert (values < 0).any()  # 6-d noise: some kept neighbours are dissimilar
+    for clip in (False, True):  # SMORE keeps negative similarities; LATTICE and MGCN clip them
+        got = similarity_knn_adjacency(x, 20, clip_negative=clip).toarray()
+        dense = torch.zeros_like(sim).scatter_(1, index, values.clamp_min(0) if clip else values)
+        degree = dense.sum(1)
+        inv_sqrt = torch.where(degree > 0, degree.clamp_min(1e-12) ** -0.5, torch.zeros_like(degree))
+        expected = inv_sqrt[:, None] * dense * inv_sqrt[None, :]
+        assert np.allclose(got, expected.numpy(), atol=1e-5)
+        assert (np.count_nonzero(got, axis=1) == np.count_nonzero(dense.numpy(), axis=1)).all()
+    assert (np.count_nonzero(similarity_knn_adjacency(x, 5, clip_negative=False).toarray(), axis=1) == 5).all()
 
 
 def test_max_union_keeps_every_edge_at_its_largest_weight_even_negative():
