@@ -1,6 +1,7 @@
 """Robustness as a build gate: a suite of expectations, each a stress test with thresholds.
 
-A suite is TOML, one ``[[check]]`` table per expectation::
+A suite is TOML, one ``[[check]]`` table per expectation (and, for stress kinds of the user's
+own, ``plugins = ["my_stress.py"]`` at the top, relative to the suite file, as in a study)::
 
     [[check]]
     name = "JPEG at quality 90 is harmless"
@@ -71,15 +72,22 @@ def load_suite(path: str | Path) -> list[Check]:
     from robustrec.config import from_dict
     from robustrec.evaluation import DEFAULT_KS, METRICS
     from robustrec.studies.runner import StudySettings
-    from robustrec.studies.stresses import available_stresses, stress_spec
-
     from robustrec.files import read_toml
+    from robustrec.studies.stresses import available_stresses, load_plugins, stress_spec
 
     path = Path(path)
     raw = read_toml(path, "suite file")
-    unknown = sorted(set(raw) - {"check"})
+    unknown = sorted(set(raw) - {"check", "plugins"})
     if unknown:
-        raise ConfigError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a suite holds [[check]] tables")
+        raise ConfigError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a suite holds [[check]] tables "
+                          "(and plugins = [...])")
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise ConfigError(f"{path.name}: plugins must be a list of Python files, got {plugins!r}")
+    try:  # stress kinds of the user's own, as in a study file (paths relative to the suite's folder)
+        load_plugins(plugins, relative_to=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
     tables = raw.get("check")
     if not isinstance(tables, list) or not tables:
         raise ConfigError(f"{path.name}: no [[check]] table")
