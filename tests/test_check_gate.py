@@ -111,8 +111,8 @@ def test_the_example_suite_is_valid():
 def test_a_suite_loads_its_plugins_relative_to_its_file(tmp_path, bprmf_pair, capsys):
     example = Path(__file__).resolve().parents[1] / "robustrec" / "examples" / "stresses" / "zero_text.py"
     (tmp_path / "plug").mkdir()
-    (tmp_path / "plug" / "mine.py").write_text(example.read_text(encoding="utf-8").replace('"zero-text"', '"gate-zero"'),
-                                               encoding="utf-8")
+    text = example.read_text(encoding="utf-8").replace('"zero-text"', '"gate-zero"')
+    (tmp_path / "plug" / "mine.py").write_text(text, encoding="utf-8")
     suite = tmp_path / "plug" / "suite.toml"
     suite.write_text('plugins = ["mine.py"]\n[[check]]\nname = "zeroed text"\nkind = "gate-zero"\nrate = 0.5\n'
                      'repeats = 1\nmax_abs_drop_pct = 0.0\n')
