@@ -19,8 +19,6 @@ from robustrec.studies.stresses import available_stresses, load_plugins, stress_
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "robustrec" / "examples" / "stresses" / "zero_text.py"
-#: kinds whose perturbation needs real item photos, so the small in-memory world cannot build one
-NEEDS_PHOTOS = {"image"}
 
 
 class StandIn:
@@ -78,8 +76,6 @@ def test_stress_contract(kind, world):
     cls = available_stresses()[kind]
     with pytest.raises(ConfigError, match="no_such_option"):
         stress_spec(kind, {"no_such_option": 1})
-    if kind in NEEDS_PHOTOS:
-        pytest.skip("the image kind needs item photos on disk (tests/test_perturb_image.py checks its contract)")
     make = lambda strength: cls.contract_perturbation(data, strength, StandIn)  # noqa: E731
     zero, some = make(0.0), make(0.5)
     moved = 0

@@ -60,5 +60,34 @@ class ImageStress(StressSpec):
             notes.append(f"re-encoded {rows.encoded} edited photos with {rows.encoder_id}")
         return StressOutcome(reports, notes)
 
+    @classmethod
+    def contract_perturbation(cls, data, strength, encoder):
+        """Blur (radius 4) at rate ``strength`` on seeded 16×16 noise photos held in memory, one
+        per item, re-encoded by the stand-in (each photo given to it as the hash of its pixels)."""
+        import hashlib
+
+        import numpy as np
+
+        from robustrec.perturbations.image import EditedPhotoRows, ImageEdit, ItemPhotos
+
+        class InMemoryPhotos(ItemPhotos):
+            def load(self, item: int):
+                from PIL import Image
+
+                pixels = np.random.default_rng(int(item)).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+                return Image.fromarray(pixels, "RGB")
+
+        class ByPixels:
+            def __init__(self, inner) -> None:
+                self.inner, self.dim, self.encoder_id = inner, inner.dim, inner.encoder_id
+
+            def encode(self, images):
+                return self.inner.encode([hashlib.sha256(image.tobytes()).hexdigest() for image in images])
+
+        ids = tuple(range(data.n_items))
+        photos = InMemoryPhotos(ids, {i: f"memory:{i}" for i in ids})
+        stand_in = ByPixels(encoder("image", data.features["image"].shape[1]))
+        return ImageEdit("blur", strength, 4.0, photos, EditedPhotoRows(stand_in, photos))
+
     def stress_modalities(self) -> list[str]:
         return ["image"]
