@@ -117,7 +117,8 @@ class SMORE(Recommender):
 
     # --- graphs -------------------------------------------------------------------------
     def features_changed(self) -> None:
-        graphs = {m: similarity_knn_adjacency(f, self.params.knn_k, clip_negative=False) for m, f in self.features().items()}
+        graphs = {m: similarity_knn_adjacency(f, self.params.knn_k, clip_negative=False)  # SMORE keeps negatives
+                  for m, f in self.features().items()}
         graphs["__fusion__"] = max_union(graphs.values()) if len(graphs) > 1 else graphs[self.feature_names[0]]
         self.item_graphs = {}
         for key, graph in graphs.items():

@@ -75,7 +75,7 @@ class ImageStress(StressSpec):
                 from PIL import Image
 
                 pixels = np.random.default_rng(int(item)).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-                return Image.fromarray(pixels, "RGB")
+                return Image.fromarray(pixels)
 
         class ByPixels:
             def __init__(self, inner) -> None:
