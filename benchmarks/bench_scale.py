@@ -59,10 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--from-rows", nargs="+", default=None, metavar="FILE",
                         help="run nothing: read rows from earlier outputs (this script's stderr 'done' lines, "
                              "--json files or a worker's JSON line) and write the table, --json and --plot")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model hyper-parameter for every run, as `train --param` (repeatable)")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "DATA_DIR", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads < 1 or args.repeats < 1:
         parser.error("--threads and --repeats must be >= 1")
+    if any("=" not in p or not p.split("=", 1)[0] for p in args.param):
+        parser.error("--param takes KEY=VALUE")
     return args
 
 
@@ -126,7 +130,9 @@ def run_worker(args: argparse.Namespace, name: str, data_dir: str, dataset: str)
     tune_allocator()
     torch.set_num_threads(args.threads)
     phases = Phases()
-    config = TrainConfig(model=name, dataset=dataset, data_dir=data_dir, epochs=1, seed=args.seed).validate()
+    params = dict(p.split("=", 1) for p in args.param)
+    config = TrainConfig(model=name, dataset=dataset, data_dir=data_dir, epochs=1, seed=args.seed,
+                         model_params=params).validate()
     data, config = phases.run("load", lambda: prepare_data(config))
     model = phases.run("build", lambda: config.model_spec.build(data, config.seed))
 
@@ -156,7 +162,7 @@ def run_worker(args: argparse.Namespace, name: str, data_dir: str, dataset: str)
         save_report(report, report_path)
 
     phases.run("noise", noise)
-    return {"model": name, "dataset": dataset, "users": data.n_users, "items": data.n_items,
+    return {"model": name, "dataset": dataset, "params": params, "users": data.n_users, "items": data.n_items,
             "interactions": int(data.train.nnz + data.valid.nnz + data.test.nnz), "train": data.n_train,
             "batches": batches, "seconds": phases.seconds, "cpu_seconds": phases.cpu_seconds, "peak_mib": phases.peak_mib,
             "peak_resettable": phases.resettable, "report_mib": report_path.stat().st_size / 2**20}
@@ -190,7 +196,8 @@ def spawn(args: argparse.Namespace, name: str, data_dir: Path, dataset: str, wor
     cache = work / f"cache-{dataset}-{name}"  # an empty kNN cache: every run builds its own graphs
     cache.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, str(data_dir), dataset,
-               "--threads", str(args.threads), "--repeats", str(args.repeats), "--seed", str(args.seed)]
+               "--threads", str(args.threads), "--repeats", str(args.repeats), "--seed", str(args.seed),
+               *[f"--param={p}" for p in args.param]]
     extra = {"ROBUSTREC_MAX_MEMORY": args.max_memory} if args.max_memory else {}
     done = subprocess.run(command, capture_output=True, text=True,
                           env=_env(args.threads, ROBUSTREC_CACHE=str(cache), **extra))

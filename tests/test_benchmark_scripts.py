@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from robustrec.errors import ConfigError
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -73,6 +75,9 @@ def test_bench_scale_rejects_unknown_presets_and_models(capsys):
     assert bench.main(["--presets", "baby,huge"]) == 2
     assert "--presets must name some of baby" in capsys.readouterr().err
     assert bench.main(["--presets", "baby", "--models", "nosuchmodel"]) == 2
+    with pytest.raises(SystemExit):
+        bench.main(["--presets", "baby", "--param", "no-equals-sign"])
+    assert "--param takes KEY=VALUE" in capsys.readouterr().err
 
 
 def test_bench_scale_times_every_phase_and_fits_log_log_slopes(tmp_path, synthetic_dir, monkeypatch):
@@ -84,10 +89,13 @@ def test_bench_scale_times_every_phase_and_fits_log_log_slopes(tmp_path, synthet
     bench = _load("bench_scale")
     threads = torch.get_num_threads()
     try:
-        row = bench.run_worker(bench.parse_args(["--repeats", "2", "--threads", "1"]), "lightgcn",
-                               str(synthetic_dir), "synthetic")
+        row = bench.run_worker(bench.parse_args(["--repeats", "2", "--threads", "1", "--param", "n_layers=1"]),
+                               "lightgcn", str(synthetic_dir), "synthetic")
+        with pytest.raises(ConfigError, match="nosuch"):  # --param reaches the model's typed Params
+            bench.run_worker(bench.parse_args(["--param", "nosuch=1"]), "lightgcn", str(synthetic_dir), "synthetic")
     finally:
         torch.set_num_threads(threads)
+    assert row["params"] == {"n_layers": "1"}
     assert set(row["seconds"]) == set(row["cpu_seconds"]) == set(row["peak_mib"]) == set(bench.PHASES)
     assert row["seconds"]["epoch"] > 0 and row["peak_mib"]["noise"] > 0 and row["report_mib"] > 0
     assert row["interactions"] > row["train"] > 0
