@@ -102,8 +102,9 @@ def set_memory_budget(size) -> int | None:
 
 
 def memory_budget() -> int:
-    """The bytes that working blocks (full-ranking score blocks, kNN similarity blocks) may take:
-    ``set_memory_budget``'s, else ``$ROBUSTREC_MAX_MEMORY``, else half the memory available now."""
+    """The bytes that working blocks (full-ranking score blocks) may take: ``set_memory_budget``'s,
+    else ``$ROBUSTREC_MAX_MEMORY``, else half the memory available now. (Item kNN works in fixed
+    1,024-row blocks, a few MiB whatever the budget.)"""
     if _budget is not None:
         return _budget
     text = os.environ.get(MAX_MEMORY_ENV, "").strip()

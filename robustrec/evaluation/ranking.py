@@ -47,11 +47,11 @@ def score_block_users(n_items: int, budget_bytes: int | None = None) -> int:
     (7,050 items: 892 users per block) than blocks of 4,096 users. Blocks never change results:
     every user's scores and top-K are its own row.
     """
-    if budget_bytes is None:
-        from robustrec.runtime import memory_budget
+    from robustrec.runtime import memory_budget, rows_per_block
 
+    if budget_bytes is None:
         budget_bytes = min(SPEED_BLOCK_BYTES, int(memory_budget() * BUDGET_SHARE))
-    return int(min(4096, max(1, budget_bytes // (4 * max(n_items, 1)))))
+    return rows_per_block(4 * max(n_items, 1), budget_bytes, low=1, high=4096)
 
 
 @torch.no_grad()
