@@ -251,6 +251,14 @@ def resolve_modalities(cls: type[Recommender], data: InteractionData, requested=
     return chosen
 
 
+def check_params(model: str, checks) -> None:
+    """A model's ``Params.__post_init__`` helper: raise ``ConfigError("<model>: <message>")`` for
+    the first ``(ok, message)`` pair of ``checks`` whose condition is false."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{model}: {message}")
+
+
 def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
     """Mean of −log σ(pos − neg), computed stably."""
     return F.softplus(neg_scores - pos_scores).mean()

@@ -9,8 +9,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from robustrec.errors import ConfigError
-from robustrec.models.base import Recommender, bpr_loss
+from robustrec.models.base import Recommender, bpr_loss, check_params
 from robustrec.models.graph import normalized_bipartite, spmm, to_torch_csr, transpose_csr
 from robustrec.models.knn import multimodal_knn_adjacency
 from robustrec.models.lightgcn import propagate_mean
@@ -70,9 +69,7 @@ class FREEDOM(Recommender):
                       (self.n_ui_layers >= 0 and self.n_mm_layers >= 0, "layer counts must be >= 0"),
                       (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}"),
                       (self.reg_weight >= 0, f"reg_weight must be >= 0, got {self.reg_weight}")]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(f"freedom: {message}")
+            check_params("freedom", checks)
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)

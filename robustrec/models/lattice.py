@@ -10,8 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from robustrec.errors import ConfigError
-from robustrec.models.base import Recommender, bpr_loss, l2_penalty
+from robustrec.models.base import Recommender, bpr_loss, check_params, l2_penalty
 from robustrec.models.graph import EdgePattern, bipartite_adjacency, row_normalize, spmm, to_torch_csr, \
     transpose_csr, weighted_spmm
 from robustrec.models.knn import cosine_top_k, similarity_knn_adjacency
@@ -108,9 +107,7 @@ class LATTICE(Recommender):
                        f"lambda_coeff must be in [0, 1], got {self.lambda_coeff}"),
                       (self.n_layers >= 0 and self.n_ui_layers >= 0, "layer counts must be >= 0"),
                       (self.reg_weight >= 0, f"reg_weight must be >= 0, got {self.reg_weight}")]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(f"lattice: {message}")
+            check_params("lattice", checks)
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)

@@ -11,8 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from robustrec.errors import ConfigError
-from robustrec.models.base import Recommender, bpr_loss
+from robustrec.models.base import Recommender, bpr_loss, check_params
 from robustrec.models.graph import normalized_bipartite, row_normalize, spmm, to_torch_csr, transpose_csr
 from robustrec.models.lightgcn import propagate_mean
 from robustrec.models.registry import register
@@ -91,9 +90,7 @@ class LGMRec(Recommender):
                       (self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}"),
                       (self.cl_weight >= 0 and self.reg_weight >= 0, "loss weights must be >= 0"),
                       (self.temperature > 0, f"temperature must be > 0, got {self.temperature}")]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(f"lgmrec: {message}")
+            check_params("lgmrec", checks)
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from robustrec.errors import ConfigError
-from robustrec.models.base import Recommender, bpr_loss, l2_penalty
+from robustrec.models.base import Recommender, bpr_loss, check_params, l2_penalty
 from robustrec.models.graph import bipartite_adjacency, spmm, sym_normalize, to_torch_csr, transpose_csr
 from robustrec.models.knn import similarity_knn_adjacency
 from robustrec.models.lightgcn import propagate_mean
@@ -88,9 +87,7 @@ class MGCN(Recommender):
                       (self.reg_weight >= 0, f"reg_weight must be >= 0, got {self.reg_weight}"),
                       (self.cl_weight >= 0, f"cl_weight must be >= 0, got {self.cl_weight}"),
                       (self.temperature > 0, f"temperature must be > 0, got {self.temperature}")]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(f"mgcn: {message}")
+            check_params("mgcn", checks)
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)

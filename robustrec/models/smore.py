@@ -8,8 +8,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from robustrec.errors import ConfigError
-from robustrec.models.base import Recommender, bpr_loss, l2_penalty
+from robustrec.models.base import Recommender, bpr_loss, check_params, l2_penalty
 from robustrec.models.graph import bipartite_adjacency, layer_mean, spmm, sym_normalize, to_torch_csr, transpose_csr
 from robustrec.models.knn import max_union, similarity_knn_adjacency
 from robustrec.models.lightgcn import propagate_mean
@@ -86,9 +85,7 @@ class SMORE(Recommender):
                       (self.reg_weight >= 0 and self.cl_weight >= 0, "loss weights must be >= 0"),
                       (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
                       (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(f"smore: {message}")
+            check_params("smore", checks)
 
     def __init__(self, data, params: Params) -> None:
         super().__init__(data, params)
