@@ -21,6 +21,7 @@ import torch
 
 from robustrec.errors import ConfigError
 from robustrec.models.base import Recommender
+from robustrec.runtime import rows_per_block
 
 #: bytes of one dense float32 block of similarities (rows × items)
 BLOCK_BYTES = 32 * 2 ** 20
@@ -111,7 +112,7 @@ def training_rows(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tens
 def top_k_neighbours(similarity: Callable[[int, int], np.ndarray], n: int, k: int) -> sp.csr_matrix:
     """W (n × n, CSR float32): row i keeps its ``k`` largest positive similarities to other
     items; ``similarity(start, stop)`` gives the dense (stop − start) × n block of rows."""
-    block = max(1, min(n, BLOCK_BYTES // (4 * max(n, 1))))
+    block = rows_per_block(4 * max(n, 1), BLOCK_BYTES, low=1, high=max(n, 1))
     k = min(k, n - 1)
     rows, cols, values = [], [], []
     for start in range(0, n, block):
