@@ -14,7 +14,7 @@ a ``StressSpec`` dataclass decorated with ``@register_stress``:
   ``report_settings(data)`` (what the kind adds to the report's settings, returned), and the
   base ``run`` does the rest; or its own ``run(checkpoints, data, settings, callbacks, device)``;
 - ``contract_perturbation(data, strength, encoder)``: a perturbation of the kind at ``strength``
-  on a small world, for the stress contract test (``tests/test_stress_contract.py``).
+  on a small world, for the stress contract test (``tests/test_stress_plugins.py``).
 
 The shared evaluation options (checkpoints, seed, metric, k, split, report dir, device, ...)
 are not a kind's business: the command generator (``robustrec.cli.perturb``) declares them once.
